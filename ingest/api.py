@@ -1,0 +1,60 @@
+"""POST /ingest and POST /ingest/batch."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from ninja import Router
+
+from ingest.body import read_body
+from ingest.schemas import Accepted, BatchAccepted, ErrorOut, Event
+from ingest.services import batch_ingest, event_ingest
+from telemetron_site.config import get_config
+
+router = Router(tags=["ingest"])
+
+_ACCEPTED = b'{"status":"accepted"}'
+_ERRORS = {400: ErrorOut, 413: ErrorOut, 415: ErrorOut, 503: ErrorOut}
+_EVENT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": Event.model_json_schema(by_alias=True)}},
+    }
+}
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"type": "array", "items": Event.model_json_schema(by_alias=True)}
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/ingest",
+    response={202: Accepted, **_ERRORS},
+    openapi_extra=_EVENT_BODY,
+    summary="Ingest one event",
+)
+def ingest(request: HttpRequest) -> HttpResponse:
+    """Accept one event. With durable acks (the default) the 202 means the
+    event is committed to the queue."""
+    body = read_body(request, limit=get_config().ingest.max_body_bytes)
+    event_ingest(body=body)
+    return HttpResponse(_ACCEPTED, status=202, content_type="application/json")
+
+
+@router.post(
+    "/ingest/batch",
+    response={202: BatchAccepted, **_ERRORS},
+    openapi_extra=_BATCH_BODY,
+    summary="Ingest a JSON array of events",
+)
+def ingest_batch(request: HttpRequest) -> tuple[int, dict[str, object]]:
+    """Accept the valid events of an array; the others are listed by index."""
+    cfg = get_config().ingest
+    body = read_body(request, limit=cfg.max_body_bytes)
+    result = batch_ingest(body=body, max_events=cfg.max_batch_events)
+    return 202, {"accepted": result.accepted, "rejected": result.rejected}

@@ -1,0 +1,252 @@
+"""The per-process batcher: turns accepted events into django-q2 tasks, one task
+per batch of at most ``processor.batch_size`` events (DESIGN §4).
+
+* :class:`GroupCommitBatcher` (``ingest.ack = "durable"``): the request returns
+  only once its batch is committed to the broker. The first request to find no
+  open batch becomes its leader: it lingers ``ingest.linger_ms`` so concurrent
+  requests can join, takes the per-process flush lock (the batch keeps growing
+  while it waits), closes the batch and commits it with one broker write.
+  Everyone in a failed commit gets a 503.
+* :class:`BufferedBatcher` (``ingest.ack = "buffered"``): the request returns
+  once its events are in a bounded in-memory buffer; a flusher thread commits at
+  ``batch_size`` events or ``batch_timeout`` ms; a full buffer answers 503; the
+  buffer is flushed at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from telemetron_site.config import get_config
+from telemetron_site.errors import ServiceUnavailable
+
+__all__ = [
+    "Batcher",
+    "BufferedBatcher",
+    "GroupCommitBatcher",
+    "broker_commit",
+    "get_batcher",
+]
+
+log = logging.getLogger("telemetron.ingest")
+
+WireEvent = dict[str, Any]
+Commit = Callable[[list[WireEvent]], None]
+
+PROCESS_TASK = "processing.tasks.process_batch"
+
+_broker: Any = None
+
+
+def broker_commit(events: list[WireEvent]) -> None:
+    """Write one batch as one django-q2 task (one broker write)."""
+    global _broker
+    from django_q.brokers import get_broker
+    from django_q.tasks import async_task
+
+    if _broker is None:
+        _broker = get_broker()  # building one costs ~100 µs; reuse it (DESIGN §10)
+    batch_id = uuid.uuid4().hex
+    async_task(PROCESS_TASK, batch_id, events, time.time(), broker=_broker, task_name=batch_id)
+
+
+class Batcher(Protocol):
+    def submit(self, events: list[WireEvent]) -> None:
+        """Take the events or raise ServiceUnavailable (nothing taken)."""
+
+    def close(self) -> None:
+        """Flush what is held; called at exit."""
+
+
+class _Pending:
+    __slots__ = ("done", "error", "events")
+
+    def __init__(self) -> None:
+        self.events: list[WireEvent] = []
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class GroupCommitBatcher:
+    def __init__(
+        self,
+        commit: Commit,
+        *,
+        batch_size: int,
+        linger_s: float,
+        wait_timeout_s: float,
+        retry_after: int = 1,
+    ) -> None:
+        self._commit = commit
+        self._batch_size = batch_size
+        self._linger = linger_s
+        self._wait_timeout = wait_timeout_s
+        self._retry_after = retry_after
+        self._lock = threading.Lock()  # guards _open
+        self._flush_lock = threading.Lock()  # one commit at a time per process
+        self._open: _Pending | None = None
+
+    def submit(self, events: list[WireEvent]) -> None:
+        joined: list[_Pending] = []
+        leading: list[_Pending] = []
+        with self._lock:
+            for event in events:
+                pending = self._open
+                if pending is None or len(pending.events) >= self._batch_size:
+                    pending = self._open = _Pending()
+                    leading.append(pending)
+                pending.events.append(event)
+                if not joined or joined[-1] is not pending:
+                    joined.append(pending)
+        for pending in leading:
+            self._lead(pending)
+        for pending in joined:
+            if not pending.done.wait(self._wait_timeout):
+                raise ServiceUnavailable(
+                    "Timed out waiting for the queue; retry later", self._retry_after
+                )
+            if pending.error is not None:
+                raise ServiceUnavailable(
+                    "The queue cannot take events right now; retry later", self._retry_after
+                )
+
+    def _lead(self, pending: _Pending) -> None:
+        if self._linger and len(pending.events) < self._batch_size:
+            time.sleep(self._linger)
+        with self._flush_lock:
+            with self._lock:
+                if self._open is pending:
+                    self._open = None
+            try:
+                self._commit(pending.events)
+            except Exception as exc:
+                log.exception("batch commit of %d events failed", len(pending.events))
+                pending.error = exc
+            finally:
+                pending.done.set()
+
+    def close(self) -> None:
+        """Nothing is held: every submit returns after its commit."""
+
+
+class BufferedBatcher:
+    def __init__(
+        self,
+        commit: Commit,
+        *,
+        batch_size: int,
+        batch_timeout_s: float,
+        capacity: int,
+        retry_after: int = 1,
+        retry_backoff_s: float = 0.5,
+    ) -> None:
+        self._commit = commit
+        self._batch_size = batch_size
+        self._timeout = batch_timeout_s
+        self._capacity = capacity
+        self._retry_after = retry_after
+        self._backoff = retry_backoff_s
+        self._cond = threading.Condition()
+        self._buffer: list[WireEvent] = []
+        self._first_at = 0.0
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def __len__(self) -> int:
+        return len(self._buffer)
+
+    def submit(self, events: list[WireEvent]) -> None:
+        with self._cond:
+            if self._closing:
+                raise ServiceUnavailable("Shutting down; retry later", self._retry_after)
+            if len(self._buffer) + len(events) > self._capacity:
+                raise ServiceUnavailable(
+                    f"Ingest buffer full ({self._capacity} events); retry later",
+                    self._retry_after,
+                )
+            if not self._buffer:
+                self._first_at = time.monotonic()
+            self._buffer.extend(events)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="telemetron-flusher", daemon=True
+                )
+                self._thread.start()
+            if len(self._buffer) >= self._batch_size:
+                self._cond.notify()
+
+    def _take(self) -> list[WireEvent] | None:
+        """Wait for a due batch; None when closing and empty."""
+        with self._cond:
+            while True:
+                if self._buffer:
+                    due = self._first_at + self._timeout - time.monotonic()
+                    if self._closing or len(self._buffer) >= self._batch_size or due <= 0:
+                        batch = self._buffer[: self._batch_size]
+                        del self._buffer[: self._batch_size]
+                        self._first_at = time.monotonic()
+                        return batch
+                    self._cond.wait(due)
+                elif self._closing:
+                    return None
+                else:
+                    self._cond.wait()
+
+    def _run(self) -> None:
+        while (batch := self._take()) is not None:
+            try:
+                self._commit(batch)
+            except Exception:
+                log.exception("batch commit of %d events failed; will retry", len(batch))
+                with self._cond:
+                    self._buffer[0:0] = batch  # accepted events are never dropped
+                time.sleep(self._backoff)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Stop taking events and flush the buffer (SIGTERM/SIGINT/exit)."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+        if self._buffer:
+            log.error("exit with %d buffered events not committed", len(self._buffer))
+
+
+_batcher: Batcher | None = None
+_batcher_lock = threading.Lock()
+
+
+def get_batcher() -> Batcher:
+    global _batcher
+    if _batcher is None:
+        with _batcher_lock:
+            if _batcher is None:
+                cfg = get_config()
+                batcher: Batcher
+                if cfg.ingest.ack == "durable":
+                    batcher = GroupCommitBatcher(
+                        broker_commit,
+                        batch_size=cfg.processor.batch_size,
+                        linger_s=cfg.ingest.linger_ms / 1000,
+                        wait_timeout_s=cfg.ingest.commit_timeout,
+                        retry_after=cfg.ingest.retry_after,
+                    )
+                else:
+                    batcher = BufferedBatcher(
+                        broker_commit,
+                        batch_size=cfg.processor.batch_size,
+                        batch_timeout_s=cfg.processor.batch_timeout / 1000,
+                        capacity=cfg.processor.channel_capacity,
+                        retry_after=cfg.ingest.retry_after,
+                    )
+                    atexit.register(batcher.close)
+                _batcher = batcher
+    return _batcher

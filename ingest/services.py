@@ -1,0 +1,109 @@
+"""Ingest: parse, validate (schema, then the validator chain), hand to the batcher."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from ingest.batcher import get_batcher
+from plugins.base import Event, EventRejected, Validator
+from plugins.loader import get_chains
+from telemetron_site.errors import BadRequest, PayloadTooLarge
+
+__all__ = ["BatchResult", "batch_ingest", "event_ingest", "event_parse"]
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "body"
+
+
+def _schema_details(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": _loc(e["loc"]), "message": e["msg"].removeprefix("Value error, ")}
+        for e in exc.errors(include_url=False)
+    ]
+
+
+def _schema_message(details: list[dict[str, str]]) -> str:
+    first = details[0]
+    return f"Invalid event: {first['field']}: {first['message']}"
+
+
+def event_parse(value: Any) -> Event:
+    """Validate one decoded JSON value as an Event; raise BadRequest."""
+    if not isinstance(value, dict):
+        raise BadRequest("Invalid event: expected a JSON object")
+    try:
+        return Event.model_validate(value)
+    except ValidationError as exc:
+        details = _schema_details(exc)
+        raise BadRequest(_schema_message(details), details) from None
+
+
+def _validate(event: Event, chain: Sequence[Validator]) -> None:
+    for validator in chain:
+        try:
+            validator.validate(event)
+        except EventRejected as exc:
+            raise BadRequest(
+                exc.reason, [{"validator": validator.name, "reason": exc.reason}]
+            ) from None
+
+
+def event_ingest(*, body: bytes) -> None:
+    """Accept one event (JSON object) or raise an ApiError."""
+    try:
+        event = Event.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if errors[0]["type"] == "json_invalid":
+            raise BadRequest(
+                f"Invalid JSON: {errors[0]['ctx'].get('error', 'malformed')}"
+            ) from None
+        if errors[0]["type"] == "model_type":
+            raise BadRequest("Invalid event: expected a JSON object") from None
+        details = _schema_details(exc)
+        raise BadRequest(_schema_message(details), details) from None
+    _validate(event, get_chains().validators)
+    get_batcher().submit([event.to_wire()])
+
+
+@dataclass
+class BatchResult:
+    accepted: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
+def batch_ingest(*, body: bytes, max_events: int) -> BatchResult:
+    """Accept the valid events of a JSON array; report the others by index."""
+    try:
+        values = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"Invalid JSON: {exc}") from None
+    if not isinstance(values, list):
+        raise BadRequest("Request body must be a JSON array of events")
+    if len(values) > max_events:
+        raise PayloadTooLarge(f"Batch has {len(values)} events; the limit is {max_events}")
+    if not values:
+        raise BadRequest("Batch is empty: nothing accepted")
+
+    chain = get_chains().validators
+    result = BatchResult()
+    wire: list[dict[str, Any]] = []
+    for index, value in enumerate(values):
+        try:
+            event = event_parse(value)
+            _validate(event, chain)
+        except BadRequest as exc:
+            result.rejected.append({"index": index, "error": exc.message})
+            continue
+        wire.append(event.to_wire())
+    if not wire:
+        raise BadRequest("No event accepted", result.rejected)
+    get_batcher().submit(wire)
+    result.accepted = len(wire)
+    return result

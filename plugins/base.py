@@ -1,0 +1,157 @@
+"""The plugin contract every app depends on: the event and batch shapes, the
+``Validator`` and ``Processor`` base classes, their errors and the ``Params``
+convention. Nothing here imports an app.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+
+__all__ = [
+    "U64_MAX",
+    "Batch",
+    "Event",
+    "EventRejected",
+    "Params",
+    "Plugin",
+    "ProcessingError",
+    "Processor",
+    "Validator",
+    "format_timestamp",
+]
+
+U64_MAX = 2**64 - 1
+
+# RFC 3339 date-time: a full date, a time with seconds, optional fraction, and an offset.
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?P<frac>\.\d+)?(?P<tz>[Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Parse an RFC 3339 timestamp with an offset into an aware UTC datetime.
+
+    Fractions beyond microseconds are truncated (Python's datetime resolution).
+    """
+    m = _RFC3339.match(value)
+    if m is None:
+        raise ValueError("must be an RFC 3339 timestamp with an offset, e.g. 2023-10-27T09:30:00Z")
+    text = value
+    frac = m.group("frac")
+    if frac and len(frac) > 7:
+        text = value[: m.start("frac")] + frac[:7] + value[m.end("frac") :]
+    if m.group("tz") in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"is not a valid date and time ({exc})") from None
+    return parsed.astimezone(UTC)
+
+
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``; fractional seconds only when present."""
+    value = value.astimezone(UTC)
+    base = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if value.microsecond:
+        frac = f"{value.microsecond:06d}"
+        frac = frac[:3] if frac.endswith("000") else frac
+        base += "." + frac
+    return base + "Z"
+
+
+class Event(BaseModel):
+    """One telemetry event as clients send it (unknown fields are ignored)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    source_id: StrictInt = Field(alias="sourceId", ge=0, le=U64_MAX)
+    type: StrictStr = Field(min_length=1)
+    timestamp: datetime
+    data: Any = None
+
+    @field_validator("type")
+    @classmethod
+    def _type_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _rfc3339(cls, v: Any) -> datetime:
+        if not isinstance(v, str):
+            raise ValueError("must be an RFC 3339 string, e.g. 2023-10-27T09:30:00Z")
+        return parse_timestamp(v)
+
+    def to_wire(self) -> dict[str, Any]:
+        """Plain data for the broker and the dead-letter queue (normalised to UTC)."""
+        return {
+            "sourceId": self.source_id,
+            "type": self.type,
+            "timestamp": format_timestamp(self.timestamp),
+            "data": self.data,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Event:
+        return cls.model_validate(data)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What a processor receives: a stable id (the same on every redelivery and
+    replay) and the events."""
+
+    id: str
+    events: tuple[Event, ...]
+
+
+class EventRejected(Exception):
+    """Raised by a validator; the message is the reason shown to the client."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ProcessingError(Exception):
+    """Raised by a processor for a failure worth retrying / dead-lettering."""
+
+
+class Params(BaseModel):
+    """Base of every plugin's parameters; unknown parameters are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Plugin:
+    """Common shape: a unique ``name``, a ``Params`` model, built from params."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]
+    Params: ClassVar[type[Params]] = Params
+
+    def __init__(self, params: Params) -> None:
+        self.params = params
+
+
+class Validator(Plugin):
+    kind = "validator"
+
+    def validate(self, event: Event) -> None:
+        """Return to accept; raise :class:`EventRejected` to reject."""
+        raise NotImplementedError
+
+
+class Processor(Plugin):
+    kind = "processor"
+
+    def process(self, batch: Batch) -> None:
+        """Process the whole batch; raise to have it retried, then dead-lettered."""
+        raise NotImplementedError

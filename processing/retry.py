@@ -1,0 +1,42 @@
+"""The retry policy: N attempts with a fixed delay between them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["Outcome", "RetryPolicy", "run_with_retries"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int
+    delay_s: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    attempts: int
+    error: BaseException | None = None
+
+
+def run_with_retries(
+    fn: Callable[[], None],
+    policy: RetryPolicy,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Outcome:
+    """Call ``fn`` until it returns, at most ``policy.attempts`` times."""
+    error: BaseException | None = None
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            fn()
+        except Exception as exc:
+            error = exc
+            if attempt < policy.attempts and policy.delay_s > 0:
+                sleep(policy.delay_s)
+        else:
+            return Outcome(True, attempt)
+    return Outcome(False, policy.attempts, error)

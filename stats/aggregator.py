@@ -1,0 +1,64 @@
+"""Fold a batch of events in memory into per-source aggregates (one pass)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from plugins.base import Event
+
+__all__ = ["SourceAggregate", "aggregate", "from_micros", "to_micros"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_micros(value: datetime) -> int:
+    delta = value - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int) -> datetime:
+    from datetime import timedelta
+
+    return _EPOCH + timedelta(microseconds=value)
+
+
+@dataclass
+class SourceAggregate:
+    total: int = 0
+    first_us: int = 0
+    last_us: int = 0
+    types: Counter[str] = field(default_factory=Counter)
+
+    def add(self, ts_us: int, event_type: str, count: int = 1) -> None:
+        if self.total == 0:
+            self.first_us = self.last_us = ts_us
+        else:
+            self.first_us = min(self.first_us, ts_us)
+            self.last_us = max(self.last_us, ts_us)
+        self.total += count
+        self.types[event_type] += count
+
+    def merge(self, other: SourceAggregate) -> None:
+        if other.total == 0:
+            return
+        if self.total == 0:
+            self.first_us, self.last_us = other.first_us, other.last_us
+        else:
+            self.first_us = min(self.first_us, other.first_us)
+            self.last_us = max(self.last_us, other.last_us)
+        self.total += other.total
+        self.types.update(other.types)
+
+
+def aggregate(events: Iterable[Event]) -> dict[int, SourceAggregate]:
+    """Per source: event count, earliest and latest event timestamp, count per type."""
+    out: dict[int, SourceAggregate] = {}
+    for event in events:
+        agg = out.get(event.source_id)
+        if agg is None:
+            agg = out[event.source_id] = SourceAggregate()
+        agg.add(to_micros(event.timestamp), event.type)
+    return out

@@ -1,0 +1,58 @@
+"""GET /stats and GET /stats/{source_id}."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from ninja import Router, Schema
+
+from plugins.base import U64_MAX, format_timestamp
+from stats.store import get_store
+from telemetron_site.errors import BadRequest, NotFound
+
+router = Router(tags=["stats"])
+
+
+class Summary(Schema):
+    sources_count: int
+    events_count: int
+
+
+class SourceOut(Schema):
+    source_id: int
+    total_events: int
+    first_event: str
+    last_event: str
+    event_types: dict[str, int]
+
+
+class ErrorOut(Schema):
+    error: str
+
+
+@router.get("/stats", response=Summary, summary="Totals over every source")
+def stats_summary(request: HttpRequest) -> dict[str, int]:
+    sources, events = get_store().totals()
+    return {"sources_count": sources, "events_count": events}
+
+
+@router.get(
+    "/stats/{source_id}",
+    response={200: SourceOut, 400: ErrorOut, 404: ErrorOut},
+    summary="Statistics of one source",
+)
+def stats_source(request: HttpRequest, source_id: str) -> dict[str, object]:
+    if not source_id.isascii() or not source_id.isdigit():
+        raise BadRequest(f"Invalid source id: {source_id!r} is not a non-negative integer")
+    sid = int(source_id)
+    if sid > U64_MAX:
+        raise BadRequest(f"Invalid source id: {source_id} is out of range (0 to {U64_MAX})")
+    view = get_store().source(sid)
+    if view is None:
+        raise NotFound(f"Source id {sid} not found")
+    return {
+        "source_id": view.source_id,
+        "total_events": view.total_events,
+        "first_event": format_timestamp(view.first_event),
+        "last_event": format_timestamp(view.last_event),
+        "event_types": view.event_types,
+    }

@@ -1,0 +1,66 @@
+"""The stats store's tables (the ``database`` store).
+
+Timestamps are kept as microseconds since the epoch (UTC): exact, comparable with
+MIN/MAX on every database, and cheap to merge.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from stats.fields import U64Field
+
+
+class SourceStats(models.Model):
+    source_id = U64Field(primary_key=True)
+    total_events = models.BigIntegerField()
+    first_event_us = models.BigIntegerField()
+    last_event_us = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = "source statistics"
+        verbose_name_plural = "source statistics"
+
+    def __str__(self) -> str:
+        return f"source {self.source_id}"
+
+
+class SourceEventType(models.Model):
+    source_id = U64Field()
+    event_type = models.TextField()
+    count = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_id", "event_type"], name="stats_source_type_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}/{self.event_type}"
+
+
+class StatsTotals(models.Model):
+    """One row (id=1): the global counts, so GET /stats is O(1)."""
+
+    sources_count = models.BigIntegerField(default=0)
+    events_count = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "stats totals"
+
+    def __str__(self) -> str:
+        return f"{self.sources_count} sources, {self.events_count} events"
+
+
+class ProcessedBatch(models.Model):
+    """The batches whose stats were merged: recorded in the merge's transaction,
+    so a redelivered or replayed batch is never counted twice."""
+
+    batch_id = models.CharField(max_length=64, primary_key=True)
+    events = models.IntegerField()
+    processed_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.batch_id

@@ -1,0 +1,19 @@
+"""The StorageProcessor: the original service's name, so its config.toml keeps
+working. Folds each batch in memory and merges it into the stats store once."""
+
+from __future__ import annotations
+
+from plugins.base import Batch, Processor
+from stats.aggregator import aggregate
+from stats.store import get_store
+
+__all__ = ["StorageProcessor"]
+
+
+class StorageProcessor(Processor):
+    """Per-source statistics (total, first/last event time, count per type)."""
+
+    name = "StorageProcessor"
+
+    def process(self, batch: Batch) -> None:
+        get_store().merge(batch_id=batch.id, aggregates=aggregate(batch.events))

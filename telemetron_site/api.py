@@ -1,0 +1,57 @@
+"""The one NinjaAPI of the project: mounts each app's router and maps every
+error to one JSON shape ``{"error": ..., "details": [...]}``."""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from ninja import NinjaAPI
+from ninja.errors import HttpError, ValidationError
+
+from ingest.api import router as ingest_router
+from stats.api import router as stats_router
+from telemetron_site.errors import ApiError, ServiceUnavailable
+
+log = logging.getLogger("telemetron.api")
+
+api = NinjaAPI(
+    title="Telemetron",
+    version="0.1.0",
+    description="Telemetry event ingestion and processing",
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+api.add_router("", ingest_router)
+api.add_router("", stats_router)
+
+
+@api.exception_handler(ApiError)
+def _api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
+    response = JsonResponse(exc.body(), status=exc.status)
+    if isinstance(exc, ServiceUnavailable):
+        response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+@api.exception_handler(ValidationError)
+def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    details = [
+        {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
+        for e in exc.errors
+    ]
+    first = details[0] if details else {"field": "", "message": "invalid request"}
+    return JsonResponse(
+        {"error": f"Invalid {first['field']}: {first['message']}", "details": details}, status=400
+    )
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    return JsonResponse({"error": str(exc)}, status=exc.status_code)
+
+
+@api.exception_handler(Exception)
+def _internal_error(request: HttpRequest, exc: Exception) -> HttpResponse:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return JsonResponse({"error": "Internal server error"}, status=500)

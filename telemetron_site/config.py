@@ -1,0 +1,201 @@
+"""The typed configuration: ``config.toml`` (or ``$TELEMETRON_CONFIG``) plus
+``TELEMETRON_<SECTION>__<KEY>`` environment overrides, loaded once into a frozen
+pydantic-settings object.
+
+Every problem (missing file, bad TOML, unknown key, wrong type, impossible
+combination) becomes a :class:`ConfigError` whose message is one line naming
+the key, so ``manage.py`` can print it and exit without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+__all__ = ["ConfigError", "Settings", "config_path", "get_config", "load_config"]
+
+CONFIG_ENV = "TELEMETRON_CONFIG"
+DEFAULT_CONFIG = "config.toml"
+
+
+class ConfigError(Exception):
+    """A configuration problem, reported as one line to the operator."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    workers: int = Field(2, ge=1, le=64)
+    threads: int = Field(16, ge=1, le=256)
+
+
+class ProcessorConfig(_Section):
+    channel_capacity: int = Field(10000, ge=1)
+    batch_size: int = Field(100, ge=1, le=10000)
+    batch_timeout: int = Field(1000, ge=1, description="ms")
+    retry_attempts: int = Field(3, ge=1, le=100)
+    retry_delay: int = Field(1000, ge=0, description="ms")
+
+
+class PluginTables(_Section):
+    # Insertion order of the TOML tables is the chain order.
+    plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class DatabaseConfig(_Section):
+    url: str = "sqlite:///telemetron.sqlite3"
+    conn_max_age: int | None = None  # seconds; None = persistent (DESIGN §10)
+    sqlite_busy_timeout: float = Field(30.0, gt=0, description="seconds")
+
+
+class QueueConfig(_Section):
+    broker: Literal["orm", "redis"] = "orm"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    workers: int = Field(2, ge=0, le=64)
+    name: str = "telemetron"
+    timeout: int = Field(300, ge=1, description="seconds a batch task may run")
+    retry: int = Field(
+        360, ge=2, description="seconds before an unacknowledged batch is redelivered"
+    )
+    max_attempts: int = Field(10, ge=1, description="deliveries of a batch whose task crashes")
+    bulk: int = Field(10, ge=1)
+    queue_limit: int = Field(40, ge=1)
+    poll: float = Field(0.05, gt=0)
+
+    @model_validator(mode="after")
+    def _retry_after_timeout(self) -> QueueConfig:
+        if self.retry <= self.timeout:
+            raise ValueError(
+                f"queue.retry ({self.retry}) must be greater than queue.timeout ({self.timeout}),"
+                " or running batches would be delivered twice"
+            )
+        return self
+
+
+class IngestConfig(_Section):
+    ack: Literal["durable", "buffered"] = "durable"
+    linger_ms: float = Field(5, ge=0, le=1000)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    max_batch_events: int = Field(1000, ge=1)
+    commit_timeout: float = Field(30.0, gt=0, description="seconds a request waits for its commit")
+    retry_after: int = Field(1, ge=1, description="Retry-After seconds on 503")
+
+
+class StatsConfig(_Section):
+    store: Literal["database", "memory"] = "database"
+
+
+class PluginsConfig(_Section):
+    reload_interval: float = Field(2.0, gt=0)
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    levels: dict[str, str] = Field(default_factory=dict)
+    format: Literal["text", "json"] = "text"
+
+
+class SecurityConfig(_Section):
+    secret_key: str = "telemetron-insecure-development-key-change-me"
+    debug: bool = False
+    allowed_hosts: list[str] = Field(default_factory=lambda: ["*"])
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TELEMETRON_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    http: HttpConfig = HttpConfig()
+    processor: ProcessorConfig = ProcessorConfig()
+    validation: PluginTables = PluginTables()
+    processing: PluginTables = PluginTables()
+    database: DatabaseConfig = DatabaseConfig()
+    queue: QueueConfig = QueueConfig()
+    ingest: IngestConfig = IngestConfig()
+    stats: StatsConfig = StatsConfig()
+    plugins: PluginsConfig = PluginsConfig()
+    logging: LoggingConfig = LoggingConfig()
+    security: SecurityConfig = SecurityConfig()
+
+    @model_validator(mode="after")
+    def _memory_store_only_inline(self) -> Settings:
+        if self.stats.store == "memory" and (self.queue.workers != 0 or self.http.workers != 1):
+            raise ValueError(
+                'stats.store = "memory" keeps stats inside one process, so it needs'
+                " queue.workers = 0 and http.workers = 1"
+                f" (got queue.workers = {self.queue.workers}, http.workers = {self.http.workers});"
+                ' use stats.store = "database"'
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init kwargs carry the TOML file; the environment wins over it.
+        return (env_settings, init_settings)
+
+
+def config_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def _format_error(err: ValidationError, source: Path) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{source}: {key}: {msg}{more}"
+
+
+def load_config(path: Path | None = None) -> Settings:
+    """Read, validate and return the configuration; raise ConfigError on any problem."""
+    source = path or config_path()
+    try:
+        with source.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file not found: {source} (set {CONFIG_ENV} or run from the project directory)"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {source}: {exc.strerror}") from None
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, source)) from None
+    except ValueError as exc:  # e.g. an environment value that is not valid JSON
+        raise ConfigError(f"{source}: {str(exc).splitlines()[0]}") from None
+
+
+@lru_cache(maxsize=1)
+def get_config() -> Settings:
+    return load_config()
