@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from plugins.base import U64_MAX, Event, EventRejected, Params, Validator
+from plugins.base import U64_MAX, Event, EventRejected, PluginParams, Validator
 
 __all__ = ["EventTypeValidator", "SourceIdValidator"]
 
@@ -17,7 +17,7 @@ class SourceIdValidator(Validator):
 
     name = "SourceIdValidator"
 
-    class Params(Params):
+    class Params(PluginParams):
         allowed: list[Annotated[int, Field(ge=0, le=U64_MAX)]] = Field(
             default_factory=list,
             description="Source ids to accept; empty accepts every source id.",
@@ -39,7 +39,7 @@ class EventTypeValidator(Validator):
 
     name = "EventTypeValidator"
 
-    class Params(Params):
+    class Params(PluginParams):
         allowed: list[str] = Field(
             default_factory=list,
             description="Event types to accept; empty accepts every type.",

@@ -17,8 +17,8 @@ __all__ = [
     "Batch",
     "Event",
     "EventRejected",
-    "Params",
     "Plugin",
+    "PluginParams",
     "ProcessingError",
     "Processor",
     "Validator",
@@ -124,8 +124,9 @@ class ProcessingError(Exception):
     """Raised by a processor for a failure worth retrying / dead-lettering."""
 
 
-class Params(BaseModel):
-    """Base of every plugin's parameters; unknown parameters are refused."""
+class PluginParams(BaseModel):
+    """Base of every plugin's parameters (``class Params(PluginParams)`` inside a
+    plugin); unknown parameters are refused."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -135,9 +136,9 @@ class Plugin:
 
     name: ClassVar[str]
     kind: ClassVar[str]
-    Params: ClassVar[type[Params]] = Params
+    Params: ClassVar[type[PluginParams]] = PluginParams
 
-    def __init__(self, params: Params) -> None:
+    def __init__(self, params: PluginParams) -> None:
         self.params = params
 
 

@@ -1,0 +1,46 @@
+"""Shared fixtures. In-process tests use pytest-django's test database; tests of
+real processes get a ``project``: their own directory, config and fresh database."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.databases import fresh_database_url
+from tests.support.procs import Project
+
+# A quick, small installation: one web worker, two queue workers, fast retries.
+BASE_CONFIG: dict[str, dict[str, Any]] = {
+    "http": {"host": "127.0.0.1", "workers": 1, "threads": 8},
+    "processor": {"batch_size": 100, "batch_timeout": 200, "retry_attempts": 3, "retry_delay": 50},
+    "queue": {"workers": 2, "timeout": 20, "retry": 30, "poll": 0.05},
+    "ingest": {"linger_ms": 2},
+    "logging": {"level": "WARNING"},
+    "validation.plugins.SourceIdValidator": {"allowed": []},
+    "validation.plugins.EventTypeValidator": {"allowed": []},
+    "processing.plugins.StorageProcessor": {},
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    """A migrated, empty Telemetron installation; servers started on it are
+    stopped afterwards. Tests adjust ``project.config`` before starting."""
+    with fresh_database_url(tmp_path) as url:
+        proj = Project(workdir=tmp_path, database_url=url, config=copy.deepcopy(BASE_CONFIG))
+        proj.migrate()
+        try:
+            yield proj
+        finally:
+            proj.stop_all()
+
+
+def event(
+    source_id: int = 1, type: str = "Heartbeat", ts: str = "2023-10-27T09:30:00Z", **extra: Any
+) -> dict[str, Any]:
+    """One valid event in the wire format."""
+    return {"sourceId": source_id, "type": type, "timestamp": ts, **extra}

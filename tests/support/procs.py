@@ -1,0 +1,178 @@
+"""Real Telemetron processes for integration and end-to-end tests: a config file
+of the test's own, ``manage.py migrate``, ``manage.py serve`` / ``qcluster`` as
+subprocesses on a free loopback port, and a small HTTP client."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = ["ROOT", "Project", "Server", "free_port", "wait_until", "write_config"]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _toml_value(value: Any) -> str:
+    return json.dumps(value)  # JSON scalars and arrays of scalars are valid TOML
+
+
+def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
+    """Write a config.toml; plugin tables are given as e.g.
+    ``{"validation.plugins.SourceIdValidator": {"allowed": [1]}}`` (order kept)."""
+    lines: list[str] = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items())
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
+    """Poll until predicate() is truthy; return its value or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise TimeoutError(f"condition not met in {timeout} s (last value: {last!r})")
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30.0)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"serve did not stop in {timeout} s:\n{self.log()}") from None
+
+
+@dataclass
+class Project:
+    """A Telemetron installation of one test: its directory, config and database."""
+
+    workdir: Path
+    database_url: str
+    config: dict[str, dict[str, Any]] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    servers: list[Server] = field(default_factory=list)
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "config.toml"
+
+    def env(self) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("TELEMETRON_") and k != "DJANGO_SETTINGS_MODULE"
+        }
+        env.update(
+            DJANGO_SETTINGS_MODULE="telemetron_site.settings",
+            TELEMETRON_CONFIG=str(self.config_path),
+            TELEMETRON_DATABASE__URL=self.database_url,
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def write(self) -> None:
+        write_config(self.config_path, self.config)
+
+    def manage(
+        self, *args: str, check: bool = True, timeout: float = 120.0, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        self.write()
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), *args],
+            cwd=self.workdir,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"manage.py {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def migrate(self) -> None:
+        self.manage("migrate", "--noinput")
+
+    def start(self, *args: str, command: str = "serve", ready_timeout: float = 60.0) -> Server:
+        """Start ``manage.py serve`` (or another long-running command) on a free port."""
+        self.write()
+        port = free_port()
+        log_path = self.workdir / f"{command}-{port}.log"
+        cmd = [sys.executable, str(ROOT / "manage.py"), command]
+        if command == "serve":
+            cmd += ["--port", str(port)]
+        cmd += list(args)
+        with log_path.open("w") as log:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=self.workdir,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        server = Server(proc, port, log_path)
+        self.servers.append(server)
+        if command == "serve":
+
+            def ready() -> bool:
+                if proc.poll() is not None:
+                    raise AssertionError(f"serve exited {proc.returncode}:\n{server.log()}")
+                try:
+                    return httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            wait_until(ready, timeout=ready_timeout)
+        return server
+
+    def stop_all(self) -> None:
+        for server in self.servers:
+            if server.process.poll() is None:
+                server.stop(timeout=60)
