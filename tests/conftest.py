@@ -3,14 +3,13 @@ real processes get a ``project``: their own directory, config and fresh database
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.databases import fresh_database_url
+from tests.support.installations import installed_project
 from tests.support.procs import Project
 
 # A quick, small installation: one web worker, two queue workers, fast retries.
@@ -30,13 +29,8 @@ BASE_CONFIG: dict[str, dict[str, Any]] = {
 def project(tmp_path: Path) -> Iterator[Project]:
     """A migrated, empty Telemetron installation; servers started on it are
     stopped afterwards. Tests adjust ``project.config`` before starting."""
-    with fresh_database_url(tmp_path) as url:
-        proj = Project(workdir=tmp_path, database_url=url, config=copy.deepcopy(BASE_CONFIG))
-        proj.migrate()
-        try:
-            yield proj
-        finally:
-            proj.stop_all()
+    with installed_project(tmp_path, BASE_CONFIG) as proj:
+        yield proj
 
 
 def event(
