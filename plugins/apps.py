@@ -6,10 +6,12 @@ class PluginsConfig(AppConfig):
     verbose_name = "Plugins"
 
     def ready(self) -> None:
-        # Build the configured chains once at start-up so an unknown plugin name or
-        # invalid parameters stop every command with one clear line (manage.py
-        # prints ConfigError without a traceback). No database access here.
+        # Build config.toml's chains once so an unknown plugin name or invalid
+        # parameters stop every command with one clear line (manage.py prints
+        # ConfigError without a traceback). Registration never touches the
+        # database: the rows are seeded by `serve` / `plugins sync`, and read by
+        # plugins.loader on first use.
         from plugins import checks  # noqa: F401  (registers the system check)
-        from plugins.loader import get_chains
+        from plugins.loader import config_chains
 
-        get_chains()
+        config_chains()

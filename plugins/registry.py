@@ -34,6 +34,8 @@ class LoadFailure:
     name: str
     target: str
     error: str
+    package: str = ""
+    version: str = ""
 
 
 @dataclass
@@ -42,6 +44,8 @@ class Registry:
         default_factory=lambda: {"validator": {}, "processor": {}}
     )
     origins: dict[tuple[Kind, str], str] = field(default_factory=dict)
+    # (distribution name, version) that registered each plugin, when known.
+    packages: dict[tuple[Kind, str], tuple[str, str]] = field(default_factory=dict)
     failures: list[LoadFailure] = field(default_factory=list)
 
     def register(self, kind: Kind, cls: type[Plugin], origin: str = "") -> None:
@@ -70,6 +74,11 @@ def _origin(ep: EntryPoint) -> str:
     return f"{dist.name} {dist.version}" if dist is not None else ep.value
 
 
+def _package(ep: EntryPoint) -> tuple[str, str]:
+    dist = ep.dist
+    return (dist.name, dist.version) if dist is not None else ("", "")
+
+
 def discover(*, strict: bool = False) -> Registry:
     """Load every plugin from the entry-point groups.
 
@@ -86,10 +95,13 @@ def discover(*, strict: bool = False) -> Registry:
                         f"{getattr(cls, 'name', None)!r}; the two must match"
                     )
                 registry.register(kind, cls, _origin(ep))
+                registry.packages[(kind, ep.name)] = _package(ep)
             except Exception as exc:
                 if strict:
                     raise
                 registry.failures.append(
-                    LoadFailure(kind, ep.name, ep.value, f"{type(exc).__name__}: {exc}")
+                    LoadFailure(
+                        kind, ep.name, ep.value, f"{type(exc).__name__}: {exc}", *_package(ep)
+                    )
                 )
     return registry
