@@ -20,12 +20,12 @@ from typing import Any, Literal
 
 from django.db import IntegrityError, transaction
 
-from plugins.loader import PluginSpec, build_plugin, plugin_class
+from plugins.loader import Chains, PluginSpec, build_plugin, plugin_class
 from plugins.models import PluginConfig
 from plugins.params import params_defaults
 from plugins.registry import Kind, Registry
 
-__all__ = ["SyncAction", "SyncReport", "plugins_sync", "sync_plan"]
+__all__ = ["SyncAction", "SyncReport", "plugins_sync", "startup_sync", "sync_plan"]
 
 POSITION_STEP = 10
 KINDS: tuple[Kind, ...] = ("validator", "processor")
@@ -199,3 +199,24 @@ def plugins_sync(
             if attempt == 2:  # another process keeps seeding the same rows; it wins
                 raise
     return SyncReport(actions, dry_run)
+
+
+def startup_sync(*, specs: Sequence[PluginSpec], registry: Registry) -> list[str]:
+    """What ``serve`` does before starting its processes: seed the rows from
+    config.toml, then check the live configuration builds. Returns the lines to
+    show the operator (the summary, then any warning)."""
+    from plugins.selectors import plugin_specs_enabled
+
+    report = plugins_sync(specs=specs, registry=registry)
+    lines = [f"telemetron: {report.summary()}"]
+    lines += [f"telemetron: warning: {a.describe()}" for a in report.actions if not a.writes]
+    try:
+        chains = Chains.build(plugin_specs_enabled(), registry)
+    except Exception as exc:
+        lines.append(
+            f"telemetron: warning: the live plugin configuration does not build ({exc}); "
+            "config.toml's chains are used until it is fixed in the admin"
+        )
+    else:
+        lines.append(f"telemetron: plugins: {chains.describe()}")
+    return lines

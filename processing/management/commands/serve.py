@@ -18,6 +18,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 
+from plugins.loader import get_registry, specs_from_config
+from plugins.sync import startup_sync
 from telemetron_site.config import get_config
 
 
@@ -66,6 +68,8 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{pending} database migration(s) not applied; run `python manage.py migrate` first"
             )
+        for line in startup_sync(specs=specs_from_config(cfg), registry=get_registry()):
+            self.stdout.write(line)  # config.toml seeds the plugin rows (DESIGN §5)
         connections.close_all()
         host = opts["host"] or cfg.http.host
         port = opts["port"] if opts["port"] is not None else cfg.http.port
