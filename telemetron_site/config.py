@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -107,6 +107,15 @@ class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     levels: dict[str, str] = Field(default_factory=dict)
     format: Literal["text", "json"] = "text"
+
+    @field_validator("levels")
+    @classmethod
+    def _known_levels(cls, levels: dict[str, str]) -> dict[str, str]:
+        known = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+        for name, level in levels.items():
+            if level.upper() not in known:
+                raise ValueError(f"level of logger {name!r} must be one of {', '.join(known)}")
+        return {name: level.upper() for name, level in levels.items()}
 
 
 class SecurityConfig(_Section):

@@ -1,4 +1,6 @@
-"""Logging configuration from the ``[logging]`` section."""
+"""Logging configuration from the ``[logging]`` section: ``level`` (root),
+``levels`` (per logger, e.g. ``telemetron.request = "WARNING"`` silences the
+per-request line) and ``format`` (``text`` or ``json`` lines, see log_json)."""
 
 from __future__ import annotations
 
@@ -21,9 +23,10 @@ def logging_dict(cfg: LoggingConfig) -> dict[str, Any]:
         "disable_existing_loggers": False,
         "formatters": {
             "text": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d: %(message)s"},
+            "json": {"()": "telemetron_site.log_json.JsonFormatter"},
         },
         "handlers": {
-            "console": {"class": "logging.StreamHandler", "formatter": "text"},
+            "console": {"class": "logging.StreamHandler", "formatter": cfg.format},
         },
         "root": {"handlers": ["console"], "level": cfg.level},
         "loggers": loggers,

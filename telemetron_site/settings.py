@@ -7,6 +7,8 @@ from typing import Any
 
 import dj_database_url
 
+from telemetron_site.cluster_status import CACHE_ALIAS as CLUSTER_CACHE_ALIAS
+from telemetron_site.cluster_status import CACHE_TABLE as CLUSTER_CACHE_TABLE
 from telemetron_site.config import ConfigError, get_config
 from telemetron_site.logging import logging_dict
 
@@ -34,6 +36,8 @@ INSTALLED_APPS = [
 # Kept short on purpose: every request pays for each one (DESIGN §10). The
 # session/auth/message middlewares are lazy and only do work for the admin.
 MIDDLEWARE = [
+    # Outermost, so it times the whole request: HTTP metrics + the request log line.
+    "telemetron_site.request_middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -61,6 +65,12 @@ TEMPLATES = [
 ]
 
 
+_PROMETHEUS_ENGINES = {
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+}
+
+
 def _database(url: str) -> dict[str, Any]:
     if not url.startswith(("sqlite:", "postgres:", "postgresql:")):
         raise ConfigError(
@@ -82,6 +92,9 @@ def _database(url: str) -> dict[str, Any]:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
         db["TEST"] = {"NAME": str(Path(db["NAME"]).with_suffix(".test.sqlite3"))}
+    # django-prometheus' wrappers of the same backends: query and connection
+    # counters (django_db_*), a few microseconds per query.
+    db["ENGINE"] = _PROMETHEUS_ENGINES.get(db["ENGINE"], db["ENGINE"])
     return db
 
 
@@ -117,5 +130,16 @@ if _queue.broker == "redis":
     Q_CLUSTER["redis"] = _queue.redis_url
 else:
     Q_CLUSTER["orm"] = "default"
+    # The clusters' heartbeats, in a cache every process can read (see
+    # telemetron_site.cluster_status); /readyz reads them.
+    Q_CLUSTER["cache"] = CLUSTER_CACHE_ALIAS
+
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    CLUSTER_CACHE_ALIAS: {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": CLUSTER_CACHE_TABLE,
+    },
+}
 
 LOGGING = logging_dict(CONFIG.logging)

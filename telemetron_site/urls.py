@@ -3,6 +3,8 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
 from telemetron_site.api import api
+from telemetron_site.metrics_view import metrics
+from telemetron_site.readiness import readyz
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
@@ -12,6 +14,8 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("", api.urls),
 ]

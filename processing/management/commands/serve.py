@@ -7,6 +7,7 @@ then the command exits 0.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from django.db.migrations.executor import MigrationExecutor
 from plugins.loader import get_registry, specs_from_config
 from plugins.sync import startup_sync
 from telemetron_site.config import get_config
+from telemetron_site.metrics_multiproc import ENV as METRICS_DIR_ENV
+from telemetron_site.metrics_multiproc import multiproc_dir, multiproc_dir_prepare
 
 
 def _die_with_parent() -> None:
@@ -97,7 +100,13 @@ class Command(BaseCommand):
             str(int(opts["shutdown_timeout"])),
             "telemetron_site.wsgi:application",
         ]
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE}
+        # Every child records metrics into one fresh directory that /metrics merges.
+        metrics_dir, own_metrics_dir = multiproc_dir_prepare(multiproc_dir())
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
+            METRICS_DIR_ENV: str(metrics_dir),
+        }
         children: list[tuple[str, subprocess.Popen[bytes]]] = []
         stopping = False
 
@@ -161,6 +170,8 @@ class Command(BaseCommand):
                 child.kill()
                 codes[name] = child.wait()
                 failed = failed or f"{name} process did not stop in time and was killed"
+        if own_metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         if failed:
             raise CommandError(failed)
         self.stdout.write("telemetron: stopped")
