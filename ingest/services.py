@@ -13,6 +13,7 @@ from ingest.batcher import get_batcher
 from plugins.base import Event, EventRejected, Validator
 from plugins.loader import get_chains
 from telemetron_site.errors import BadRequest, PayloadTooLarge
+from telemetron_site.metrics import events_accepted, events_rejected
 
 __all__ = ["BatchResult", "batch_ingest", "event_ingest", "event_parse"]
 
@@ -36,11 +37,13 @@ def _schema_message(details: list[dict[str, str]]) -> str:
 def event_parse(value: Any) -> Event:
     """Validate one decoded JSON value as an Event; raise BadRequest."""
     if not isinstance(value, dict):
+        events_rejected()
         raise BadRequest("Invalid event: expected a JSON object")
     try:
         return Event.model_validate(value)
     except ValidationError as exc:
         details = _schema_details(exc)
+        events_rejected()
         raise BadRequest(_schema_message(details), details) from None
 
 
@@ -49,6 +52,7 @@ def _validate(event: Event, chain: Sequence[Validator]) -> None:
         try:
             validator.validate(event)
         except EventRejected as exc:
+            events_rejected(validator.name)
             raise BadRequest(
                 exc.reason, [{"validator": validator.name, "reason": exc.reason}]
             ) from None
@@ -63,6 +67,7 @@ def json_parse(body: bytes) -> Any:
     try:
         return json.loads(body, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
+        events_rejected()  # a body that is not JSON counts as one rejected event
         raise BadRequest(f"Invalid JSON: {exc}") from None
 
 
@@ -71,6 +76,7 @@ def event_ingest(*, body: bytes) -> None:
     event = event_parse(json_parse(body))
     _validate(event, get_chains().validators)
     get_batcher().submit([event.to_wire()])
+    events_accepted(1)
 
 
 @dataclass
@@ -83,6 +89,7 @@ def batch_ingest(*, body: bytes, max_events: int) -> BatchResult:
     """Accept the valid events of a JSON array; report the others by index."""
     values = json_parse(body)
     if not isinstance(values, list):
+        events_rejected()
         raise BadRequest("Request body must be a JSON array of events")
     if len(values) > max_events:
         raise PayloadTooLarge(f"Batch has {len(values)} events; the limit is {max_events}")
@@ -103,5 +110,6 @@ def batch_ingest(*, body: bytes, max_events: int) -> BatchResult:
     if not wire:
         raise BadRequest("No event accepted", result.rejected)
     get_batcher().submit(wire)
+    events_accepted(len(wire))
     result.accepted = len(wire)
     return result
