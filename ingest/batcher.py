@@ -247,6 +247,12 @@ def get_batcher() -> Batcher:
                         capacity=cfg.processor.channel_capacity,
                         retry_after=cfg.ingest.retry_after,
                     )
+                    # Flush at exit. granian's workers are multiprocessing children
+                    # (fork start method): on SIGTERM they return from their target and
+                    # leave through os._exit(), which skips atexit; threading's own exit
+                    # hook still runs there (multiprocessing calls threading._shutdown(),
+                    # as the interpreter does at a normal exit), so register there too.
                     atexit.register(batcher.close)
+                    threading._register_atexit(batcher.close)  # type: ignore[attr-defined]
                 _batcher = batcher
     return _batcher

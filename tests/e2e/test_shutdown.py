@@ -1,0 +1,110 @@
+"""SIGTERM to `manage.py serve`: exit code 0 and no accepted event lost, in both
+acknowledgement modes. The stats are read after a restart on the same database."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import Counter
+
+import httpx
+import pytest
+
+from tests.conftest import event
+from tests.support.dbread import wait_queue_empty
+from tests.support.procs import Project, wait_until
+from tests.support.traffic import wait_for_totals
+
+pytestmark = pytest.mark.e2e
+
+
+def _restart_and_count(project: Project, accepted: int) -> None:
+    """Start serve again on the same database; every accepted event is counted, once."""
+    server = project.start()
+    with server.client() as client:
+        wait_for_totals(client, events=accepted)
+        wait_queue_empty(project.database_url)
+        assert client.get("/stats").json()["events_count"] == accepted
+
+
+def test_sigterm_under_load_loses_no_durable_event(project: Project) -> None:
+    server = project.start()
+    accepted = Counter[str]()
+    outcomes = Counter[str]()
+    lock = threading.Lock()
+    stop_sending = threading.Event()
+
+    def client_loop(n: int) -> None:
+        """Send single events, or batches of 5, until the server stops answering
+        (bounded: at most 400 requests, 60 s)."""
+        deadline = time.monotonic() + 60
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            for i in range(400):
+                if stop_sending.is_set() or time.monotonic() > deadline:
+                    return
+                try:
+                    if n % 2:
+                        r = client.post("/ingest/batch", json=[event(source_id=n)] * 5)
+                        got = r.json().get("accepted", 0) if r.status_code == 202 else 0
+                    else:
+                        r = client.post("/ingest", json=event(source_id=n, data=i))
+                        got = 1 if r.status_code == 202 else 0
+                except httpx.TransportError:
+                    with lock:
+                        outcomes["transport error"] += 1
+                    return  # the server is gone
+                with lock:
+                    accepted["events"] += got
+                    outcomes[str(r.status_code)] += 1
+                if r.status_code != 202:
+                    return
+
+    threads = [threading.Thread(target=client_loop, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: accepted["events"] >= 300, timeout=60)
+        server.process.send_signal(signal.SIGTERM)  # while the clients keep sending
+        code = server.process.wait(60)
+    finally:
+        stop_sending.set()
+        for t in threads:
+            t.join(60)
+
+    assert code == 0, server.log()
+    assert "telemetron: stopped" in server.log()
+    assert accepted["events"] >= 300, outcomes
+    _restart_and_count(project, accepted["events"])
+
+
+def test_sigterm_flushes_the_buffered_events(project: Project) -> None:
+    """Buffered acks: 202 as soon as the event is in the web process's buffer.
+    The buffer cannot flush by size or time here; SIGTERM must flush it."""
+    capacity = 25
+    project.config["ingest"].update(ack="buffered")
+    project.config["processor"].update(
+        batch_size=100, batch_timeout=600_000, channel_capacity=capacity
+    )
+    server = project.start()
+
+    with server.client() as client:
+        for i in range(capacity):
+            r = client.post("/ingest", json=event(source_id=1 + i % 3, data=i))
+            assert (r.status_code, r.json()) == (202, {"status": "accepted"})
+
+        # A full buffer answers 503 with Retry-After (DESIGN §3), for both endpoints.
+        full = client.post("/ingest", json=event())
+        assert full.status_code == 503
+        assert full.headers["Retry-After"] == "1"
+        assert "full" in full.json()["error"]
+        full_batch = client.post("/ingest/batch", json=[event(), event()])
+        assert full_batch.status_code == 503
+        assert full_batch.headers["Retry-After"] == "1"
+
+        # Nothing has left the buffer yet.
+        assert client.get("/stats").json() == {"sources_count": 0, "events_count": 0}
+
+    assert server.stop(signal.SIGTERM) == 0, server.log()
+    assert "buffered events not committed" not in server.log()
+    _restart_and_count(project, capacity)
