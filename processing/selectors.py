@@ -1,0 +1,59 @@
+"""Reads of the dead-letter queue: the filters every front end (command, admin)
+shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+from processing.models import DeadLetter
+
+__all__ = ["DeadLetterFilter", "dead_letter_get", "dead_letter_list"]
+
+
+@dataclass(frozen=True)
+class DeadLetterFilter:
+    """Which entries: every given criterion must hold. ``status=None`` means any."""
+
+    ids: tuple[int, ...] = ()
+    plugin: str | None = None
+    status: str | None = DeadLetter.Status.PENDING
+    since: datetime | None = None
+    until: datetime | None = None
+    error: str | None = None
+
+    def narrows(self) -> bool:
+        """True when something beyond the status picks the entries."""
+        return bool(self.ids) or any(
+            v is not None for v in (self.plugin, self.since, self.until, self.error)
+        )
+
+
+def dead_letter_list(
+    *, filters: DeadLetterFilter, oldest_first: bool = False
+) -> QuerySet[DeadLetter]:
+    """The matching entries, newest first (or oldest first, the replay order)."""
+    qs = DeadLetter.objects.all()
+    if filters.ids:
+        qs = qs.filter(pk__in=filters.ids)
+    if filters.plugin is not None:
+        qs = qs.filter(plugin=filters.plugin)
+    if filters.status is not None:
+        qs = qs.filter(status=filters.status)
+    if filters.since is not None:
+        qs = qs.filter(created_at__gte=filters.since)
+    if filters.until is not None:
+        qs = qs.filter(created_at__lt=filters.until)
+    if filters.error:
+        qs = qs.filter(
+            Q(error_message__icontains=filters.error)
+            | Q(error_class__icontains=filters.error)
+            | Q(last_replay_error__icontains=filters.error)
+        )
+    return qs.order_by("created_at", "id") if oldest_first else qs.order_by("-created_at", "-id")
+
+
+def dead_letter_get(*, letter_id: int) -> DeadLetter | None:
+    return DeadLetter.objects.filter(pk=letter_id).first()
