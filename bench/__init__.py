@@ -1,0 +1,1 @@
+"""Telemetron's benchmark: load generator, floors and report (see bench/RESULTS.md)."""

@@ -1,0 +1,1 @@
+"""Reference servers ("floors") measured beside Telemetron on the same granian set-up."""

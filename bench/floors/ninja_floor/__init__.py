@@ -1,0 +1,1 @@
+"""The framework floor: Django + django-ninja, one sync endpoint, no middleware."""
