@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import time
 from pathlib import Path
 
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -29,8 +28,6 @@ __all__ = [
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 _LIVE_GAUGE_FILE = re.compile(r"^gauge_(?:live\w+)_(\d+)\.db$")
-_MARK_INTERVAL_S = 10.0
-_last_mark = 0.0
 
 
 def multiproc_dir() -> Path | None:
@@ -75,15 +72,11 @@ def dead_processes_mark(path: Path) -> list[int]:
 def scrape_registry(path: Path | None, *extra: Collector) -> CollectorRegistry:
     """A registry for one scrape: every process's series (merged from ``path`` in
     multiprocess mode, else this process's default registry) plus ``extra``."""
-    global _last_mark
     registry = CollectorRegistry(auto_describe=False)
     if path is None:
         registry.register(REGISTRY)  # type: ignore[arg-type]  # a registry collects too
     else:
-        now = time.monotonic()
-        if now - _last_mark > _MARK_INTERVAL_S:
-            _last_mark = now
-            dead_processes_mark(path)
+        dead_processes_mark(path)  # a directory listing: cheap
         MultiProcessCollector(registry, path=str(path))
     for collector in extra:
         registry.register(collector)
