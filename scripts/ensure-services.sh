@@ -32,3 +32,7 @@ psql -h 127.0.0.1 -U postgres -d postgres -tAc "select 1" >/dev/null || {
     echo "ensure-services: cannot connect to PostgreSQL as postgres on 127.0.0.1 (trust auth expected)" >&2
     exit 1
 }
+
+# A real browser for the admin's end-to-end test (tests/e2e): Debian's Chromium
+# and its driver (no browser download at test time).
+apt_install chromium chromium-driver

@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_jsonform",  # the admin's plugin parameter forms
     "django_q",
     "plugins",
     "ingest",
