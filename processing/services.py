@@ -348,11 +348,15 @@ class ReplayPlan:
         runnable = self.runnable
         events = sum(e.events for e in runnable)
         head = f"Would replay {_n(len(runnable), 'entry', 'entries')} ({_n(events, 'event')})"
-        parts = [
-            f"{plugin}: {_n(n, 'entry', 'entries')} ({_n(ev, 'event')})"
-            for plugin, (n, ev) in self.by_plugin().items()
-        ]
-        out = [head + (" for " + "; ".join(parts) if parts else "") + "."]
+        plugins = self.by_plugin()
+        if len(plugins) == 1:
+            head += f" for {next(iter(plugins))}"
+        elif plugins:
+            head += ": " + "; ".join(
+                f"{_n(n, 'entry', 'entries')} ({_n(ev, 'event')}) for {plugin}"
+                for plugin, (n, ev) in plugins.items()
+            )
+        out = [head + "."]
         out += [f"Would skip #{e.letter_id} ({e.plugin}): {e.skip_reason}" for e in self.skipped]
         return out
 
