@@ -1,0 +1,206 @@
+"""The dead-letter services on their own: replay (success, failure, skipped
+plugins, claims), the dry-run plan, discard, purge, and idempotent creation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from plugins.base import Event, ProcessingError
+from processing.models import DeadLetter
+from processing.services import (
+    Outcome,
+    claim_lease,
+    dead_letter_create,
+    dead_letter_replay,
+    dead_letters_discard,
+    dead_letters_purge,
+    dead_letters_replay,
+    replay_plan,
+)
+from stats.aggregator import aggregate
+from stats.store import get_store
+from tests.processing.conftest import MakeLetter, UseProcessors, wire_events
+
+pytestmark = pytest.mark.django_db
+
+
+def test_replay_success_marks_replayed_with_the_original_batch_id(
+    use_processors: UseProcessors, make_letter: MakeLetter
+) -> None:
+    use_processors(("StorageProcessor", {}))
+    letter = make_letter("StorageProcessor", events=5, batch_id="orig.0.1")
+    result = dead_letter_replay(letter=letter)
+    assert result.outcome == Outcome.REPLAYED
+    letter.refresh_from_db()
+    assert letter.status == "replayed"
+    assert letter.replay_count == 1 and letter.last_replayed_at is not None
+    assert letter.resolved_at is not None and letter.claimed_by == ""
+    assert get_store().totals() == (1, 5)
+    assert get_store().merge(batch_id="orig.0.1", aggregates={}) is False  # same id reused
+
+
+def test_replay_failure_stays_pending_with_new_error_and_attempt(
+    use_processors: UseProcessors, make_letter: MakeLetter
+) -> None:
+    use_processors(("FailingProcessor", {"message": "still broken"}))
+    letter = make_letter("FailingProcessor", attempts=3)
+    summary = dead_letters_replay(ids=[letter.pk])
+    assert summary.line() == "replayed 0, failed 1, skipped 0" and not summary.ok
+    letter.refresh_from_db()
+    assert (letter.status, letter.attempts, letter.replay_count) == ("pending", 4, 1)
+    assert letter.last_replay_error == "ProcessingError: still broken"
+    assert letter.error_message == "always fails"  # the original error is kept
+    assert letter.claimed_by == "" and letter.claimed_at is None
+
+
+def test_replay_uses_the_plugins_current_parameters(
+    use_processors: UseProcessors, make_letter: MakeLetter, tmp_path: Path
+) -> None:
+    letter = make_letter("FailingProcessor")
+    flag = tmp_path / "healed"
+    flag.touch()
+    use_processors(("FailingProcessor", {"healed_flag": str(flag)}))  # the fix: new params
+    assert dead_letter_replay(letter=letter).outcome == Outcome.REPLAYED
+
+
+def test_replay_of_a_storage_batch_merged_before_does_not_double_count(
+    use_processors: UseProcessors, make_letter: MakeLetter
+) -> None:
+    """The crash window: the merge committed, then the worker died before it
+    could say so, and the batch ended up dead-lettered anyway."""
+    use_processors(("StorageProcessor", {}))
+    letter = make_letter("StorageProcessor", events=4, batch_id="merged")
+    events = tuple(Event.from_wire(e) for e in letter.events)
+    assert get_store().merge(batch_id="merged", aggregates=aggregate(events)) is True
+    assert get_store().totals() == (1, 4)
+
+    assert dead_letter_replay(letter=letter).outcome == Outcome.REPLAYED
+    assert get_store().totals() == (1, 4)
+    letter.refresh_from_db()
+    assert letter.status == "replayed"
+
+
+@pytest.mark.parametrize(
+    ("chain", "plugin", "reason"),
+    [
+        ([], "StorageProcessor", "plugin StorageProcessor is disabled"),
+        ([("StorageProcessor", {})], "NoSuchPlugin", "plugin NoSuchPlugin is not installed"),
+    ],
+)
+def test_missing_or_disabled_plugin_is_skipped_untouched_with_a_reason(
+    use_processors: UseProcessors,
+    make_letter: MakeLetter,
+    chain: list[tuple[str, dict[str, object]]],
+    plugin: str,
+    reason: str,
+) -> None:
+    use_processors(*chain)
+    letter = make_letter(plugin)
+    before = DeadLetter.objects.values().get(pk=letter.pk)
+    summary = dead_letters_replay(ids=[letter.pk])
+    [result] = summary.results
+    assert result.outcome == Outcome.SKIPPED and result.needs_action
+    assert result.reason.startswith(reason)
+    assert summary.line() == "replayed 0, failed 0, skipped 1" and not summary.ok
+    assert DeadLetter.objects.values().get(pk=letter.pk) == before  # never dropped
+
+
+def test_claimed_entry_is_not_replayed_by_another_replayer(
+    use_processors: UseProcessors, make_letter: MakeLetter
+) -> None:
+    use_processors(("StorageProcessor", {}))
+    letter = make_letter("StorageProcessor")
+    DeadLetter.objects.filter(pk=letter.pk).update(claimed_by="other", claimed_at=timezone.now())
+    result = dead_letter_replay(letter=letter)
+    assert result.outcome == Outcome.SKIPPED and not result.needs_action
+    assert result.reason == "being replayed by another process"
+    assert get_store().totals() == (0, 0)
+
+
+def test_claim_of_a_replayer_that_died_expires(
+    use_processors: UseProcessors, make_letter: MakeLetter
+) -> None:
+    use_processors(("StorageProcessor", {}))
+    letter = make_letter("StorageProcessor")
+    stale = timezone.now() - claim_lease() - timedelta(seconds=1)
+    DeadLetter.objects.filter(pk=letter.pk).update(claimed_by="dead", claimed_at=stale)
+    assert dead_letter_replay(letter=letter).outcome == Outcome.REPLAYED
+
+
+def test_replayed_entry_is_not_replayed_again(
+    use_processors: UseProcessors, make_letter: MakeLetter
+) -> None:
+    use_processors(("StorageProcessor", {}))
+    letter = make_letter("StorageProcessor", events=2)
+    assert dead_letters_replay(ids=[letter.pk]).ok
+    again = dead_letters_replay(ids=[letter.pk])
+    assert again.ok and again.line() == "replayed 0, failed 0, skipped 1"
+    assert again.results[0].reason == "already replayed"
+    assert get_store().totals() == (1, 2)
+    assert DeadLetter.objects.get(pk=letter.pk).replay_count == 1
+
+
+def test_replay_plan_counts_entries_events_and_plugins_and_changes_nothing(
+    use_processors: UseProcessors, make_letter: MakeLetter
+) -> None:
+    use_processors(("StorageProcessor", {}), ("FailingProcessor", {}))
+    letters = [
+        make_letter("StorageProcessor", events=2),
+        make_letter("StorageProcessor", events=3),
+        make_letter("FailingProcessor", events=1),
+        make_letter("GoneProcessor", events=7),
+    ]
+    before = list(DeadLetter.objects.values())
+    plan = replay_plan(letters=letters)
+    assert plan.by_plugin() == {"FailingProcessor": (1, 1), "StorageProcessor": (2, 5)}
+    assert plan.lines() == [
+        "Would replay 3 entries (6 events): 1 entry (1 event) for FailingProcessor;"
+        " 2 entries (5 events) for StorageProcessor.",
+        f"Would skip #{letters[3].pk} (GoneProcessor): plugin GoneProcessor is not installed;"
+        " install it, or discard the entry",
+    ]
+    assert plan.as_dict()["would_replay"]["events"] == 6
+    assert list(DeadLetter.objects.values()) == before
+
+
+def test_discard_marks_pending_entries_and_skips_the_others(make_letter: MakeLetter) -> None:
+    pending, replayed = make_letter(), make_letter(status="replayed")
+    summary = dead_letters_discard(ids=[pending.pk, replayed.pk])
+    assert summary.line() == "discarded 1, skipped 1"
+    pending.refresh_from_db()
+    assert pending.status == "discarded" and pending.resolved_at is not None
+    assert DeadLetter.objects.get(pk=replayed.pk).status == "replayed"
+
+
+def test_purge_deletes_only_entries_resolved_long_ago(make_letter: MakeLetter) -> None:
+    old = timezone.now() - timedelta(days=31)
+    gone = [
+        make_letter(status="replayed", resolved_at=old),
+        make_letter(status="discarded", resolved_at=old),
+    ]
+    kept = [
+        make_letter(status="replayed", resolved_at=timezone.now()),
+        make_letter(status="pending"),
+    ]
+    assert dead_letters_purge(older_than=timedelta(days=30), dry_run=True) == 2
+    assert DeadLetter.objects.count() == 4
+    assert dead_letters_purge(older_than=timedelta(days=30)) == 2
+    assert set(DeadLetter.objects.values_list("pk", flat=True)) == {x.pk for x in kept}
+    assert not DeadLetter.objects.filter(pk__in=[x.pk for x in gone]).exists()
+
+
+def test_a_batch_dead_lettered_again_updates_its_pending_entry() -> None:
+    events = wire_events(2)
+    first = dead_letter_create(
+        batch_id="b", plugin="P", events=events, error=ProcessingError("one"), attempts=3
+    )
+    second = dead_letter_create(
+        batch_id="b", plugin="P", events=events, error=ProcessingError("two"), attempts=3
+    )
+    assert first.pk == second.pk and DeadLetter.objects.count() == 1
+    second.refresh_from_db()
+    assert (second.attempts, second.error_message) == (6, "two")
