@@ -14,8 +14,8 @@ from plugins.base import Batch, Event
 from processing.models import Bisection, DeadLetter
 from processing.services import bisection_start
 from processing.tasks import process_batch
-from stats.store import get_store
 from stats.aggregator import aggregate
+from stats.store import get_store
 from telemetron_site.config import get_config
 from tests.processing.conftest import UseProcessors, wire_events
 
