@@ -36,3 +36,7 @@ psql -h 127.0.0.1 -U postgres -d postgres -tAc "select 1" >/dev/null || {
 # A real browser for the admin's end-to-end test (tests/e2e): Debian's Chromium
 # and its driver (no browser download at test time).
 apt_install chromium chromium-driver
+
+# A real Prometheus for the monitoring end-to-end test (tests/e2e/test_monitoring.py):
+# Debian's package gives `prometheus` and `promtool`; the tests run their own instance.
+apt_install prometheus

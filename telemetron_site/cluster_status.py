@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "CACHE_ALIAS",
+    "CACHE_BACKEND",
     "CACHE_TABLE",
     "ClusterStatus",
     "cache_table_create",
@@ -24,6 +25,7 @@ __all__ = [
 
 CACHE_ALIAS = "telemetron_cluster"
 CACHE_TABLE = "telemetron_cache"
+CACHE_BACKEND = "telemetron_site.heartbeat_cache.HeartbeatCache"  # see there
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Any
 import dj_database_url
 
 from telemetron_site.cluster_status import CACHE_ALIAS as CLUSTER_CACHE_ALIAS
+from telemetron_site.cluster_status import CACHE_BACKEND as CLUSTER_CACHE_BACKEND
 from telemetron_site.cluster_status import CACHE_TABLE as CLUSTER_CACHE_TABLE
 from telemetron_site.config import ConfigError, get_config
 from telemetron_site.logging import logging_dict
@@ -138,7 +139,7 @@ else:
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     CLUSTER_CACHE_ALIAS: {
-        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "BACKEND": CLUSTER_CACHE_BACKEND,
         "LOCATION": CLUSTER_CACHE_TABLE,
     },
 }
