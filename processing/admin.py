@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from processing.models import DeadLetter
+from processing.selectors import dead_letter_events
 from processing.services import dead_letters_discard, dead_letters_replay
 
 EVENTS_SHOWN = 200  # the detail page pretty-prints at most this many events
@@ -95,7 +96,7 @@ class DeadLetterAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="events (JSON)")
     def events_pretty(self, obj: DeadLetter) -> str:
-        shown = obj.events[:EVENTS_SHOWN]
+        shown = dead_letter_events(obj, limit=EVENTS_SHOWN)
         note = ""
         if len(obj.events) > len(shown):
             note = (

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db.models import Q, QuerySet
 
 from processing.models import DeadLetter
 
-__all__ = ["DeadLetterFilter", "dead_letter_get", "dead_letter_list"]
+__all__ = ["DeadLetterFilter", "dead_letter_events", "dead_letter_get", "dead_letter_list"]
+
+_WIRE_ORDER = ("sourceId", "type", "timestamp", "data")
 
 
 @dataclass(frozen=True)
@@ -57,3 +60,12 @@ def dead_letter_list(
 
 def dead_letter_get(*, letter_id: int) -> DeadLetter | None:
     return DeadLetter.objects.filter(pk=letter_id).first()
+
+
+def dead_letter_events(letter: DeadLetter, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """The entry's events (the first ``limit``), keys in the wire order
+    (PostgreSQL's jsonb keeps them in an order of its own)."""
+    events = letter.events if limit is None else letter.events[:limit]
+    return [
+        {**{k: e[k] for k in _WIRE_ORDER if k in e}, **{k: v for k, v in e.items()}} for e in events
+    ]

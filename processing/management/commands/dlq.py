@@ -20,7 +20,12 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from processing.models import DeadLetter
-from processing.selectors import DeadLetterFilter, dead_letter_get, dead_letter_list
+from processing.selectors import (
+    DeadLetterFilter,
+    dead_letter_events,
+    dead_letter_get,
+    dead_letter_list,
+)
 from processing.services import (
     ReplayResult,
     dead_letters_discard,
@@ -142,7 +147,7 @@ def _letter_dict(letter: DeadLetter, *, events: int | None = 0) -> dict[str, Any
         "resolved_at": letter.resolved_at.isoformat() if letter.resolved_at else None,
     }
     if events != 0:
-        data["event_list"] = letter.events if events is None else letter.events[:events]
+        data["event_list"] = dead_letter_events(letter, limit=events)
     return data
 
 
@@ -467,7 +472,7 @@ class Command(BaseCommand):
         self.stdout.write("\nError message:\n" + _indent(letter.error_message))
         if letter.last_replay_error:
             self.stdout.write("\nLast replay error:\n" + _indent(letter.last_replay_error))
-        shown = letter.events[: opts["events"]]
+        shown = dead_letter_events(letter, limit=opts["events"])
         if shown:
             more = len(letter.events) - len(shown)
             suffix = (
