@@ -567,7 +567,10 @@ class Command(BaseCommand):
                 return
             noteworthy = result.outcome == "failed" or result.needs_action
             if verbosity >= 2 or (verbosity >= 1 and noteworthy):
-                reason = f": {result.reason}" if result.reason else ""
+                lines = result.reason.splitlines()
+                reason = f": {lines[0]}" if lines else ""
+                if len(lines) > 1:
+                    reason += f" (full error: `manage.py dlq show {result.letter_id}`)"
                 line = (
                     f"#{result.letter_id} {result.plugin} batch {result.batch_id}:"
                     f" {result.outcome}{reason}"
