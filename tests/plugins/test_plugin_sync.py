@@ -33,7 +33,10 @@ def test_first_sync_writes_config_plugins_enabled_in_file_order_and_lists_the_ot
     assert rows["StorageProcessor"] == ("processor", True, 10, {}, "config.toml")
     # Every other installed plugin gets a disabled row so the admin lists it,
     # with its defaults as parameters (none when one is required).
-    assert rows["FlakyProcessor"][1:] == (False, 30, {"fail_times": 2}, "discovered")
+    # ... after the configured ones, in name order.
+    others = [n for n in get_registry().names("processor") if n != "StorageProcessor"]
+    flaky_position = 10 + 10 * (others.index("FlakyProcessor") + 1)
+    assert rows["FlakyProcessor"][1:] == (False, flaky_position, {"fail_times": 2}, "discovered")
     assert rows["RecordingProcessor"][1] is False and rows["RecordingProcessor"][3] == {}
     assert set(rows) >= set(get_registry().names("processor")) | set(
         get_registry().names("validator")
@@ -133,7 +136,8 @@ def test_list_shows_name_kind_enabled_position_package_version_and_errors() -> N
     assert by_name["SourceIdValidator"][:6] == [
         "SourceIdValidator", "validator", "yes", "10", "telemetron", "0.1.0"
     ]  # fmt: skip
-    assert by_name["FlakyProcessor"][2:5] == ["no", "30", "telemetron-testplugins"]
+    flaky = PluginConfig.objects.get(name="FlakyProcessor")
+    assert by_name["FlakyProcessor"][2:5] == ["no", str(flaky.position), "telemetron-testplugins"]
     assert "set parameters before enabling: path: Field required" in " ".join(
         by_name["RecordingProcessor"]
     )
