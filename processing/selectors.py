@@ -66,6 +66,4 @@ def dead_letter_events(letter: DeadLetter, *, limit: int | None = None) -> list[
     """The entry's events (the first ``limit``), keys in the wire order
     (PostgreSQL's jsonb keeps them in an order of its own)."""
     events = letter.events if limit is None else letter.events[:limit]
-    return [
-        {**{k: e[k] for k in _WIRE_ORDER if k in e}, **{k: v for k, v in e.items()}} for e in events
-    ]
+    return [{**{k: e[k] for k in _WIRE_ORDER if k in e}, **e} for e in events]
