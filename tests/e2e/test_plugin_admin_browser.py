@@ -9,6 +9,8 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.conftest import event
 from tests.support.browser import ARTIFACTS, admin_login, chromium, save_page_screenshot
@@ -25,7 +27,11 @@ def _status(client: httpx.Client, source_id: int) -> int:
     return client.post("/ingest", json=event(source_id=source_id)).status_code
 
 
-def _message(driver: WebDriver) -> str:
+def _save(driver: WebDriver) -> str:
+    """Press Save, wait for the next page, and return its message."""
+    button = driver.find_element(By.NAME, "_save")
+    button.click()
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(button))
     return str(driver.find_element(By.CSS_SELECTOR, ".messagelist").text)
 
 
@@ -62,10 +68,7 @@ def test_operator_enables_and_disables_a_validator_in_the_admin(project: Project
         items[0].send_keys("1")
         items[1].send_keys("2")
         driver.find_element(By.ID, "id_enabled").click()
-        driver.find_element(By.NAME, "_save").click()
-        assert (
-            "was changed successfully" in driver.find_element(By.CSS_SELECTOR, ".messagelist").text
-        )
+        assert "was changed successfully" in _save(driver)
 
         # The running service follows without a restart.
         wait_until(lambda: _status(client, 3) == 400, timeout=INTERVAL + 30)
@@ -80,10 +83,7 @@ def test_operator_enables_and_disables_a_validator_in_the_admin(project: Project
 
         # Disable it from the list (the enabled column is editable there).
         row.find_element(By.CSS_SELECTOR, "input[name$='-enabled']").click()
-        driver.find_element(By.NAME, "_save").click()
-        assert (
-            "was changed successfully" in driver.find_element(By.CSS_SELECTOR, ".messagelist").text
-        )
+        assert "was changed successfully" in _save(driver)
         wait_until(lambda: _status(client, 3) == 202, timeout=INTERVAL + 30)
 
         # Both changes are in the admin's history: who, when, what.

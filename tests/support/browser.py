@@ -14,6 +14,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
 
 __all__ = ["ARTIFACTS", "admin_login", "chromium", "save_page_screenshot"]
 
@@ -57,7 +59,9 @@ def admin_login(driver: WebDriver, base_url: str, username: str, password: str, 
     driver.get(f"{base_url}/admin/login/?next={next}")
     driver.find_element(By.NAME, "username").send_keys(username)
     driver.find_element(By.NAME, "password").send_keys(password)
-    driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    submit = driver.find_element(By.CSS_SELECTOR, "input[type=submit]")
+    submit.click()
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(submit))
 
 
 def save_page_screenshot(driver: WebDriver, path: Path) -> None:
