@@ -142,3 +142,16 @@ def test_list_shows_name_kind_enabled_position_package_version_and_errors() -> N
         by_name["RecordingProcessor"]
     )
     assert lines[-1].startswith(f"{len(by_name)} plugins, 3 enabled")
+
+
+def test_every_subcommand_and_option_has_help() -> None:
+    from plugins.management.commands.plugins import Command
+
+    parser = Command().create_parser("manage.py", "plugins")
+    [action] = [a for a in parser._actions if a.dest == "action"]
+    subs = dict(action.choices)  # type: ignore[arg-type]
+    assert set(subs) == {"list", "sync"}
+    for name, sub in subs.items():
+        for option in sub._actions:
+            assert option.help, f"plugins {name} {option.option_strings} has no help"
+    assert "--force" in subs["sync"].format_help() and "--dry-run" in subs["sync"].format_help()
