@@ -179,6 +179,7 @@ def process_batch(batch_id: str, events: list[dict[str, Any]], enqueued_at: floa
     maybe_redelivered = time.time() - enqueued_at >= get_config().queue.retry
     resume = bisections_started(batch_id=batch_id) if maybe_redelivered else frozenset()
     report = batch_process(batch=batch, wire_events=events, resume_bisection=resume)
-    # events_processed counts the events of batches every plugin processed (DESIGN §4).
-    batch_observe(size=len(events), lag_s=time.time() - enqueued_at, processed=not report["failed"])
+    # events_processed: the events every plugin processed (after a bisection, the
+    # events outside the dead-lettered parts).
+    batch_observe(size=len(events), lag_s=time.time() - enqueued_at, processed=report["processed"])
     return report

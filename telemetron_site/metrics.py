@@ -61,7 +61,8 @@ PLUGIN_DURATION = Histogram(
 )
 EVENTS_PROCESSED = Counter(
     "telemetron_events_processed",
-    "Events whose batch every enabled processor plugin processed.",
+    "Events every enabled processor plugin processed (a batch's events, less any "
+    "a plugin dead-lettered).",
 )
 
 # --- ours ----------------------------------------------------------------------------
@@ -120,9 +121,10 @@ def plugin_failed(plugin: str) -> None:
     _child(PLUGIN_ERRORS, plugin).inc()  # type: ignore[attr-defined]
 
 
-def batch_observe(*, size: int, lag_s: float, processed: bool) -> None:
-    """A batch went through the chain; ``processed`` when every plugin succeeded."""
+def batch_observe(*, size: int, lag_s: float, processed: int) -> None:
+    """A batch went through the chain; ``processed`` of its events went through
+    every plugin (all of them, unless a plugin dead-lettered some)."""
     BATCH_SIZE.observe(size)
     EVENT_LAG.observe(max(lag_s, 0.0))
     if processed:
-        EVENTS_PROCESSED.inc(size)
+        EVENTS_PROCESSED.inc(processed)

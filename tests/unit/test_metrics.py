@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from telemetron_testplugins import FailingProcessor
+from telemetron_testplugins import FailingProcessor, PoisonProcessor
 
+from plugins.loader import Chains, get_chains, reset
 from processing.tasks import batch_process, process_batch
 from telemetron_site.metrics_multiproc import (
     dead_processes_mark,
@@ -186,6 +187,32 @@ def test_processed_batch_records_size_lag_and_processed_events(client: Client) -
     assert delta("telemetron_event_lag_seconds_bucket", le="2.5") == 1
     duration = "telemetron_processor_plugin_duration_seconds_count"
     assert delta(duration, plugin="StorageProcessor", status="success") == 1
+
+
+def test_after_a_bisection_the_events_outside_the_dead_letters_count_as_processed(
+    client: Client,
+) -> None:
+    chains = get_chains()
+    poison = PoisonProcessor(PoisonProcessor.Params())
+    reset(Chains(validators=chains.validators, processors=(*chains.processors, poison)))
+    before = scrape(client)
+    try:
+        wire = [event(6, "Click") for _ in range(7)] + [event(6, "Poison")]
+        process_batch("poisoned", wire, time.time())
+    finally:
+        reset()
+    after = scrape(client)
+
+    def delta(name: str, **labels: str) -> float:
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    assert delta("telemetron_events_processed_total") == 7
+    assert delta("telemetron_processor_plugin_errors_total", plugin="PoisonProcessor") == 1
+    assert delta("telemetron_batch_size_sum") == 8
+    duration = "telemetron_processor_plugin_duration_seconds_count"
+    # 3 attempts on the whole batch, then one run per part of the bisection (2 per level).
+    assert delta(duration, plugin="PoisonProcessor", status="error") == 3 + 3
+    assert delta(duration, plugin="PoisonProcessor", status="success") == 3
 
 
 def _batch(batch_id: str) -> Any:
