@@ -51,13 +51,17 @@ def parse_timestamp(value: str) -> datetime:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
         raise ValueError(f"is not a valid date and time ({exc})") from None
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError("is out of range once converted to UTC") from None
 
 
 def format_timestamp(value: datetime) -> str:
     """RFC 3339 in UTC with a ``Z``; fractional seconds only when present."""
     value = value.astimezone(UTC)
-    base = value.strftime("%Y-%m-%dT%H:%M:%S")
+    # Not strftime("%Y"): it does not zero-pad years before 1000 on every libc.
+    base = f"{value.year:04d}-{value:%m-%dT%H:%M:%S}"
     if value.microsecond:
         frac = f"{value.microsecond:06d}"
         frac = frac[:3] if frac.endswith("000") else frac
