@@ -172,6 +172,9 @@ class BufferedBatcher:
                 )
             if not self._buffer:
                 self._first_at = time.monotonic()
+                # The flusher sleeps without a deadline on an empty buffer: wake it
+                # so it starts this batch's batch_timeout.
+                self._cond.notify()
             self._buffer.extend(events)
             if self._thread is None:
                 self._thread = threading.Thread(
