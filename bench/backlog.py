@@ -18,14 +18,29 @@ class BacklogSampler:
         self._interval = interval_s
         self._stop = threading.Event()
         self.samples: list[int] = []
+        self.enqueued = 0  # batches written to the broker between start() and stop()
+        self._seq0 = 0
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _sequence(self) -> int:
+        """How many batches were ever enqueued (the queue table's AUTOINCREMENT)."""
+        conn = sqlite3.connect(f"file:{self._db}?mode=ro", uri=True, timeout=5)
+        try:
+            row = conn.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'django_q_ormq'"
+            ).fetchone()
+            return int(row[0]) if row else 0
+        finally:
+            conn.close()
+
     def start(self) -> None:
+        self._seq0 = self._sequence()
         self._thread.start()
 
     def stop(self) -> list[int]:
         self._stop.set()
         self._thread.join(10)
+        self.enqueued = self._sequence() - self._seq0
         return self.samples
 
     def _run(self) -> None:

@@ -17,21 +17,51 @@ from pathlib import Path
 
 __all__ = ["Profile", "children_of", "profile_read", "pyspy_start"]
 
-# Inclusive buckets: the first matching frame (from the leaf up) decides. Order
-# matters: the most specific first.
-BUCKETS: list[tuple[str, str]] = [
-    ("broker write: django-q2 async_task (pickle, sign, INSERT, COMMIT)", "async_task ("),
-    ("broker_commit besides async_task", "broker_commit ("),
-    ("group-commit bookkeeping (locks, events)", "GroupCommitBatcher"),
-    ("validator chain", "_validate ("),
-    ("Event.to_wire", "to_wire ("),
-    ("event parse: pydantic Event.model_validate_json", "event_ingest ("),
-    ("read_body", "read_body ("),
-    ("our view besides the above", "ingest (ingest/api.py"),
-    ("django-ninja Operation.run besides the view", "Operation.run ("),
-    ("Django middleware chain", "MiddlewareMixin.__call__"),
-    ("Django handler (request/response objects, URL resolve)", "django/core/handlers"),
-    ("granian WSGI glue", "granian/"),
+# Each sample goes to the leaf-most frame that matches one of these owners (so a
+# database write inside the broker call counts as the broker write, and a view
+# running inside the middlewares counts as the view).
+OWNERS: list[tuple[str, tuple[str, ...]]] = [
+    ("broker write: django-q2 async_task (pickle, sign, INSERT, COMMIT)", ("async_task (",)),
+    ("group commit: batcher locks, waits, leader", ("GroupCommitBatcher",)),
+    ("validator chain", ("_validate (", "ingest/validators.py")),
+    ("Event.to_wire (format_timestamp)", ("to_wire (",)),
+    (
+        "event parse (JSON + pydantic Event, field validators)",
+        ("event_ingest (", "event_parse (", "batch_ingest ("),
+    ),
+    ("request body read", ("read_body (",)),
+    ("our view, rest", ("ingest (ingest/api.py", "ingest_batch (ingest/api.py")),
+    ("django-ninja (Operation.run, view wrapper)", ("ninja/",)),
+    ("request log line (logging)", ("Logger.info (",)),
+    (
+        "HTTP metrics middleware (prometheus_client)",
+        ("RequestMetricsMiddleware", "prometheus_client/"),
+    ),
+    (
+        "Django middlewares (security, session, csrf, auth, messages, xframe)",
+        (
+            "django/middleware/",
+            "django/contrib/sessions/middleware",
+            "django/contrib/auth/middleware",
+            "django/contrib/messages/middleware",
+            "MiddlewareMixin",
+        ),
+    ),
+    ("Django URL resolving", ("django/urls/",)),
+    ("Django request_started/finished signals", ("Signal.send (",)),
+    ("Django request/response objects", ("django/http/",)),
+    ("Django WSGI handler", ("django/core/handlers/",)),
+    ("granian WSGI glue", ("granian/",)),
+]
+
+# Cross-cutting costs: share of samples with any such frame on the stack.
+CROSS: list[tuple[str, tuple[str, ...]]] = [
+    ("logging (any logger)", ("logging/__init__.py",)),
+    ("django-prometheus DB cursor wrapper", ("django_prometheus/",)),
+    ("prometheus_client", ("prometheus_client/",)),
+    ("Django ORM (models, queries)", ("django/db/models/",)),
+    ("SQLite execute", ("SQLiteCursorWrapper.execute",)),
+    ("django-q2 payload signing/pickling", ("django_q/signing.py",)),
 ]
 
 
@@ -41,15 +71,19 @@ class Profile:
     self_time: Counter[str]
     inclusive: Counter[str]
     buckets: Counter[str]
+    cross: Counter[str]
 
     def table(self, top: int = 20) -> str:
         lines = [
-            f"samples: {self.samples}",
+            f"samples (GIL held): {self.samples}",
             "",
-            "| where (inclusive bucket) | share |",
+            "| where the GIL time goes (innermost owner) | share |",
             "|---|---|",
         ]
         for name, n in self.buckets.most_common():
+            lines.append(f"| {name} | {100 * n / self.samples:.1f} % |")
+        lines += ["", "| cross-cutting (anywhere on the stack) | share |", "|---|---|"]
+        for name, n in self.cross.most_common():
             lines.append(f"| {name} | {100 * n / self.samples:.1f} % |")
         lines += ["", "| function (self time) | share |", "|---|---|"]
         for name, n in self.self_time.most_common(top):
@@ -64,6 +98,7 @@ def profile_read(paths: list[Path]) -> Profile:
     self_time: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     buckets: Counter[str] = Counter()
+    cross: Counter[str] = Counter()
     total = 0
     for path in paths:
         for line in path.read_text().splitlines():
@@ -77,14 +112,22 @@ def profile_read(paths: list[Path]) -> Profile:
                 self_time[_short(frames[-1])] += count
             for name in {_short(f) for f in frames}:
                 inclusive[name] += count
+            buckets[_owner(frames)] += count
             joined = ";".join(frames)
-            for label, needle in BUCKETS:
-                if needle in joined:
-                    buckets[label] += count
-                    break
-            else:
-                buckets["other (outside any request)"] += count
-    return Profile(samples=total, self_time=self_time, inclusive=inclusive, buckets=buckets)
+            for label, needles in CROSS:
+                if any(n in joined for n in needles):
+                    cross[label] += count
+    return Profile(
+        samples=total, self_time=self_time, inclusive=inclusive, buckets=buckets, cross=cross
+    )
+
+
+def _owner(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for label, needles in OWNERS:
+            if any(n in frame for n in needles):
+                return label
+    return "other (outside any request)"
 
 
 def _short(frame: str) -> str:

@@ -59,6 +59,7 @@ class Phase:
     drain_s: float | None = None
     backlog_max: int | None = None
     backlog_end: int | None = None
+    batches: int | None = None  # broker tasks written during the load
 
 
 @dataclass
@@ -68,10 +69,12 @@ class Options:
     duration: int
     warmup: int
     overrides: dict[str, str]
-    floors: bool
+    floors: tuple[str, ...]
+    ours: bool
     batch: bool
     probe_interval: float
     profile_dir: Path | None
+    switch_interval: float | None
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -189,6 +192,8 @@ def _measure(
         phase.probe = _probe_summary(probe_result)
     if samples:
         phase.backlog_max, phase.backlog_end = max(samples), samples[-1]
+    if backlog is not None:
+        phase.batches = backlog.enqueued
     return phase, probe_result, load_end
 
 
@@ -197,12 +202,20 @@ def _profile_start(
 ) -> list[tuple[Path, subprocess.Popen[bytes]]]:
     assert opts.profile_dir is not None
     opts.profile_dir.mkdir(parents=True, exist_ok=True)
-    granian = [p for p in children_of(server.proc.pid) if _is_granian(p)]
-    workers = [w for g in granian for w in children_of(g)]
+    kids = children_of(server.proc.pid)
+    granian = [p for p in kids if _is_granian(p)]
+    web = [w for g in granian for w in children_of(g)]
+    cluster: list[int] = []
+    todo = [p for p in kids if p not in granian]
+    while todo:  # the qcluster sentinel, pusher, monitor and workers
+        pid = todo.pop()
+        cluster.append(pid)
+        todo.extend(children_of(pid))
     spies = []
-    for pid in workers:
-        out = opts.profile_dir / f"{tag}-worker{pid}.txt"
-        spies.append((out, pyspy_start(pid, out, duration_s=max(opts.duration - 2, 1))))
+    for kind, pids in (("web", web), ("cluster", cluster)):
+        for pid in pids:
+            out = opts.profile_dir / f"{tag}-{kind}{pid}.txt"
+            spies.append((out, pyspy_start(pid, out, duration_s=max(opts.duration - 2, 1))))
     return spies
 
 
@@ -234,6 +247,8 @@ def _floors(opts: Options, workers: int, threads: int, workdir: Path) -> list[Ph
             "bench.floors.ninja_floor.wsgi:application",
         ),
     ):
+        if tag.removesuffix("_floor") not in opts.floors:
+            continue
         server = start_floor(tag, target, workers=workers, threads=threads, workdir=workdir)
         try:
             _warmup(server, "ingest.lua", opts)
@@ -245,7 +260,7 @@ def _floors(opts: Options, workers: int, threads: int, workdir: Path) -> list[Ph
 
 
 def _ours(opts: Options, workdir: Path) -> tuple[list[Phase], int]:
-    server = start_telemetron(workdir, opts.overrides)
+    server = start_telemetron(workdir, opts.overrides, switch_interval=opts.switch_interval)
     phases: list[Phase] = []
     try:
         _warmup(server, "ingest.lua", opts)
@@ -335,8 +350,14 @@ def render(result: dict[str, Any], phases: list[Phase]) -> str:
             lines.append(
                 f"  acknowledged {p.acked_events:,} events, {p.visible_events:,} counted in /stats "
                 f"(cut-off in-flight requests may add up to {result['connections']} requests), "
-                f"all counted {p.drain_s:.1f} s after the load ended; broker backlog during the "
-                f"load: max {p.backlog_max} batches, {p.backlog_end} at the end"
+                f"all counted {p.drain_s:.1f} s after the load ended"
+            )
+        if p is not None and p.batches:
+            lines.append(
+                f"  broker: {p.batches:,} batches written during the load "
+                f"({p.batches / p.wrk.duration_s:,.0f}/s, "
+                f"{p.wrk.ok_requests * p.wrk.events_per_request / p.batches:.1f} events each); "
+                f"backlog max {p.backlog_max}, {p.backlog_end} at the end"
             )
     lines.append("")
     checks: list[tuple[str, bool | None]] = []
@@ -432,7 +453,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECTION.KEY=VALUE",
         help="override a config.toml key for this run, e.g. http.threads=8 (repeatable)",
     )
-    parser.add_argument("--no-floors", action="store_true", help="skip the two floors")
+    parser.add_argument(
+        "--floors",
+        choices=("both", "python", "framework", "none"),
+        default="both",
+        help="which floors to measure (both)",
+    )
+    parser.add_argument("--no-ours", action="store_true", help="measure only the floors")
     parser.add_argument("--no-batch", action="store_true", help="skip /ingest/batch")
     parser.add_argument(
         "--probe-interval", type=float, default=0.05, help="seconds between markers (0.05)"
@@ -443,6 +470,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="py-spy record --gil every web worker during the measured loads; "
         "write collapsed stacks and a summary to DIR",
+    )
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        metavar="SECONDS",
+        help="experiment: sys.setswitchinterval() in Telemetron's processes "
+        "(through a sitecustomize on PYTHONPATH; Python's default is 0.005)",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="append the result as JSON")
     args = parser.parse_args(argv)
@@ -455,10 +489,12 @@ def main(argv: list[str] | None = None) -> int:
         duration=args.duration,
         warmup=args.warmup,
         overrides=overrides,
-        floors=not args.no_floors,
+        floors=("python", "framework") if args.floors == "both" else (args.floors,),
+        ours=not args.no_ours,
         batch=not args.no_batch,
         probe_interval=args.probe_interval,
         profile_dir=args.profile,
+        switch_interval=args.switch_interval,
     )
     result: dict[str, Any] = {
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -468,24 +504,27 @@ def main(argv: list[str] | None = None) -> int:
         "duration": opts.duration,
         "http_workers": workers,
         "http_threads": threads,
-        "overrides": " ".join(args.set),
+        "overrides": " ".join(
+            args.set + ([f"switch-interval={args.switch_interval}"] if args.switch_interval else [])
+        ),
     }
     with tempfile.TemporaryDirectory(prefix="telemetron-bench-") as tmp:
         workdir = Path(tmp)
         phases: list[Phase] = []
-        if opts.floors:
-            phases += _floors(opts, workers, threads, workdir)
-        ours, code = _ours(opts, workdir)
-        phases += ours
-        result["serve_exit_code"] = code
+        phases += _floors(opts, workers, threads, workdir)
+        if opts.ours:
+            ours, code = _ours(opts, workdir)
+            phases += ours
+            result["serve_exit_code"] = code
     print(render(result, phases))
     if opts.profile_dir is not None:
         for tag in ("ingest", "batch"):
-            files = sorted(opts.profile_dir.glob(f"{tag}-worker*.txt"))
-            if files:
-                summary = profile_read(files).table(25)
-                (opts.profile_dir / f"{tag}-summary.md").write_text(summary + "\n")
-                print(f"\nprofile of the web workers under {tag} ({opts.profile_dir}):\n{summary}")
+            for kind in ("web", "cluster"):
+                files = sorted(opts.profile_dir.glob(f"{tag}-{kind}*.txt"))
+                if files:
+                    summary = profile_read(files).table(25)
+                    (opts.profile_dir / f"{tag}-{kind}-summary.md").write_text(summary + "\n")
+                    print(f"\nprofile: {kind} processes under {tag} load:\n{summary}")
     if args.json:
         result["phases"] = [asdict(p) for p in phases]
         with args.json.open("a") as fh:
