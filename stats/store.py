@@ -113,7 +113,9 @@ class DatabaseStore:
                     return False  # merged before: a redelivery or a replay
             # Lock the totals row first: merges queue here (in one order), so the
             # "which sources are new" read below is consistent.
-            totals = StatsTotals.objects.select_for_update().get(pk=1)
+            # (Created here when missing: the migration writes it, but
+            # `manage.py flush` empties every table, this one too.)
+            totals, _ = StatsTotals.objects.select_for_update().get_or_create(pk=1)
             existing = set(
                 SourceStats.objects.filter(source_id__in=list(aggregates)).values_list(
                     "source_id", flat=True
