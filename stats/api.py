@@ -43,9 +43,14 @@ def stats_summary(request: HttpRequest) -> dict[str, int]:
 def stats_source(request: HttpRequest, source_id: str) -> dict[str, object]:
     if not source_id.isascii() or not source_id.isdigit():
         raise BadRequest(f"Invalid source id: {source_id!r} is not a non-negative integer")
-    sid = int(source_id)
-    if sid > U64_MAX:
-        raise BadRequest(f"Invalid source id: {source_id} is out of range (0 to {U64_MAX})")
+    digits = source_id.lstrip("0") or "0"
+    # Length first: int() refuses strings of over 4300 digits (a 500, not a 400).
+    if len(digits) > len(str(U64_MAX)) or int(digits) > U64_MAX:
+        shown = (
+            source_id if len(source_id) <= 40 else f"{source_id[:20]}... ({len(source_id)} digits)"
+        )
+        raise BadRequest(f"Invalid source id: {shown} is out of range (0 to {U64_MAX})")
+    sid = int(digits)
     view = get_store().source(sid)
     if view is None:
         raise NotFound(f"Source id {sid} not found")
