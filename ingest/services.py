@@ -69,6 +69,9 @@ def json_parse(body: bytes) -> Any:
     except (ValueError, UnicodeDecodeError) as exc:
         events_rejected()  # a body that is not JSON counts as one rejected event
         raise BadRequest(f"Invalid JSON: {exc}") from None
+    except RecursionError:
+        events_rejected()
+        raise BadRequest("Invalid JSON: nested too deeply") from None
 
 
 def event_ingest(*, body: bytes) -> None:

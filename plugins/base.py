@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 __all__ = [
+    "MAX_DATA_DEPTH",
     "U64_MAX",
     "Batch",
     "Event",
@@ -26,6 +27,25 @@ __all__ = [
 ]
 
 U64_MAX = 2**64 - 1
+
+# How deeply an event's ``data`` may nest (arrays/objects). Deeper values cannot
+# be pickled for the broker within Python's recursion limit, and one such event
+# would fail the whole group commit it shares with other requests.
+MAX_DATA_DEPTH = 64
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether JSON ``value`` nests more than ``limit`` arrays/objects (iterative)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
 
 # RFC 3339 date-time: a full date, a time with seconds, optional fraction, and an offset.
 _RFC3339 = re.compile(
@@ -84,6 +104,13 @@ class Event(BaseModel):
     def _type_not_blank(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("must not be empty")
+        return v
+
+    @field_validator("data")
+    @classmethod
+    def _data_depth(cls, v: Any) -> Any:
+        if isinstance(v, dict | list) and _nested_deeper_than(v, MAX_DATA_DEPTH):
+            raise ValueError(f"must not nest deeper than {MAX_DATA_DEPTH} arrays/objects")
         return v
 
     @field_validator("timestamp", mode="before")

@@ -19,7 +19,7 @@ from django_q.conf import Conf
 from ingest import batcher as batcher_module
 from ingest.batcher import BufferedBatcher, broker_commit
 from plugins import loader
-from plugins.base import Event, PluginParams, Validator
+from plugins.base import MAX_DATA_DEPTH, Event, PluginParams, Validator
 from plugins.loader import Chains, PluginSpec, get_registry
 from telemetron_site.config import get_config
 from tests.api.conftest import UseValidators, body, post, stats
@@ -218,6 +218,23 @@ def test_empty_allowed_lists_accept_everything(
 ) -> None:
     use_validators(("SourceIdValidator", {"allowed": []}), ("EventTypeValidator", {"allowed": []}))
     assert ingest(client, event(123456, "Anything")).status_code == 202
+
+
+def _deep_event(depth: int) -> bytes:
+    head = body(event(1))[:-1] + b', "data": '
+    return head + b"[" * depth + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize("depth", [MAX_DATA_DEPTH + 1, 600, 100_000])
+def test_data_nested_too_deeply_is_400_not_a_crash(client: Client, depth: int) -> None:
+    out = assert_error(ingest(client, _deep_event(depth)), 400)
+    assert out["error"].startswith(("Invalid event: data: must not nest", "Invalid JSON: nested"))
+    assert counted(client) == (0, 0)
+
+
+def test_data_at_max_depth_is_accepted(client: Client) -> None:
+    assert ingest(client, _deep_event(MAX_DATA_DEPTH)).status_code == 202
+    assert counted(client) == (1, 1)
 
 
 # --- gzip, 413, 415 ----------------------------------------------------------------------

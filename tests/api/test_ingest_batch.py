@@ -106,6 +106,25 @@ def test_bad_json_is_400(client: Client, raw: bytes) -> None:
     assert response.json()["error"].startswith("Invalid JSON: ")
 
 
+def test_one_deeply_nested_event_is_rejected_alone(client: Client) -> None:
+    """It must not fail the commit (a 503) of the events it would share it with."""
+    deep = body(event(2))[:-1] + b', "data": ' + b"[" * 600 + b"]" * 600 + b"}"
+    raw = b"[" + body(event(1)) + b"," + deep + b"," + body(event(3)) + b"]"
+    response = batch(client, raw)
+    assert response.status_code == 202
+    out = response.json()
+    assert out["accepted"] == 2
+    assert [r["index"] for r in out["rejected"]] == [1]
+    assert out["rejected"][0]["error"].startswith("Invalid event: data: must not nest")
+    assert counted(client) == (2, 2)
+
+
+def test_json_nested_beyond_the_parser_is_400(client: Client) -> None:
+    response = batch(client, b"[" * 100_000 + b"]" * 100_000)
+    assert response.status_code == 400
+    assert response.json() == {"error": "Invalid JSON: nested too deeply"}
+
+
 def test_empty_array_is_400(client: Client) -> None:
     response = batch(client, [])
     assert response.status_code == 400

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from plugins.base import U64_MAX, Event, format_timestamp
+from plugins.base import MAX_DATA_DEPTH, U64_MAX, Event, format_timestamp
 from tests.conftest import event
 
 
@@ -199,6 +199,34 @@ def test_data_may_be_any_json_value_and_is_kept(data: Any) -> None:
     assert parsed.data == data
     assert type(parsed.data) is type(data)
     assert parsed.to_wire()["data"] == data
+
+
+def nested(depth: int, leaf: Any = 1) -> Any:
+    """``depth`` arrays/objects, alternating, one inside the other."""
+    value = leaf
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def test_data_may_nest_up_to_max_data_depth() -> None:
+    assert MAX_DATA_DEPTH == 64
+    deep = nested(MAX_DATA_DEPTH)
+    assert Event.model_validate(event(data=deep)).data == deep
+    wide = {"a": nested(10), "b": [nested(MAX_DATA_DEPTH - 2)] * 3, "c": "x" * 1000}
+    assert Event.model_validate(event(data=wide)).data == wide
+
+
+@pytest.mark.parametrize("depth", [MAX_DATA_DEPTH + 1, 500, 5000])
+def test_data_nested_deeper_is_rejected(depth: int) -> None:
+    [(field, message)] = errors(event(data=nested(depth)))
+    assert field == "data"
+    assert f"must not nest deeper than {MAX_DATA_DEPTH}" in message
+
+
+def test_depth_counts_the_deepest_branch() -> None:
+    data = {"shallow": 1, "deep": [nested(MAX_DATA_DEPTH - 1)], "other": {}}
+    assert error_fields(event(data=data)) == {"data"}
 
 
 def test_data_is_optional() -> None:
