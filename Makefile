@@ -25,6 +25,10 @@ run: $(VENV)/.installed
 services:
 	bash scripts/ensure-services.sh
 
+# The benchmark report (loopback only, about a minute; figures in bench/RESULTS.md).
+bench: $(VENV)/.installed
+	bash bench/run.sh
+
 test: $(VENV)/.installed-dev services
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres

@@ -23,7 +23,7 @@ __all__ = ["Profile", "children_of", "profile_read", "pyspy_start"]
 OWNERS: list[tuple[str, tuple[str, ...]]] = [
     ("broker write: django-q2 async_task (pickle, sign, INSERT, COMMIT)", ("async_task (",)),
     ("group commit: batcher locks, waits, leader", ("GroupCommitBatcher",)),
-    ("validator chain", ("_validate (", "ingest/validators.py")),
+    ("validator chain", ("_validate (ingest/services.py", "ingest/validators.py")),
     ("Event.to_wire (format_timestamp)", ("to_wire (",)),
     (
         "event parse (JSON + pydantic Event, field validators)",
@@ -153,6 +153,8 @@ def pyspy_start(
 ) -> subprocess.Popen[bytes]:
     """Start ``py-spy record --gil`` on one process (collapsed stacks to ``out``)."""
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(pyspy).exists():
+        raise RuntimeError("--profile needs py-spy: .venv/bin/pip install py-spy")
     cmd = [
         pyspy,
         "record",
