@@ -12,8 +12,11 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
+from plugins.storable import data_problem, string_problem
+
 __all__ = [
     "MAX_DATA_DEPTH",
+    "MAX_TYPE_LENGTH",
     "U64_MAX",
     "Batch",
     "Event",
@@ -32,19 +35,9 @@ U64_MAX = 2**64 - 1
 # be pickled for the broker within Python's recursion limit, and one such event
 # would fail the whole group commit it shares with other requests.
 MAX_DATA_DEPTH = 64
-
-
-def _nested_deeper_than(value: Any, limit: int) -> bool:
-    """Whether JSON ``value`` nests more than ``limit`` arrays/objects (iterative)."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        for child in node.values() if isinstance(node, dict) else node:
-            if isinstance(child, dict | list):
-                if depth >= limit:
-                    return True
-                stack.append((child, depth + 1))
-    return False
+# The longest ``type``: PostgreSQL's unique index on (source, type) refuses rows
+# over 2704 bytes, and 256 characters are at most 1024 bytes of UTF-8.
+MAX_TYPE_LENGTH = 256
 
 
 # RFC 3339 date-time: a full date, a time with seconds, optional fraction, and an offset.
@@ -95,7 +88,7 @@ class Event(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     source_id: StrictInt = Field(alias="sourceId", ge=0, le=U64_MAX)
-    type: StrictStr = Field(min_length=1)
+    type: StrictStr = Field(min_length=1, max_length=MAX_TYPE_LENGTH)
     timestamp: datetime
     data: Any = None
 
@@ -104,13 +97,15 @@ class Event(BaseModel):
     def _type_not_blank(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("must not be empty")
+        if problem := string_problem(v):
+            raise ValueError(problem)
         return v
 
     @field_validator("data")
     @classmethod
-    def _data_depth(cls, v: Any) -> Any:
-        if isinstance(v, dict | list) and _nested_deeper_than(v, MAX_DATA_DEPTH):
-            raise ValueError(f"must not nest deeper than {MAX_DATA_DEPTH} arrays/objects")
+    def _data_storable(cls, v: Any) -> Any:
+        if v is not None and (problem := data_problem(v, MAX_DATA_DEPTH)):
+            raise ValueError(problem)
         return v
 
     @field_validator("timestamp", mode="before")

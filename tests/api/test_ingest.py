@@ -19,7 +19,7 @@ from django_q.conf import Conf
 from ingest import batcher as batcher_module
 from ingest.batcher import BufferedBatcher, broker_commit
 from plugins import loader
-from plugins.base import MAX_DATA_DEPTH, Event, PluginParams, Validator
+from plugins.base import MAX_DATA_DEPTH, MAX_TYPE_LENGTH, Event, PluginParams, Validator
 from plugins.loader import Chains, PluginSpec, get_registry
 from telemetron_site.config import get_config
 from tests.api.conftest import UseValidators, body, post, stats
@@ -235,6 +235,40 @@ def test_data_nested_too_deeply_is_400_not_a_crash(client: Client, depth: int) -
 def test_data_at_max_depth_is_accepted(client: Client) -> None:
     assert ingest(client, _deep_event(MAX_DATA_DEPTH)).status_code == 202
     assert counted(client) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"sourceId": 1, "type": "a\\u0000b", "timestamp": "2023-10-27T09:30:00Z"}', "type"),
+        (b'{"sourceId": 1, "type": "\\ud800", "timestamp": "2023-10-27T09:30:00Z"}', "type"),
+        (
+            b'{"sourceId": 1, "type": "A", "timestamp": "2023-10-27T09:30:00Z", '
+            b'"data": {"s": "\\u0000"}}',
+            "data",
+        ),
+        (
+            b'{"sourceId": 1, "type": "A", "timestamp": "2023-10-27T09:30:00Z", '
+            b'"data": ["\\udfff"]}',
+            "data",
+        ),
+    ],
+)
+def test_strings_a_database_cannot_store_are_400(client: Client, raw: bytes, field: str) -> None:
+    """PostgreSQL's text and jsonb refuse NUL and unpaired surrogates: refused
+    here, on every database, rather than accepted and then dead-lettered."""
+    out = assert_error(ingest(client, raw), 400)
+    assert out["details"][0]["field"] == field
+    assert counted(client) == (0, 0)
+
+
+def test_longest_type_is_counted_and_a_longer_one_is_400(client: Client) -> None:
+    """256 four-byte characters fit PostgreSQL's index on (source, type)."""
+    longest = "".join(chr(0x10000 + i * 7919 % 0xF0000) for i in range(MAX_TYPE_LENGTH))
+    assert ingest(client, event(1, longest)).status_code == 202
+    assert stats(client, 1)[1]["event_types"] == {longest: 1}
+    out = assert_error(ingest(client, event(1, "x" * (MAX_TYPE_LENGTH + 1))), 400)
+    assert out["details"][0]["field"] == "type"
 
 
 # --- gzip, 413, 415 ----------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from plugins.base import MAX_DATA_DEPTH, U64_MAX, Event, format_timestamp
+from plugins.base import MAX_DATA_DEPTH, MAX_TYPE_LENGTH, U64_MAX, Event, format_timestamp
 from tests.conftest import event
 
 
@@ -77,6 +77,24 @@ def test_type_must_be_a_string(event_type: Any) -> None:
 @pytest.mark.parametrize("event_type", ["Heartbeat", "Custom", " padded ", "ünïcode ✓"])
 def test_any_non_blank_type_is_kept_as_sent(event_type: str) -> None:
     assert Event.model_validate(event(1, event_type)).type == event_type
+
+
+def test_type_of_max_type_length_is_accepted_longer_is_rejected() -> None:
+    assert MAX_TYPE_LENGTH == 256
+    longest = "\U0001f600" * MAX_TYPE_LENGTH  # 4 bytes each in UTF-8: 1 KiB
+    assert Event.model_validate(event(1, longest)).type == longest
+    [(field, message)] = errors(event(1, "x" * (MAX_TYPE_LENGTH + 1)))
+    assert (field, message) == ("type", "String should have at most 256 characters")
+
+
+@pytest.mark.parametrize(
+    ("event_type", "words"),
+    [("a\x00b", "NUL character"), ("\x00", "NUL character")],
+)
+def test_type_that_a_database_cannot_store_is_rejected(event_type: str, words: str) -> None:
+    [(field, message)] = errors(event(1, event_type))
+    assert field == "type"
+    assert words in message
 
 
 # --- timestamp -----------------------------------------------------------------------
@@ -222,6 +240,28 @@ def test_data_nested_deeper_is_rejected(depth: int) -> None:
     [(field, message)] = errors(event(data=nested(depth)))
     assert field == "data"
     assert f"must not nest deeper than {MAX_DATA_DEPTH}" in message
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ("a\x00b", "NUL character"),
+        (["ok", "\x00"], "NUL character"),
+        ({"k\x00": 1}, "NUL character"),
+        ({"k": {"deeper": ["\udfff"]}}, "unpaired surrogates"),
+        ("\ud800", "unpaired surrogates"),
+        ({"\ud83d": 1}, "unpaired surrogates"),
+    ],
+)
+def test_data_with_strings_a_database_cannot_store_is_rejected(data: Any, words: str) -> None:
+    [(field, message)] = errors(event(data=data))
+    assert field == "data"
+    assert words in message
+
+
+def test_data_with_any_valid_unicode_is_kept() -> None:
+    data = {"emoji \U0001f600": ["ünïcode", "\u2028", "\U0010ffff", "tab\tnewline\n"]}
+    assert Event.model_validate(event(data=data)).data == data
 
 
 def test_depth_counts_the_deepest_branch() -> None:
