@@ -321,6 +321,24 @@ def test_body_over_max_body_bytes_is_413(client: Client) -> None:
     assert counted(client) == (0, 0)
 
 
+def test_declared_content_length_over_the_limit_is_413_before_reading(client: Client) -> None:
+    response = client.generic(
+        "POST",
+        "/ingest",
+        body(event(1)),
+        content_type="application/json",
+        CONTENT_LENGTH=str(LIMIT + 1),
+    )
+    assert_error(response, 413, f"Request body exceeds the limit of {LIMIT} bytes")
+
+
+def test_invalid_content_length_is_400(client: Client) -> None:
+    response = client.generic(
+        "POST", "/ingest", body(event(1)), content_type="application/json", CONTENT_LENGTH="abc"
+    )
+    assert_error(response, 400, "Invalid Content-Length header")
+
+
 def test_limit_applies_after_decompression(client: Client) -> None:
     small = gzip.compress(padded(LIMIT + 1))
     assert len(small) < LIMIT // 100
