@@ -132,6 +132,8 @@ if _queue.broker == "redis":
     Q_CLUSTER["redis"] = _queue.redis_url
 else:
     Q_CLUSTER["orm"] = "default"
+    # The ORM broker with one SQL statement per round trip (processing/broker.py).
+    Q_CLUSTER["broker_class"] = "processing.broker.SingleStatementORM"
     # The clusters' heartbeats, in a cache every process can read (see
     # telemetron_site.cluster_status); /readyz reads them.
     Q_CLUSTER["cache"] = CLUSTER_CACHE_ALIAS
