@@ -23,6 +23,9 @@ from telemetron_site.config import get_config
 
 __all__ = ["DatabaseStore", "MemoryStore", "SourceView", "StatsStore", "get_store"]
 
+# Source ids per "which exist already" query: under SQLite's 999 host parameters.
+_IN_CHUNK = 500
+
 
 @dataclass(frozen=True)
 class SourceView:
@@ -78,64 +81,75 @@ class MemoryStore:
 
 
 class DatabaseStore:
-    def _sql(self) -> tuple[str, str]:
+    """Every statement of a merge is raw SQL: in the workers the ORM's query
+    building cost more than the database work (bench/RESULTS.md)."""
+
+    def __init__(self) -> None:
+        self._statements: dict[str, str] | None = None
+
+    def _sql(self) -> dict[str, str]:
+        if self._statements is None:
+            self._statements = self._build_sql()
+        return self._statements
+
+    def _build_sql(self) -> dict[str, str]:
         q = connection.ops.quote_name
         least, greatest = ("min", "max") if connection.vendor == "sqlite" else ("LEAST", "GREATEST")
         src = q(SourceStats._meta.db_table)
         typ = q(SourceEventType._meta.db_table)
-        upsert_sources = (
-            f"INSERT INTO {src} (source_id, total_events, first_event_us, last_event_us)"
+        tot = q(StatsTotals._meta.db_table)
+        return {
+            "ledger": f"INSERT INTO {q(ProcessedBatch._meta.db_table)}"
+            " (batch_id, events, processed_at) VALUES (%s, %s, %s)"
+            " ON CONFLICT (batch_id) DO NOTHING",
+            # Also the lock every merge queues on (PostgreSQL's row lock; SQLite's
+            # IMMEDIATE transaction holds the write lock already), taken before the
+            # "which sources are new" read so that read is consistent.
+            "add_events": f"UPDATE {tot} SET events_count = events_count + %s WHERE id = 1",
+            "add_sources": f"UPDATE {tot} SET sources_count = sources_count + %s WHERE id = 1",
+            # The migration writes the row; `manage.py flush` empties it away.
+            "totals_row": f"INSERT INTO {tot} (id, sources_count, events_count) VALUES (1, 0, %s)",
+            "existing": f"SELECT source_id FROM {src} WHERE source_id IN ({{}})",
+            "upsert_sources": f"INSERT INTO {src}"
+            " (source_id, total_events, first_event_us, last_event_us)"
             " VALUES (%s, %s, %s, %s) ON CONFLICT (source_id) DO UPDATE SET"
             f" total_events = {src}.total_events + excluded.total_events,"
             f" first_event_us = {least}({src}.first_event_us, excluded.first_event_us),"
-            f" last_event_us = {greatest}({src}.last_event_us, excluded.last_event_us)"
-        )
-        upsert_types = (
-            f"INSERT INTO {typ} (source_id, event_type, count) VALUES (%s, %s, %s)"
+            f" last_event_us = {greatest}({src}.last_event_us, excluded.last_event_us)",
+            "upsert_types": f"INSERT INTO {typ} (source_id, event_type, count) VALUES (%s, %s, %s)"
             " ON CONFLICT (source_id, event_type) DO UPDATE SET"
-            f" count = {typ}.count + excluded.count"
-        )
-        return upsert_sources, upsert_types
+            f" count = {typ}.count + excluded.count",
+        }
 
     def merge(self, *, batch_id: str, aggregates: dict[int, SourceAggregate]) -> bool:
         events = sum(a.total for a in aggregates.values())
-        upsert_sources, upsert_types = self._sql()
-        with transaction.atomic():
-            q = connection.ops.quote_name
-            with connection.cursor() as cur:
-                ledger = q(ProcessedBatch._meta.db_table)
-                cur.execute(
-                    f"INSERT INTO {ledger} (batch_id, events, processed_at)"
-                    " VALUES (%s, %s, %s) ON CONFLICT (batch_id) DO NOTHING",
-                    [batch_id, events, timezone.now()],
-                )
-                if cur.rowcount == 0:
-                    return False  # merged before: a redelivery or a replay
-            # Lock the totals row first: merges queue here (in one order), so the
-            # "which sources are new" read below is consistent.
-            # (Created here when missing: the migration writes it, but
-            # `manage.py flush` empties every table, this one too.)
-            totals, _ = StatsTotals.objects.select_for_update().get_or_create(pk=1)
-            existing = set(
-                SourceStats.objects.filter(source_id__in=list(aggregates)).values_list(
-                    "source_id", flat=True
-                )
-            )
-            source_rows = [
-                (u64_to_db(sid), a.total, a.first_us, a.last_us)
-                for sid, a in sorted(aggregates.items())
-            ]
-            type_rows = [
-                (u64_to_db(sid), event_type, n)
-                for sid, a in sorted(aggregates.items())
-                for event_type, n in sorted(a.types.items())
-            ]
-            with connection.cursor() as cur:
-                cur.executemany(upsert_sources, source_rows)
-                cur.executemany(upsert_types, type_rows)
-            totals.sources_count += len(aggregates.keys() - existing)
-            totals.events_count += events
-            totals.save(update_fields=["sources_count", "events_count"])
+        sql = self._sql()
+        db_ids = [u64_to_db(sid) for sid in sorted(aggregates)]
+        source_rows = [
+            (u64_to_db(sid), a.total, a.first_us, a.last_us)
+            for sid, a in sorted(aggregates.items())
+        ]
+        type_rows = [
+            (u64_to_db(sid), event_type, n)
+            for sid, a in sorted(aggregates.items())
+            for event_type, n in sorted(a.types.items())
+        ]
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute(sql["ledger"], [batch_id, events, timezone.now()])
+            if cur.rowcount == 0:
+                return False  # merged before: a redelivery or a replay
+            cur.execute(sql["add_events"], [events])
+            if cur.rowcount == 0:
+                cur.execute(sql["totals_row"], [events])
+            existing = 0
+            for start in range(0, len(db_ids), _IN_CHUNK):
+                chunk = db_ids[start : start + _IN_CHUNK]
+                cur.execute(sql["existing"].format(", ".join(["%s"] * len(chunk))), chunk)
+                existing += len(cur.fetchall())
+            cur.executemany(sql["upsert_sources"], source_rows)
+            cur.executemany(sql["upsert_types"], type_rows)
+            if new_sources := len(db_ids) - existing:
+                cur.execute(sql["add_sources"], [new_sources])
         return True
 
     def totals(self) -> tuple[int, int]:
