@@ -1,0 +1,59 @@
+"""The WSGI entry point sends the API's paths through the short middleware chain
+and everything else (the admin) through the full one, CSRF included."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+
+from telemetron_site.wsgi import application
+
+pytestmark = pytest.mark.django_db
+
+
+def call(method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "SERVER_NAME": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1",
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/x-www-form-urlencoded",
+        "wsgi.input": io.BytesIO(body),
+    }
+    setup_testing_defaults(environ)
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        seen["status"] = int(status.split()[0])
+        seen["headers"] = dict(headers)
+
+    chunks = application(environ, start_response)
+    try:
+        content = b"".join(chunks)
+    finally:
+        getattr(chunks, "close", lambda: None)()
+    return seen["status"], seen["headers"], content
+
+
+def test_api_paths_skip_the_admin_middlewares_but_keep_the_security_headers() -> None:
+    status, headers, body = call("GET", "/healthz")
+    assert (status, body) == (200, b"OK")
+    assert headers.get("X-Content-Type-Options") == "nosniff"  # SecurityMiddleware
+    assert "X-Frame-Options" not in headers  # no clickjacking middleware: not the full chain
+
+
+def test_admin_paths_get_the_full_chain() -> None:
+    status, headers, _ = call("GET", "/admin/login/")
+    assert status == 200
+    assert headers.get("X-Frame-Options") == "DENY"
+    assert "csrftoken" in headers.get("Set-Cookie", "")
+
+
+def test_admin_post_without_csrf_token_is_refused() -> None:
+    status, _, body = call("POST", "/admin/login/", b"username=a&password=b")
+    assert status == 403
+    assert b"CSRF" in body
