@@ -99,9 +99,10 @@ def _database(url: str) -> dict[str, Any]:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
         db["TEST"] = {"NAME": str(Path(db["NAME"]).with_suffix(".test.sqlite3"))}
-    # django-prometheus' wrappers of the same backends: query and connection
-    # counters (django_db_*), a few microseconds per query.
-    db["ENGINE"] = _PROMETHEUS_ENGINES.get(db["ENGINE"], db["ENGINE"])
+    if CONFIG.database.query_metrics:
+        # django-prometheus' wrappers of the same backends: query and connection
+        # counters (django_db_*), ~20 % of a worker's CPU (bench/RESULTS.md).
+        db["ENGINE"] = _PROMETHEUS_ENGINES.get(db["ENGINE"], db["ENGINE"])
     return db
 
 

@@ -59,6 +59,8 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
     config = copy.deepcopy(BASE_CONFIG)
     config["http"]["workers"] = 2
     config["logging"] = {"level": "INFO", "format": "json"}
+    # django-prometheus' django_db_* counters (off by default): promtool checks them too.
+    config.setdefault("database", {})["query_metrics"] = True
     config["validation.plugins.SourceIdValidator"] = {"allowed": [1, 2, 3]}
     config["processing.plugins.FailingProcessor"] = {
         "message": "broken on purpose",
@@ -174,6 +176,7 @@ def test_a_failing_plugin_shows_its_errors_and_error_durations(monitored: Monito
 def test_metrics_pass_promtool_check_metrics(monitored: Monitored) -> None:
     text = httpx.get(f"{monitored.server.url}/metrics", timeout=30).text
     assert "telemetron_http_requests_total" in text
+    assert 'django_db_execute_total{alias="default"' in text  # database.query_metrics
 
     result = subprocess.run(
         [tool("promtool"), "check", "metrics"], input=text, capture_output=True, text=True

@@ -189,6 +189,21 @@ def test_sqlite_url_turns_on_wal_busy_timeout_and_immediate_transactions() -> No
     assert db["OPTIONS"]["timeout"] > 0
 
 
+def test_query_metrics_wrap_the_backend_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch, write_config: WriteConfig
+) -> None:
+    import telemetron_site.settings as settings
+
+    assert _database("sqlite:////tmp/t.sqlite3")["ENGINE"] == "django.db.backends.sqlite3"
+    monkeypatch.setattr(
+        settings, "CONFIG", load_config(write_config("[database]\nquery_metrics = true\n"))
+    )
+    assert _database("sqlite:////tmp/t.sqlite3")["ENGINE"] == (
+        "django_prometheus.db.backends.sqlite3"
+    )
+    assert _database("postgresql://db/t")["ENGINE"] == "django_prometheus.db.backends.postgresql"
+
+
 def test_unsupported_database_scheme_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"database\.url: unsupported scheme"):
         _database("mysql://db/telemetron")
