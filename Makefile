@@ -27,6 +27,7 @@ services:
 
 # The benchmark report (loopback only, about a minute; figures in bench/RESULTS.md).
 bench: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[bench]'
 	bash bench/run.sh
 
 test: $(VENV)/.installed-dev services

@@ -154,7 +154,7 @@ def pyspy_start(
     """Start ``py-spy record --gil`` on one process (collapsed stacks to ``out``)."""
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(pyspy).exists():
-        raise RuntimeError("--profile needs py-spy: .venv/bin/pip install py-spy")
+        raise RuntimeError("--profile needs py-spy: .venv/bin/pip install -e '.[bench]'")
     cmd = [
         pyspy,
         "record",
