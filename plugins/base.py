@@ -71,15 +71,14 @@ def parse_timestamp(value: str) -> datetime:
 
 
 def format_timestamp(value: datetime) -> str:
-    """RFC 3339 in UTC with a ``Z``; fractional seconds only when present."""
-    value = value.astimezone(UTC)
-    # Not strftime("%Y"): it does not zero-pad years before 1000 on every libc.
-    base = f"{value.year:04d}-{value:%m-%dT%H:%M:%S}"
-    if value.microsecond:
-        frac = f"{value.microsecond:06d}"
-        frac = frac[:3] if frac.endswith("000") else frac
-        base += "." + frac
-    return base + "Z"
+    """RFC 3339 in UTC with a ``Z``; fractional seconds only when present
+    (milliseconds when they are whole). ``isoformat`` zero-pads years before
+    1000 and, being C code, is ~10x faster than strftime on the ingest path."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    micros = value.microsecond
+    spec = "seconds" if not micros else "milliseconds" if micros % 1000 == 0 else "microseconds"
+    return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
 class Event(BaseModel):
