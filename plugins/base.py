@@ -190,3 +190,9 @@ class Processor(Plugin):
     def process(self, batch: Batch) -> None:
         """Process the whole batch; raise to have it retried, then dead-lettered."""
         raise NotImplementedError
+
+    def state_is_process_local(self) -> bool:
+        """True when what ``process`` changes lives in this process's memory, so
+        running it from another process (``manage.py dlq replay``) would change
+        nothing the service serves."""
+        return False

@@ -113,7 +113,7 @@ class DeadLetterAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.action(description="Replay selected dead letters", permissions=["replay"])
     def replay_selected(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         ids = list(queryset.order_by("created_at", "id").values_list("pk", flat=True))
-        summary = dead_letters_replay(ids=ids)
+        summary = dead_letters_replay(ids=ids, in_server=True)  # the admin runs in serve
         level = messages.SUCCESS if summary.ok else messages.WARNING
         self.message_user(request, summary.line(), level)
         for result in summary.results:

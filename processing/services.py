@@ -204,10 +204,20 @@ def _claimable(now: datetime) -> Q:
     return Q(status=Pending) & (Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - claim_lease()))
 
 
-def processor_lookup(name: str) -> tuple[Processor | None, str]:
-    """The live instance of processor ``name`` (current parameters), or why not."""
+def processor_lookup(name: str, *, in_server: bool = False) -> tuple[Processor | None, str]:
+    """The live instance of processor ``name`` (current parameters), or why not.
+
+    ``in_server``: the caller runs inside ``serve`` (the admin), where a plugin
+    whose state is process-local (the memory stats store) can be replayed; from
+    any other process (the ``dlq`` command) it would be merged into that process's
+    memory and lost with it."""
     for processor in get_chains().processors:
         if processor.name == name:
+            if not in_server and processor.state_is_process_local():
+                return None, (
+                    f"plugin {name} keeps its state in the serving process"
+                    ' (stats.store = "memory"); replay it from the admin of the running serve'
+                )
             return processor, ""
     registry = get_registry()
     if registry.get("processor", name) is not None:
@@ -232,7 +242,9 @@ def _result(letter: DeadLetter, outcome: Outcome, reason: str = "", **kw: Any) -
     )
 
 
-def dead_letter_replay(*, letter: DeadLetter, token: str | None = None) -> ReplayResult:
+def dead_letter_replay(
+    *, letter: DeadLetter, token: str | None = None, in_server: bool = False
+) -> ReplayResult:
     """Replay one entry: claim it, run its plugin once, record the outcome.
 
     Success marks it ``replayed``; failure leaves it ``pending`` with the new
@@ -240,7 +252,7 @@ def dead_letter_replay(*, letter: DeadLetter, token: str | None = None) -> Repla
     """
     if letter.status != Pending:
         return _result(letter, Outcome.SKIPPED, f"already {letter.status}")
-    processor, why = processor_lookup(letter.plugin)
+    processor, why = processor_lookup(letter.plugin, in_server=in_server)
     if processor is None:
         dlq_log.warning("dead letter %s not replayed: %s", letter.pk, why)
         return _result(letter, Outcome.SKIPPED, why, needs_action=True)
@@ -296,7 +308,10 @@ def dead_letter_replay(*, letter: DeadLetter, token: str | None = None) -> Repla
 
 
 def dead_letters_replay(
-    *, ids: Sequence[int], on_result: Callable[[ReplayResult], None] | None = None
+    *,
+    ids: Sequence[int],
+    on_result: Callable[[ReplayResult], None] | None = None,
+    in_server: bool = False,
 ) -> ReplaySummary:
     """Replay the entries ``ids`` in that order (see :func:`dead_letter_replay`)."""
     summary = ReplaySummary()
@@ -307,7 +322,7 @@ def dead_letters_replay(
         if letter is None:
             result = ReplayResult(letter_id, "", "", 0, Outcome.SKIPPED, "no such entry")
         else:
-            result = dead_letter_replay(letter=letter, token=token)
+            result = dead_letter_replay(letter=letter, token=token, in_server=in_server)
         summary.results.append(result)
         if on_result is not None:
             on_result(result)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from plugins.base import Batch, Processor
 from stats.aggregator import aggregate
-from stats.store import get_store
+from stats.store import MemoryStore, get_store
 
 __all__ = ["StorageProcessor"]
 
@@ -17,3 +17,6 @@ class StorageProcessor(Processor):
 
     def process(self, batch: Batch) -> None:
         get_store().merge(batch_id=batch.id, aggregates=aggregate(batch.events))
+
+    def state_is_process_local(self) -> bool:
+        return isinstance(get_store(), MemoryStore)

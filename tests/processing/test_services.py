@@ -109,6 +109,32 @@ def test_missing_or_disabled_plugin_is_skipped_untouched_with_a_reason(
     assert DeadLetter.objects.values().get(pk=letter.pk) == before  # never dropped
 
 
+def test_memory_store_entries_replay_only_inside_serve(
+    use_processors: UseProcessors, make_letter: MakeLetter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With stats.store = "memory" the counts live in the serving process: a replay
+    from the dlq command's process would merge into its own memory and lose the
+    events, so it is skipped with the way out; the admin (in serve) replays it."""
+    import stats.store
+
+    memory = stats.store.MemoryStore()
+    monkeypatch.setattr(stats.store, "_store", memory)
+    use_processors(("StorageProcessor", {}))
+    letter = make_letter("StorageProcessor", events=4)
+    before = DeadLetter.objects.values().get(pk=letter.pk)
+
+    [result] = dead_letters_replay(ids=[letter.pk]).results
+    assert result.outcome == Outcome.SKIPPED and result.needs_action
+    assert "replay it from the admin of the running serve" in result.reason
+    assert replay_plan(letters=[letter]).skipped[0].skip_reason == result.reason
+    assert DeadLetter.objects.values().get(pk=letter.pk) == before
+    assert memory.totals() == (0, 0)
+
+    [result] = dead_letters_replay(ids=[letter.pk], in_server=True).results
+    assert result.outcome == Outcome.REPLAYED
+    assert memory.totals() == (1, 4)
+
+
 def test_claimed_entry_is_not_replayed_by_another_replayer(
     use_processors: UseProcessors, make_letter: MakeLetter
 ) -> None:
