@@ -1,7 +1,8 @@
 """Every row of DESIGN §3 for /ingest, /ingest/batch, /stats, /stats/{id} and
 /healthz, over real HTTP against one real `manage.py serve` (web + cluster).
 
-The 503 row (a full buffer) is shown in test_shutdown.py, on a buffered server.
+The 503 row: with durable acks and the broker down, at the end of this file; with
+a full buffer, in test_shutdown.py, on a buffered server.
 """
 
 from __future__ import annotations
@@ -285,3 +286,30 @@ def test_healthz_is_200_ok_text(client: httpx.Client) -> None:
     assert r.status_code == 200
     assert r.text == "OK"
     assert r.headers["content-type"].startswith("text/plain")
+
+
+def test_durable_ingest_is_503_with_retry_after_while_the_broker_is_down(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The 503 row with durable acks: a web node (`serve --web-only`) whose broker
+    (Redis, on a loopback port nothing listens on) cannot commit answers 503 and
+    Retry-After, never 202."""
+    from tests.support.procs import free_port
+
+    config = copy.deepcopy(BASE_CONFIG)
+    config["queue"] = {
+        **config["queue"],
+        "broker": "redis",
+        "redis_url": f"redis://127.0.0.1:{free_port()}/0",
+    }
+    config["ingest"] = {"ack": "durable", "commit_timeout": 10, "retry_after": 3}
+    with installed_project(tmp_path_factory.mktemp("broker-down"), config) as proj:
+        server = proj.start("--web-only")
+        with server.client() as client:
+            for path, body in (("/ingest", event(1)), ("/ingest/batch", [event(1), event(2)])):
+                response = client.post(path, json=body)
+                message = _error(response, 503)
+                assert message == "The queue cannot take events right now; retry later"
+                assert response.headers["Retry-After"] == "3"
+            assert client.get("/stats").json() == {"sources_count": 0, "events_count": 0}
+        assert server.stop() == 0
