@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from processing.models import DeadLetter
+from processing.models import Bisection, DeadLetter
 from processing.selectors import dead_letter_events
 from processing.services import dead_letters_discard, dead_letters_replay
 
@@ -126,3 +126,33 @@ class DeadLetterAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def discard_selected(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         summary = dead_letters_discard(ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, summary.line(), messages.SUCCESS)
+
+
+@admin.register(Bisection)
+class BisectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Read-only record of the poison-event bisections: how many splits and
+    plugin runs each took, and how many events were dead-lettered."""
+
+    list_display = (
+        "batch_id",
+        "plugin",
+        "started_at",
+        "finished_at",
+        "events",
+        "splits",
+        "runs",
+        "dead_lettered_events",
+    )
+    list_filter = (("plugin", admin.AllValuesFieldListFilter), "started_at")
+    search_fields = ("=batch_id",)
+    date_hierarchy = "started_at"
+    ordering = ("-started_at",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Bisection | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Bisection | None = None) -> bool:
+        return False

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
-from processing.models import DeadLetter
+from processing.models import Bisection, DeadLetter
 from stats.store import get_store
 from tests.processing.conftest import MakeLetter, UseProcessors
 
@@ -108,3 +108,27 @@ def test_view_only_staff_sees_entries_but_has_no_actions(make_letter: MakeLetter
     assert "Replay selected dead letters" not in page.content.decode()
     client.post(CHANGELIST, {"action": "discard_selected", "_selected_action": [letter.pk]})
     assert DeadLetter.objects.get(pk=letter.pk).status == "pending"
+
+
+def test_bisections_are_listed_read_only(admin_client: Client) -> None:
+    Bisection.objects.create(
+        batch_id="b1",
+        plugin="PoisonProcessor",
+        events=100,
+        splits=7,
+        runs=14,
+        dead_lettered_events=1,
+    )
+    changelist = reverse("admin:processing_bisection_changelist")
+    response = admin_client.get(changelist, {"q": "b1"})
+    assert response.status_code == 200
+    [row] = response.context["cl"].result_list
+    assert (row.plugin, row.splits, row.runs, row.dead_lettered_events) == (
+        "PoisonProcessor",
+        7,
+        14,
+        1,
+    )
+    assert admin_client.get(reverse("admin:processing_bisection_add")).status_code == 403
+    detail = admin_client.get(reverse("admin:processing_bisection_change", args=[row.pk]))
+    assert detail.status_code == 200 and b"Save" not in detail.content
