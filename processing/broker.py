@@ -16,6 +16,7 @@ Same table, same columns, same lock semantics (a claimed task is invisible until
 ``Q_CLUSTER["retry"]`` seconds have passed, then redelivered), so it mixes with
 the stock broker and django-q2's admin. Stale connections are still closed, at most
 once a second and whenever the queue is empty, instead of on every call.
+``RETURNING`` needs SQLite 3.35 or later (Debian 12's Python has 3.40).
 """
 
 from __future__ import annotations
