@@ -3,10 +3,15 @@ per batch of at most ``processor.batch_size`` events (DESIGN §4).
 
 * :class:`GroupCommitBatcher` (``ingest.ack = "durable"``): the request returns
   only once its batch is committed to the broker. The first request to find no
-  open batch becomes its leader: it lingers ``ingest.linger_ms`` so concurrent
-  requests can join, takes the per-process flush lock (the batch keeps growing
-  while it waits), closes the batch and commits it with one broker write.
-  Everyone in a failed commit gets a 503.
+  open batch with room for all its events becomes a new batch's leader: it
+  lingers ``ingest.linger_ms`` so concurrent requests can join, takes the
+  per-process flush lock (the batch keeps growing while it waits), seals the
+  batch and commits it with one broker write. A request's events are never
+  split over batches committed separately, so its answer is exact: 202 when all
+  of them are committed, 503 when none is. A request over ``batch_size`` events
+  commits its batches alone, in one transaction; a joiner whose batch is not yet
+  sealed when ``ingest.commit_timeout`` runs out takes its events back (503);
+  once sealed, the commit's outcome is its answer.
 * :class:`BufferedBatcher` (``ingest.ack = "buffered"``): the request returns
   once its events are in a bounded in-memory buffer; a flusher thread commits at
   ``batch_size`` events or ``batch_timeout`` ms; a full buffer answers 503; the
@@ -16,6 +21,7 @@ per batch of at most ``processor.batch_size`` events (DESIGN §4).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import threading
 import time
@@ -37,23 +43,38 @@ __all__ = [
 log = logging.getLogger("telemetron.ingest")
 
 WireEvent = dict[str, Any]
-Commit = Callable[[list[WireEvent]], None]
+# Commits batches (each one queue task) all or none, or raises.
+Commit = Callable[[list[list[WireEvent]]], None]
 
 PROCESS_TASK = "processing.tasks.process_batch"
 
 _broker: Any = None
 
 
-def broker_commit(events: list[WireEvent]) -> None:
-    """Write one batch as one django-q2 task (one broker write)."""
-    global _broker
-    from django_q.brokers import get_broker
+def _enqueue(broker: Any, events: list[WireEvent]) -> None:
     from django_q.tasks import async_task
+
+    batch_id = uuid.uuid4().hex
+    async_task(PROCESS_TASK, batch_id, events, time.time(), broker=broker, task_name=batch_id)
+
+
+def broker_commit(batches: list[list[WireEvent]]) -> None:
+    """Write each batch as one django-q2 task; several batches in one database
+    transaction when the broker is the database (all or none), else in turn."""
+    global _broker
+    from django.db import transaction
+    from django_q.brokers import get_broker
+    from django_q.conf import Conf
 
     if _broker is None:
         _broker = get_broker()  # building one costs ~100 µs; reuse it (DESIGN §10)
-    batch_id = uuid.uuid4().hex
-    async_task(PROCESS_TASK, batch_id, events, time.time(), broker=_broker, task_name=batch_id)
+    if len(batches) == 1:
+        _enqueue(_broker, batches[0])
+        return
+    orm_alias = getattr(Conf, "ORM", None)
+    with transaction.atomic(using=orm_alias) if orm_alias else contextlib.nullcontext():
+        for events in batches:
+            _enqueue(_broker, events)
 
 
 class Batcher(Protocol):
@@ -65,12 +86,13 @@ class Batcher(Protocol):
 
 
 class _Pending:
-    __slots__ = ("done", "error", "events")
+    __slots__ = ("done", "error", "events", "sealed")
 
     def __init__(self) -> None:
         self.events: list[WireEvent] = []
         self.done = threading.Event()
         self.error: BaseException | None = None
+        self.sealed = False  # taken for its commit: nobody joins or leaves any more
 
 
 class GroupCommitBatcher:
@@ -88,33 +110,36 @@ class GroupCommitBatcher:
         self._linger = linger_s
         self._wait_timeout = wait_timeout_s
         self._retry_after = retry_after
-        self._lock = threading.Lock()  # guards _open
+        self._lock = threading.Lock()  # guards _open and every pending's events/sealed
         self._flush_lock = threading.Lock()  # one commit at a time per process
         self._open: _Pending | None = None
 
     def submit(self, events: list[WireEvent]) -> None:
-        joined: list[_Pending] = []
-        leading: list[_Pending] = []
+        if len(events) > self._batch_size:
+            self._commit_alone(events)
+            return
         with self._lock:
-            for event in events:
-                pending = self._open
-                if pending is None or len(pending.events) >= self._batch_size:
-                    pending = self._open = _Pending()
-                    leading.append(pending)
-                pending.events.append(event)
-                if not joined or joined[-1] is not pending:
-                    joined.append(pending)
-        for pending in leading:
+            pending = self._open
+            leading = pending is None or len(pending.events) + len(events) > self._batch_size
+            if leading:
+                pending = self._open = _Pending()
+            assert pending is not None
+            pending.events.extend(events)
+        if leading:
             self._lead(pending)
-        for pending in joined:
-            if not pending.done.wait(self._wait_timeout):
-                raise ServiceUnavailable(
-                    "Timed out waiting for the queue; retry later", self._retry_after
-                )
-            if pending.error is not None:
-                raise ServiceUnavailable(
-                    "The queue cannot take events right now; retry later", self._retry_after
-                )
+        elif not pending.done.wait(self._wait_timeout):
+            with self._lock:
+                if not pending.sealed:
+                    mine = {id(e) for e in events}
+                    pending.events[:] = [e for e in pending.events if id(e) not in mine]
+                    raise ServiceUnavailable(
+                        "Timed out waiting for the queue; retry later", self._retry_after
+                    )
+            pending.done.wait()  # its commit is under way: the outcome is this request's too
+        if pending.error is not None:
+            raise ServiceUnavailable(
+                "The queue cannot take events right now; retry later", self._retry_after
+            )
 
     def _lead(self, pending: _Pending) -> None:
         if self._linger and len(pending.events) < self._batch_size:
@@ -123,13 +148,29 @@ class GroupCommitBatcher:
             with self._lock:
                 if self._open is pending:
                     self._open = None
+                pending.sealed = True
             try:
-                self._commit(pending.events)
+                self._commit([pending.events])
             except Exception as exc:
                 log.exception("batch commit of %d events failed", len(pending.events))
                 pending.error = exc
             finally:
                 pending.done.set()
+
+    def _commit_alone(self, events: list[WireEvent]) -> None:
+        """A request over batch_size events: its batches, in one commit."""
+        size = self._batch_size
+        batches = [events[i : i + size] for i in range(0, len(events), size)]
+        with self._flush_lock:
+            try:
+                self._commit(batches)
+            except Exception:
+                log.exception(
+                    "batch commit of %d events in %d batches failed", len(events), len(batches)
+                )
+                raise ServiceUnavailable(
+                    "The queue cannot take events right now; retry later", self._retry_after
+                ) from None
 
     def close(self) -> None:
         """Nothing is held: every submit returns after its commit."""
@@ -204,7 +245,7 @@ class BufferedBatcher:
     def _run(self) -> None:
         while (batch := self._take()) is not None:
             try:
-                self._commit(batch)
+                self._commit([batch])
             except Exception:
                 log.exception("batch commit of %d events failed; will retry", len(batch))
                 with self._cond:

@@ -401,11 +401,11 @@ def test_503_for_a_batch_when_the_queue_cannot_take_it(client: Client) -> None:
     assert counted(client) == (0, 0)
 
 
-def _commit_then_close_connection(events: list[dict[str, Any]]) -> None:
+def _commit_then_close_connection(batches: list[list[dict[str, Any]]]) -> None:
     """broker_commit as the flusher thread runs it, closing that thread's
     database connection afterwards (the test database is dropped at the end)."""
     try:
-        broker_commit(events)
+        broker_commit(batches)
     finally:
         connections.close_all()
 

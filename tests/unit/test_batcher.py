@@ -29,12 +29,13 @@ def ev(i: int) -> WireEvent:
 
 
 class FakeCommit:
-    """Records every call. ``hold_first`` blocks the first call until
-    ``release()``; ``fail`` decides, per call number (1-based), to raise."""
+    """Records every call (a list of batches, committed all or none).
+    ``hold_first`` blocks the first call until ``release()``; ``fail`` decides,
+    per call number (1-based), to raise."""
 
     def __init__(self, *, hold_first: bool = False, fail: Callable[[int], bool] = lambda n: False):
-        self.calls: list[list[WireEvent]] = []  # every attempt
-        self.committed: list[list[WireEvent]] = []  # the attempts that succeeded
+        self.calls: list[list[list[WireEvent]]] = []  # every attempt: its batches
+        self.committed: list[list[WireEvent]] = []  # the batches of the attempts that succeeded
         self.fail = fail
         self._gate = threading.Event()
         if not hold_first:
@@ -42,9 +43,9 @@ class FakeCommit:
         self.first_started = threading.Event()
         self._lock = threading.Lock()
 
-    def __call__(self, events: list[WireEvent]) -> None:
+    def __call__(self, batches: list[list[WireEvent]]) -> None:
         with self._lock:
-            self.calls.append(list(events))
+            self.calls.append([list(b) for b in batches])
             number = len(self.calls)
         if number == 1:
             self.first_started.set()
@@ -52,7 +53,7 @@ class FakeCommit:
         if self.fail(number):
             raise ConnectionError(f"broker down (call {number})")
         with self._lock:
-            self.committed.append(list(events))
+            self.committed.extend(list(b) for b in batches)
 
     def release(self) -> None:
         self._gate.set()
@@ -139,11 +140,33 @@ def test_concurrent_submits_from_threads_share_commits_of_at_most_batch_size() -
     assert sorted(e["sourceId"] for b in shared for e in b) == list(range(1, 20))
 
 
-def test_a_submit_larger_than_batch_size_is_split_in_order() -> None:
+def test_a_submit_larger_than_batch_size_is_split_in_order_in_one_commit() -> None:
     commit = FakeCommit()
     durable(commit, batch_size=8).submit([ev(i) for i in range(20)])
     assert [len(b) for b in commit.committed] == [8, 8, 4]
     assert [e["sourceId"] for b in commit.committed for e in b] == list(range(20))
+    assert len(commit.calls) == 1  # all or none: never a 503 after part of it was committed
+
+
+def test_a_request_never_shares_a_batch_it_does_not_fit_in_whole() -> None:
+    """Its answer must be exact: its events go to one batch (one commit)."""
+    commit = FakeCommit(hold_first=True)
+    batcher = durable(commit, batch_size=8)
+    first = Submitter(batcher, [ev(0)])
+    first.start()
+    assert commit.first_started.wait(30)
+    six = [ev(i) for i in range(1, 7)]
+    t6 = Submitter(batcher, six)
+    t6.start()
+    wait_until(lambda: joined(batcher, six[-1]), timeout=30, interval=0.002)
+    four = [ev(i) for i in range(7, 11)]  # 6 + 4 > 8: a batch of its own
+    t4 = Submitter(batcher, four)
+    t4.start()
+    wait_until(lambda: joined(batcher, four[-1]), timeout=30, interval=0.002)
+    commit.release()
+    finish([first, t6, t4])
+    assert all(t.returned for t in (first, t6, t4))
+    assert sorted(commit.committed[1:], key=len) == [four, six]
 
 
 def test_a_failed_commit_gives_every_waiter_service_unavailable(
@@ -163,7 +186,7 @@ def test_a_failed_commit_gives_every_waiter_service_unavailable(
         assert isinstance(t.error, ServiceUnavailable), t.error
         assert t.error.status == 503
         assert t.error.retry_after == 7
-    assert commit.calls[1] == [ev(i) for i in range(1, 6)]  # one commit for the five
+    assert commit.calls[1] == [[ev(i) for i in range(1, 6)]]  # one commit for the five
     assert "batch commit of 5 events failed" in caplog.text
     # The batcher goes on: the next commit works.
     batcher.submit([ev(9)])
@@ -171,9 +194,10 @@ def test_a_failed_commit_gives_every_waiter_service_unavailable(
 
 
 def test_a_failed_commit_of_a_split_submit_fails_that_submit() -> None:
-    commit = FakeCommit(fail=lambda n: n == 2)
+    commit = FakeCommit(fail=lambda n: n == 1)
     with pytest.raises(ServiceUnavailable):
         durable(commit, batch_size=2).submit([ev(i) for i in range(5)])
+    assert commit.committed == []  # none of its batches
 
 
 def test_a_waiter_whose_commit_takes_too_long_gets_service_unavailable() -> None:
@@ -190,6 +214,36 @@ def test_a_waiter_whose_commit_takes_too_long_gets_service_unavailable() -> None
     commit.release()
     finish([first, leader])
     assert first.returned and leader.returned
+    # The 503 is exact: the follower's event left the batch before its commit.
+    assert commit.committed == [[ev(0)], [ev(1)]]
+
+
+def test_a_waiter_whose_batch_is_being_committed_waits_for_the_outcome() -> None:
+    """Past the timeout, a batch already sealed for its commit decides the answer
+    (a 503 there could be a lie: the commit may still succeed)."""
+    gates = [threading.Event(), threading.Event()]
+    started: list[threading.Event] = [threading.Event(), threading.Event()]
+    calls: list[list[list[WireEvent]]] = []
+
+    def commit(batches: list[list[WireEvent]]) -> None:
+        n = len(calls)
+        calls.append(batches)
+        started[n].set()
+        assert gates[n].wait(30)
+
+    batcher = GroupCommitBatcher(commit, batch_size=8, linger_s=0, wait_timeout_s=1.0)
+    first = Submitter(batcher, [ev(0)])
+    first.start()
+    assert started[0].wait(30)  # holds the flush lock
+    leader, follower = start_joined(batcher, [ev(1), ev(2)])  # one batch, not sealed yet
+    gates[0].set()
+    assert started[1].wait(30)  # sealed, its commit under way (held)
+    follower.join(2.0)  # well past the follower's 1 s timeout
+    assert follower.is_alive() and follower.error is None  # still waiting: no 503
+    gates[1].set()
+    finish([first, leader, follower])
+    assert all(t.returned for t in (first, leader, follower))
+    assert calls[1] == [[ev(1), ev(2)]]
 
 
 def test_linger_lets_a_lone_request_through() -> None:
@@ -308,7 +362,7 @@ def test_a_failing_commit_keeps_the_events_and_retries(
     batcher = buffered(commit, batch_size=2)
     batcher.submit([ev(0), ev(1)])
     wait_until(lambda: commit.committed, timeout=30, interval=0.005)
-    assert commit.calls == [[ev(0), ev(1)]] * 3  # two failures, then committed
+    assert commit.calls == [[[ev(0), ev(1)]]] * 3  # two failures, then committed
     assert commit.committed == [[ev(0), ev(1)]]  # once
     assert caplog.text.count("batch commit of 2 events failed; will retry") == 2
 
