@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Router
+from ninja import Router, Status
 
 from ingest.body import read_body
 from ingest.schemas import Accepted, BatchAccepted, ErrorOut, Event
@@ -52,9 +52,9 @@ def ingest(request: HttpRequest) -> HttpResponse:
     openapi_extra=_BATCH_BODY,
     summary="Ingest a JSON array of events",
 )
-def ingest_batch(request: HttpRequest) -> tuple[int, dict[str, object]]:
+def ingest_batch(request: HttpRequest) -> Status[dict[str, object]]:
     """Accept the valid events of an array; the others are listed by index."""
     cfg = get_config().ingest
     body = read_body(request, limit=cfg.max_body_bytes)
     result = batch_ingest(body=body, max_events=cfg.max_batch_events)
-    return 202, {"accepted": result.accepted, "rejected": result.rejected}
+    return Status(202, {"accepted": result.accepted, "rejected": result.rejected})

@@ -33,16 +33,27 @@ def read_body(request: HttpRequest, *, limit: int) -> bytes:
         return raw
     if encoding not in ("gzip", "x-gzip"):
         raise UnsupportedMediaType(f"Unsupported Content-Encoding: {encoding} (use gzip or none)")
-    inflater = zlib.decompressobj(wbits=31)
-    try:
-        out = inflater.decompress(raw, limit + 1)
-        if len(out) > limit or inflater.unconsumed_tail:
+    return _gunzip(raw, limit)
+
+
+def _gunzip(raw: bytes, limit: int) -> bytes:
+    """Every member of a gzip stream (``cat a.gz b.gz`` is one valid body),
+    inflated to at most ``limit`` bytes in all."""
+    out = bytearray()
+    data = raw
+    while True:
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            out += inflater.decompress(data, limit + 1 - len(out))
+            if len(out) > limit or inflater.unconsumed_tail:
+                raise _too_large(limit)
+            out += inflater.flush()
+        except zlib.error as exc:
+            raise BadRequest(f"Invalid gzip body: {exc}") from None
+        if len(out) > limit:
             raise _too_large(limit)
-        out += inflater.flush()
-    except zlib.error as exc:
-        raise BadRequest(f"Invalid gzip body: {exc}") from None
-    if len(out) > limit:
-        raise _too_large(limit)
-    if not inflater.eof:
-        raise BadRequest("Invalid gzip body: truncated stream")
-    return out
+        if not inflater.eof:
+            raise BadRequest("Invalid gzip body: truncated stream")
+        data = inflater.unused_data
+        if not data:
+            return bytes(out)

@@ -350,6 +350,24 @@ def test_limit_applies_after_decompression(client: Client) -> None:
     assert ingest(client, gzip.compress(padded(LIMIT)), Content_Encoding="gzip").status_code == 202
 
 
+def test_every_member_of_a_multi_member_gzip_body_is_read(client: Client) -> None:
+    """`cat a.gz b.gz` is one valid gzip stream: nothing after the first member
+    may be dropped silently."""
+    text = body([event(1), event(2), event(3)])
+    members = gzip.compress(text[:20]) + gzip.compress(text[20:40]) + gzip.compress(text[40:])
+    response = post(client, "/ingest/batch", members, Content_Encoding="gzip")
+    assert response.status_code == 202, response.content
+    assert response.json()["accepted"] == 3
+    assert counted(client) == (3, 3)
+    # The limit counts every member; garbage after a member is a broken body.
+    big = gzip.compress(padded(LIMIT // 2)) + gzip.compress(padded(LIMIT // 2 + 1))
+    assert_error(ingest(client, big, Content_Encoding="gzip"), 413)
+    out = assert_error(
+        ingest(client, gzip.compress(body(event(1))) + b"junk", Content_Encoding="gzip"), 400
+    )
+    assert out["error"].startswith("Invalid gzip body")
+
+
 def _gzip_bomb(inflated: int) -> bytes:
     """``inflated`` zero bytes, gzipped (about a thousandth of that)."""
     out = zlib.compressobj(9, zlib.DEFLATED, 31)
