@@ -178,12 +178,14 @@ def config_path() -> Path:
 
 def _format_error(err: ValidationError, source: Path) -> str:
     first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    # A check across sections (a model validator) has no key of its own: its
+    # message names the keys.
+    key = ".".join(str(p) for p in first["loc"])
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"{source}: {key}: {msg}{more}"
+    return f"{source}: {key + ': ' if key else ''}{msg}{more}"
 
 
 def load_config(path: Path | None = None) -> Settings:

@@ -278,8 +278,9 @@ def test_several_errors_report_the_first_and_count_the_others(write_config: Writ
 
 
 def test_memory_store_with_queue_workers_is_refused(write_config: WriteConfig) -> None:
-    message = config_error(write_config("[stats]\nstore = 'memory'\n"))
-    assert 'stats.store = "memory"' in message
+    path = write_config("[stats]\nstore = 'memory'\n")
+    message = config_error(path)
+    assert message.startswith(f'{path}: stats.store = "memory" keeps stats inside one process')
     assert "queue.workers = 0 and http.workers = 1" in message
     assert "got queue.workers = 2" in message
 
