@@ -36,6 +36,7 @@ __all__ = [
     "Batcher",
     "BufferedBatcher",
     "GroupCommitBatcher",
+    "broker",
     "broker_commit",
     "get_batcher",
 ]
@@ -58,23 +59,29 @@ def _enqueue(broker: Any, events: list[WireEvent]) -> None:
     async_task(PROCESS_TASK, batch_id, events, time.time(), broker=broker, task_name=batch_id)
 
 
+def broker() -> Any:
+    """The process's django-q2 broker (building one costs ~100 µs; DESIGN §10)."""
+    global _broker
+    if _broker is None:
+        from django_q.brokers import get_broker
+
+        _broker = get_broker()
+    return _broker
+
+
 def broker_commit(batches: list[list[WireEvent]]) -> None:
     """Write each batch as one django-q2 task; several batches in one database
     transaction when the broker is the database (all or none), else in turn."""
-    global _broker
     from django.db import transaction
-    from django_q.brokers import get_broker
     from django_q.conf import Conf
 
-    if _broker is None:
-        _broker = get_broker()  # building one costs ~100 µs; reuse it (DESIGN §10)
     if len(batches) == 1:
-        _enqueue(_broker, batches[0])
+        _enqueue(broker(), batches[0])
         return
     orm_alias = getattr(Conf, "ORM", None)
     with transaction.atomic(using=orm_alias) if orm_alias else contextlib.nullcontext():
         for events in batches:
-            _enqueue(_broker, events)
+            _enqueue(broker(), events)
 
 
 class Batcher(Protocol):

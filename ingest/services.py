@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ingest.backpressure import queue_gate_check
 from ingest.batcher import get_batcher
 from plugins.base import Event, EventRejected, Validator
 from plugins.loader import get_chains
@@ -78,6 +79,7 @@ def event_ingest(*, body: bytes) -> None:
     """Accept one event (JSON object) or raise an ApiError."""
     event = event_parse(json_parse(body))
     _validate(event, get_chains().validators)
+    queue_gate_check()
     get_batcher().submit([event.to_wire()])
     events_accepted(1)
 
@@ -112,6 +114,7 @@ def batch_ingest(*, body: bytes, max_events: int) -> BatchResult:
         wire.append(event.to_wire())
     if not wire:
         raise BadRequest("No event accepted", result.rejected)
+    queue_gate_check()
     get_batcher().submit(wire)
     events_accepted(len(wire))
     result.accepted = len(wire)

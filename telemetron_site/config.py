@@ -96,6 +96,8 @@ class IngestConfig(_Section):
     max_batch_events: int = Field(1000, ge=1)
     commit_timeout: float = Field(30.0, gt=0, description="seconds a request waits for its commit")
     retry_after: int = Field(1, ge=1, description="Retry-After seconds on 503")
+    # Backpressure: batches waiting for a worker before ingest answers 503; 0 = no limit.
+    max_queue_batches: int = Field(10000, ge=0)
 
 
 class StatsConfig(_Section):

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import BASE_CONFIG, event
-from tests.support.dbread import wait_queue_empty
+from tests.support.dbread import queue_length, wait_queue_empty
 from tests.support.installations import installed_project
 from tests.support.procs import Project, wait_until
 
@@ -312,4 +312,39 @@ def test_durable_ingest_is_503_with_retry_after_while_the_broker_is_down(
                 assert message == "The queue cannot take events right now; retry later"
                 assert response.headers["Retry-After"] == "3"
             assert client.get("/stats").json() == {"sources_count": 0, "events_count": 0}
+        assert server.stop() == 0
+
+
+def test_ingest_pushes_back_while_no_worker_drains_the_queue(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Backpressure: a web node (`serve --web-only`, no worker running) takes
+    batches until `ingest.max_queue_batches` wait in the queue, then answers 503
+    + Retry-After instead of letting the backlog grow; what it refused is not queued."""
+    config = copy.deepcopy(BASE_CONFIG)
+    config["ingest"] = {"max_queue_batches": 2, "retry_after": 5}
+    with installed_project(tmp_path_factory.mktemp("backpressure"), config) as proj:
+        server = proj.start("--web-only")
+        accepted = 0
+        with server.client() as client:
+
+            def refused() -> bool:
+                nonlocal accepted
+                response = client.post("/ingest", json=event(3))
+                if response.status_code == 202:
+                    accepted += 1
+                    return False
+                message = _error(response, 503)
+                assert message.startswith("Queue backlog of ")
+                assert "batches is at its limit of 2" in message
+                assert response.headers["Retry-After"] == "5"
+                return True
+
+            # The backlog is read at most once a second: a request or two more may
+            # get in before the gate sees it.
+            wait_until(refused, timeout=30, interval=0.2)
+            assert accepted >= 2
+            for _ in range(5):
+                assert client.post("/ingest", json=event(4)).status_code == 503
+        assert queue_length(proj.database_url) == accepted  # one batch per 202, no more
         assert server.stop() == 0
