@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from telemetron_site.config import get_config
 from telemetron_site.errors import ServiceUnavailable
+from telemetron_site.queue import broker
 
 __all__ = ["QueueGate", "queue_gate_check"]
 
@@ -66,8 +67,6 @@ _gate_lock = threading.Lock()
 
 
 def _broker_depth() -> int:
-    from ingest.batcher import broker
-
     return int(broker().queue_size())
 
 

@@ -31,12 +31,12 @@ from typing import Any, Protocol
 
 from telemetron_site.config import get_config
 from telemetron_site.errors import ServiceUnavailable
+from telemetron_site.queue import broker
 
 __all__ = [
     "Batcher",
     "BufferedBatcher",
     "GroupCommitBatcher",
-    "broker",
     "broker_commit",
     "get_batcher",
 ]
@@ -49,24 +49,12 @@ Commit = Callable[[list[list[WireEvent]]], None]
 
 PROCESS_TASK = "processing.tasks.process_batch"
 
-_broker: Any = None
-
 
 def _enqueue(broker: Any, events: list[WireEvent]) -> None:
     from django_q.tasks import async_task
 
     batch_id = uuid.uuid4().hex
     async_task(PROCESS_TASK, batch_id, events, time.time(), broker=broker, task_name=batch_id)
-
-
-def broker() -> Any:
-    """The process's django-q2 broker (building one costs ~100 µs; DESIGN §10)."""
-    global _broker
-    if _broker is None:
-        from django_q.brokers import get_broker
-
-        _broker = get_broker()
-    return _broker
 
 
 def broker_commit(batches: list[list[WireEvent]]) -> None:

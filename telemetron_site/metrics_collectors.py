@@ -15,6 +15,8 @@ from django.db.models import Count
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from telemetron_site.queue import broker
+
 __all__ = ["ScrapeTimeCollector", "build_version"]
 
 log = logging.getLogger("telemetron.metrics")
@@ -29,13 +31,11 @@ def build_version() -> str:
 
 
 def _queue_depth() -> GaugeMetricFamily:
-    from django_q.brokers import get_broker
-
     gauge = GaugeMetricFamily(
         "telemetron_queue_depth",
         "Batches waiting in the broker for a worker (not counting those being processed).",
     )
-    gauge.add_metric([], float(get_broker().queue_size()))
+    gauge.add_metric([], float(broker().queue_size()))
     return gauge
 
 

@@ -21,22 +21,13 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
 from telemetron_site.cluster_status import cluster_statuses
+from telemetron_site.queue import broker
 
 __all__ = ["Check", "readiness_checks", "readyz"]
 
 log = logging.getLogger("telemetron.readiness")
 
 Check = dict[str, Any]
-_broker: Any = None
-
-
-def _get_broker() -> Any:
-    global _broker
-    if _broker is None:
-        from django_q.brokers import get_broker
-
-        _broker = get_broker()  # building one per call costs ~100 µs
-    return _broker
 
 
 def _database() -> Check:
@@ -51,14 +42,14 @@ def _database() -> Check:
 
 
 def _broker_check() -> Check:
-    broker = _get_broker()
-    return {"ok": True, "broker": broker.info(), "queued": broker.queue_size()}
+    queue = broker()
+    return {"ok": True, "broker": queue.info(), "queued": queue.queue_size()}
 
 
 def _cluster() -> Check:
     if settings.Q_CLUSTER.get("sync"):
         return {"ok": True, "mode": "inline"}
-    statuses = cluster_statuses(_get_broker())
+    statuses = cluster_statuses(broker())
     alive = [s for s in statuses if s.alive]
     if not alive:
         seen = ", ".join(f"{s.host} {s.status}" for s in statuses) or "none"

@@ -21,6 +21,7 @@ from ingest.batcher import BufferedBatcher, broker_commit
 from plugins import loader
 from plugins.base import MAX_DATA_DEPTH, MAX_TYPE_LENGTH, Event, PluginParams, Validator
 from plugins.loader import Chains, PluginSpec, get_registry
+from telemetron_site import queue
 from telemetron_site.config import get_config
 from tests.api.conftest import UseValidators, body, post, stats
 from tests.conftest import event
@@ -400,7 +401,7 @@ def broker_down(monkeypatch: pytest.MonkeyPatch) -> None:
     loopback port nothing listens on, with real enqueueing (not inline)."""
     monkeypatch.setattr(Conf, "SYNC", False)
     monkeypatch.setattr(Conf, "REDIS", f"redis://127.0.0.1:{free_port()}/0")
-    monkeypatch.setattr(batcher_module, "_broker", Redis(list_key="telemetron-down"))
+    monkeypatch.setattr(queue, "_broker", Redis(list_key="telemetron-down"))
 
 
 @pytest.mark.usefixtures("broker_down")

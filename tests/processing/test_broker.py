@@ -16,6 +16,7 @@ from django_q.models import OrmQ
 
 import ingest.batcher as batcher_module
 from processing.broker import SingleStatementORM
+from telemetron_site import queue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -111,11 +112,11 @@ def test_broker_commit_writes_several_batches_all_or_none(monkeypatch: pytest.Mo
     monkeypatch.setattr(Conf, "SYNC", False)  # really enqueue (tests run inline otherwise)
     wire = {"sourceId": 1, "type": "Click", "timestamp": "2026-11-26T10:00:00Z", "data": None}
     batches = [[wire], [wire], [wire]]
-    monkeypatch.setattr(batcher_module, "_broker", FailsOnSecondTask(list_key="all-or-none"))
+    monkeypatch.setattr(queue, "_broker", FailsOnSecondTask(list_key="all-or-none"))
     with pytest.raises(DatabaseError):
         batcher_module.broker_commit(batches)
     assert OrmQ.objects.filter(key="all-or-none").count() == 0
 
-    monkeypatch.setattr(batcher_module, "_broker", SingleStatementORM(list_key="all-or-none"))
+    monkeypatch.setattr(queue, "_broker", SingleStatementORM(list_key="all-or-none"))
     batcher_module.broker_commit(batches)
     assert OrmQ.objects.filter(key="all-or-none").count() == 3

@@ -12,8 +12,8 @@ from django_q.models import OrmQ
 
 import ingest.backpressure as backpressure
 from ingest.backpressure import QueueGate
-from ingest.batcher import broker
 from telemetron_site.errors import ServiceUnavailable
+from telemetron_site.queue import broker
 from tests.api.conftest import post, stats
 from tests.conftest import event
 
