@@ -9,7 +9,8 @@ cost was the cluster's largest (bench/RESULTS.md, "Where the time goes"). Here:
 * ``dequeue``: one ``UPDATE … WHERE id IN (SELECT … ORDER BY id LIMIT bulk)
   RETURNING``, so the oldest tasks go first (FIFO) and are claimed atomically
   (PostgreSQL adds ``FOR UPDATE SKIP LOCKED`` so two clusters never claim the same
-  row; SQLite runs one writer at a time);
+  row; SQLite runs one writer at a time); after an empty poll, a read first, so an
+  idle cluster does not take SQLite's write lock every ``queue.poll`` seconds;
 * ``acknowledge``/``delete``: one DELETE.
 
 Same table, same columns, same lock semantics (a claimed task is invisible until
@@ -41,6 +42,7 @@ class SingleStatementORM(ORM):
     def __init__(self, list_key: str | None = None) -> None:
         super().__init__(list_key=list_key)
         self._next_check = 0.0
+        self._idle = False  # the last dequeue found nothing
 
     def _connection(self, *, check: bool = False) -> Any:
         """The broker's connection; closes it first if it is broken or past its age
@@ -81,6 +83,16 @@ class SingleStatementORM(ORM):
         table, id_, key, payload, lock = self._names(connection)
         skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
         with connection.cursor() as cursor:
+            if self._idle:
+                # The queue was empty: look before taking the write lock, so an idle
+                # cluster polling every queue.poll seconds only reads.
+                cursor.execute(
+                    f"SELECT 1 FROM {table} WHERE {key} = %s AND {lock} < %s LIMIT 1",
+                    [self.list_key, self._now(connection)],
+                )
+                if cursor.fetchone() is None:
+                    self._wait()
+                    return None
             cursor.execute(
                 f"UPDATE {table} SET {lock} = %s WHERE {id_} IN ("
                 f"SELECT {id_} FROM {table} WHERE {key} = %s AND {lock} < %s "
@@ -95,11 +107,16 @@ class SingleStatementORM(ORM):
             )
             tasks = sorted(cursor.fetchall())
         if tasks:
+            self._idle = False
             return [(int(pk), str(body)) for pk, body in tasks]
-        # An empty queue: a moment to check the connection, then spare the CPU.
+        self._wait()
+        return None
+
+    def _wait(self) -> None:
+        """An empty queue: a moment to check the connection, then spare the CPU."""
+        self._idle = True
         self._connection(check=True)
         time.sleep(Conf.POLL)
-        return None
 
     def delete(self, task_id: int) -> None:
         connection = self._connection()
