@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -54,7 +55,9 @@ def _enqueue(broker: Any, events: list[WireEvent]) -> None:
     from django_q.tasks import async_task
 
     batch_id = uuid.uuid4().hex
-    async_task(PROCESS_TASK, batch_id, events, time.time(), broker=broker, task_name=batch_id)
+    # The events as one JSON text: see processing.tasks.process_batch.
+    payload = json.dumps(events, separators=(",", ":"))
+    async_task(PROCESS_TASK, batch_id, payload, time.time(), broker=broker, task_name=batch_id)
 
 
 def broker_commit(batches: list[list[WireEvent]]) -> None:

@@ -30,6 +30,7 @@ the whole batch, which would count again the parts already processed.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -173,13 +174,20 @@ def batch_process(
     }
 
 
-def process_batch(batch_id: str, events: list[dict[str, Any]], enqueued_at: float) -> BatchReport:
-    """Entry point called by django-q2 workers (and inline in sync mode)."""
-    batch = Batch(id=batch_id, events=tuple(Event.from_wire(e) for e in events))
+def process_batch(
+    batch_id: str, events: str | list[dict[str, Any]], enqueued_at: float
+) -> BatchReport:
+    """Entry point called by django-q2 workers (and inline in sync mode).
+
+    ``events``: the wire events as one JSON text (what ingest enqueues: django-q2
+    pickles a task's arguments three times on its way, web → broker → worker →
+    monitor, and one string costs a fraction of a hundred dicts), or as a list."""
+    wire: list[dict[str, Any]] = json.loads(events) if isinstance(events, str) else events
+    batch = Batch(id=batch_id, events=tuple(Event.from_wire(e) for e in wire))
     maybe_redelivered = time.time() - enqueued_at >= get_config().queue.retry
     resume = bisections_started(batch_id=batch_id) if maybe_redelivered else frozenset()
-    report = batch_process(batch=batch, wire_events=events, resume_bisection=resume)
+    report = batch_process(batch=batch, wire_events=wire, resume_bisection=resume)
     # events_processed: the events every plugin processed (after a bisection, the
     # events outside the dead-lettered parts).
-    batch_observe(size=len(events), lag_s=time.time() - enqueued_at, processed=report["processed"])
+    batch_observe(size=len(wire), lag_s=time.time() - enqueued_at, processed=report["processed"])
     return report

@@ -26,15 +26,19 @@ def _recorded(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.parametrize("as_text", [True, False], ids=["json-text-as-enqueued", "list"])
 def test_batch_of_100_with_one_poison_event_processes_99_and_dead_letters_1(
-    use_processors: UseProcessors, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    use_processors: UseProcessors,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    as_text: bool,
 ) -> None:
     record = tmp_path / "poison.jsonl"
     use_processors(("PoisonProcessor", {"record_path": str(record)}), ("StorageProcessor", {}))
     events = wire_events(100)
     events[61]["type"] = "Poison"
 
-    report = process_batch("batch100", events, time.time())
+    report = process_batch("batch100", json.dumps(events) if as_text else events, time.time())
 
     # The poison plugin processed the 99 good events, in parts with derived ids.
     runs = _recorded(record)
