@@ -43,6 +43,7 @@ class SingleStatementORM(ORM):
         super().__init__(list_key=list_key)
         self._next_check = 0.0
         self._idle = False  # the last dequeue found nothing
+        self._statements: dict[str, str] | None = None
 
     def _connection(self, *, check: bool = False) -> Any:
         """The broker's connection; closes it first if it is broken or past its age
@@ -53,15 +54,28 @@ class SingleStatementORM(ORM):
             self._next_check = now + _CHECK_INTERVAL_S
         return connections[Conf.ORM]
 
-    def _names(self, connection: Any) -> tuple[str, str, str, str, str]:
-        q = connection.ops.quote_name
-        return (
-            q(OrmQ._meta.db_table),
-            q("id"),
-            q("key"),
-            q("payload"),
-            q("lock"),
-        )
+    def _sql(self, connection: Any) -> dict[str, str]:
+        """The broker's statements, built once (the alias's vendor never changes)."""
+        if self._statements is None:
+            q = connection.ops.quote_name
+            table, id_, key, payload, lock = (
+                q(OrmQ._meta.db_table),
+                q("id"),
+                q("key"),
+                q("payload"),
+                q("lock"),
+            )
+            skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+            self._statements = {
+                "enqueue": f"INSERT INTO {table} ({key}, {payload}, {lock})"
+                f" VALUES (%s, %s, %s) RETURNING {id_}",
+                "peek": f"SELECT 1 FROM {table} WHERE {key} = %s AND {lock} < %s LIMIT 1",
+                "claim": f"UPDATE {table} SET {lock} = %s WHERE {id_} IN ("
+                f"SELECT {id_} FROM {table} WHERE {key} = %s AND {lock} < %s "
+                f"ORDER BY {id_} LIMIT %s{skip_locked}) RETURNING {id_}, {payload}",
+                "delete": f"DELETE FROM {table} WHERE {id_} = %s",
+            }
+        return self._statements
 
     def _now(self, connection: Any, delta_s: float = 0) -> Any:
         moment = timezone.now() + timedelta(seconds=delta_s)
@@ -69,35 +83,26 @@ class SingleStatementORM(ORM):
 
     def enqueue(self, task: str) -> int:
         connection = self._connection()
-        table, id_, key, payload, lock = self._names(connection)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {table} ({key}, {payload}, {lock}) VALUES (%s, %s, %s) "
-                f"RETURNING {id_}",
+                self._sql(connection)["enqueue"],
                 [self.list_key or Conf.CLUSTER_NAME, task, self._now(connection)],
             )
             return int(cursor.fetchone()[0])
 
     def dequeue(self) -> list[tuple[int, str]] | None:
         connection = self._connection()
-        table, id_, key, payload, lock = self._names(connection)
-        skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+        sql = self._sql(connection)
         with connection.cursor() as cursor:
             if self._idle:
                 # The queue was empty: look before taking the write lock, so an idle
                 # cluster polling every queue.poll seconds only reads.
-                cursor.execute(
-                    f"SELECT 1 FROM {table} WHERE {key} = %s AND {lock} < %s LIMIT 1",
-                    [self.list_key, self._now(connection)],
-                )
+                cursor.execute(sql["peek"], [self.list_key, self._now(connection)])
                 if cursor.fetchone() is None:
                     self._wait()
                     return None
             cursor.execute(
-                f"UPDATE {table} SET {lock} = %s WHERE {id_} IN ("
-                f"SELECT {id_} FROM {table} WHERE {key} = %s AND {lock} < %s "
-                f"ORDER BY {id_} LIMIT %s{skip_locked}) "
-                f"RETURNING {id_}, {payload}",
+                sql["claim"],
                 [
                     self._now(connection, Conf.RETRY),
                     self.list_key,
@@ -120,6 +125,5 @@ class SingleStatementORM(ORM):
 
     def delete(self, task_id: int) -> None:
         connection = self._connection()
-        table, id_, *_ = self._names(connection)
         with connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {table} WHERE {id_} = %s", [task_id])
+            cursor.execute(self._sql(connection)["delete"], [task_id])
