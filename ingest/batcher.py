@@ -135,9 +135,7 @@ class GroupCommitBatcher:
                     )
             pending.done.wait()  # its commit is under way: the outcome is this request's too
         if pending.error is not None:
-            raise ServiceUnavailable(
-                "The queue cannot take events right now; retry later", self._retry_after
-            )
+            raise self._refused()
 
     def _lead(self, pending: _Pending) -> None:
         if self._linger and len(pending.events) < self._batch_size:
@@ -166,9 +164,13 @@ class GroupCommitBatcher:
                 log.exception(
                     "batch commit of %d events in %d batches failed", len(events), len(batches)
                 )
-                raise ServiceUnavailable(
-                    "The queue cannot take events right now; retry later", self._retry_after
-                ) from None
+                raise self._refused() from None
+
+    def _refused(self) -> ServiceUnavailable:
+        """The answer to the requests of a failed commit."""
+        return ServiceUnavailable(
+            "The queue cannot take events right now; retry later", self._retry_after
+        )
 
     def close(self) -> None:
         """Nothing is held: every submit returns after its commit."""
