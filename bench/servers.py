@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from ops.process_tree import granian_command
+
 __all__ = ["REPO", "Server", "free_port", "granian_cmd", "start_floor", "start_telemetron"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,26 +89,10 @@ def _spawn(name: str, cmd: list[str], env: dict[str, str], port: int, workdir: P
 
 
 def granian_cmd(target: str, port: int, workers: int, threads: int) -> list[str]:
-    """The same granian flags ``manage.py serve`` uses."""
-    return [
-        sys.executable,
-        "-m",
-        "granian",
-        "--interface",
-        "wsgi",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--blocking-threads",
-        str(threads),
-        "--no-ws",
-        "--log-level",
-        "error",
-        target,
-    ]
+    """The granian command ``manage.py serve`` uses, serving ``target``."""
+    return granian_command(
+        host=HOST, port=port, workers=workers, threads=threads, target=target, log_level="error"
+    )
 
 
 def start_floor(name: str, target: str, *, workers: int, threads: int, workdir: Path) -> Server:

@@ -6,9 +6,10 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Router, Status
 
 from ingest.body import read_body
-from ingest.schemas import Accepted, BatchAccepted, ErrorOut, Event
+from ingest.schemas import Accepted, BatchAccepted, Event
 from ingest.services import batch_ingest, event_ingest
 from telemetron_site.config import get_config
+from telemetron_site.schemas import ErrorOut
 
 router = Router(tags=["ingest"])
 

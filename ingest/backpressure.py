@@ -15,11 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 
+from ops.broker import broker
 from telemetron_site.config import get_config
 from telemetron_site.errors import ServiceUnavailable
-from telemetron_site.queue import broker
+from telemetron_site.process_wide import process_wide
 
-__all__ = ["QueueGate", "queue_gate_check"]
+__all__ = ["QueueGate", "queue_gate", "queue_gate_check"]
 
 log = logging.getLogger("telemetron.ingest")
 
@@ -62,27 +63,26 @@ class QueueGate:
             )
 
 
-_gate: QueueGate | None = None
-_gate_lock = threading.Lock()
-
-
 def _broker_depth() -> int:
     return int(broker().queue_size())
 
 
+@process_wide
+def queue_gate() -> QueueGate | None:
+    """The process's gate: none inline (``queue.workers = 0``) or with
+    ``ingest.max_queue_batches = 0``."""
+    cfg = get_config()
+    if cfg.queue.workers == 0 or cfg.ingest.max_queue_batches == 0:
+        return None
+    return QueueGate(
+        limit=cfg.ingest.max_queue_batches,
+        depth=_broker_depth,
+        retry_after=cfg.ingest.retry_after,
+    )
+
+
 def queue_gate_check() -> None:
-    """The process's gate (none inline, with ``queue.workers = 0``, or with
-    ``ingest.max_queue_batches = 0``)."""
-    global _gate
-    if _gate is None:
-        cfg = get_config()
-        if cfg.queue.workers == 0 or cfg.ingest.max_queue_batches == 0:
-            return
-        with _gate_lock:
-            if _gate is None:
-                _gate = QueueGate(
-                    limit=cfg.ingest.max_queue_batches,
-                    depth=_broker_depth,
-                    retry_after=cfg.ingest.retry_after,
-                )
-    _gate.check()
+    """Raise ServiceUnavailable while the queue's backlog is at its limit."""
+    gate = queue_gate()
+    if gate is not None:
+        gate.check()

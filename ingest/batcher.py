@@ -21,58 +21,23 @@ per batch of at most ``processor.batch_size`` events (DESIGN §4).
 from __future__ import annotations
 
 import atexit
-import contextlib
-import json
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
+from ops.broker import WireEvent, broker_commit
 from telemetron_site.config import get_config
 from telemetron_site.errors import ServiceUnavailable
-from telemetron_site.queue import broker
+from telemetron_site.process_wide import process_wide
 
-__all__ = [
-    "Batcher",
-    "BufferedBatcher",
-    "GroupCommitBatcher",
-    "broker_commit",
-    "get_batcher",
-]
+__all__ = ["Batcher", "BufferedBatcher", "GroupCommitBatcher", "get_batcher"]
 
 log = logging.getLogger("telemetron.ingest")
 
-WireEvent = dict[str, Any]
 # Commits batches (each one queue task) all or none, or raises.
 Commit = Callable[[list[list[WireEvent]]], None]
-
-PROCESS_TASK = "processing.tasks.process_batch"
-
-
-def _enqueue(broker: Any, events: list[WireEvent]) -> None:
-    from django_q.tasks import async_task
-
-    batch_id = uuid.uuid4().hex
-    # The events as one JSON text: see processing.tasks.process_batch.
-    payload = json.dumps(events, separators=(",", ":"))
-    async_task(PROCESS_TASK, batch_id, payload, time.time(), broker=broker, task_name=batch_id)
-
-
-def broker_commit(batches: list[list[WireEvent]]) -> None:
-    """Write each batch as one django-q2 task; several batches in one database
-    transaction when the broker is the database (all or none), else in turn."""
-    from django.db import transaction
-    from django_q.conf import Conf
-
-    if len(batches) == 1:
-        _enqueue(broker(), batches[0])
-        return
-    orm_alias = getattr(Conf, "ORM", None)
-    with transaction.atomic(using=orm_alias) if orm_alias else contextlib.nullcontext():
-        for events in batches:
-            _enqueue(broker(), events)
 
 
 class Batcher(Protocol):
@@ -264,39 +229,30 @@ class BufferedBatcher:
             log.error("exit with %d buffered events not committed", len(self._buffer))
 
 
-_batcher: Batcher | None = None
-_batcher_lock = threading.Lock()
-
-
+@process_wide
 def get_batcher() -> Batcher:
-    global _batcher
-    if _batcher is None:
-        with _batcher_lock:
-            if _batcher is None:
-                cfg = get_config()
-                batcher: Batcher
-                if cfg.ingest.ack == "durable":
-                    batcher = GroupCommitBatcher(
-                        broker_commit,
-                        batch_size=cfg.processor.batch_size,
-                        linger_s=cfg.ingest.linger_ms / 1000,
-                        wait_timeout_s=cfg.ingest.commit_timeout,
-                        retry_after=cfg.ingest.retry_after,
-                    )
-                else:
-                    batcher = BufferedBatcher(
-                        broker_commit,
-                        batch_size=cfg.processor.batch_size,
-                        batch_timeout_s=cfg.processor.batch_timeout / 1000,
-                        capacity=cfg.processor.channel_capacity,
-                        retry_after=cfg.ingest.retry_after,
-                    )
-                    # Flush at exit. granian's workers are multiprocessing children
-                    # (fork start method): on SIGTERM they return from their target and
-                    # leave through os._exit(), which skips atexit; threading's own exit
-                    # hook still runs there (multiprocessing calls threading._shutdown(),
-                    # as the interpreter does at a normal exit), so register there too.
-                    atexit.register(batcher.close)
-                    threading._register_atexit(batcher.close)  # type: ignore[attr-defined]
-                _batcher = batcher
-    return _batcher
+    """The process's batcher, as ``ingest.ack`` says."""
+    cfg = get_config()
+    if cfg.ingest.ack == "durable":
+        return GroupCommitBatcher(
+            broker_commit,
+            batch_size=cfg.processor.batch_size,
+            linger_s=cfg.ingest.linger_ms / 1000,
+            wait_timeout_s=cfg.ingest.commit_timeout,
+            retry_after=cfg.ingest.retry_after,
+        )
+    batcher = BufferedBatcher(
+        broker_commit,
+        batch_size=cfg.processor.batch_size,
+        batch_timeout_s=cfg.processor.batch_timeout / 1000,
+        capacity=cfg.processor.channel_capacity,
+        retry_after=cfg.ingest.retry_after,
+    )
+    # Flush at exit. granian's workers are multiprocessing children (fork start
+    # method): on SIGTERM they return from their target and leave through
+    # os._exit(), which skips atexit; threading's own exit hook still runs there
+    # (multiprocessing calls threading._shutdown(), as the interpreter does at a
+    # normal exit), so register there too.
+    atexit.register(batcher.close)
+    threading._register_atexit(batcher.close)  # type: ignore[attr-defined]
+    return batcher

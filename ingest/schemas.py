@@ -1,5 +1,6 @@
 """Request and response shapes of the ingest API (the Event itself is part of
-the plugin contract, in plugins.base)."""
+the plugin contract, in plugins.base; the error shape is the API's,
+telemetron_site.schemas)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from ninja import Schema
 
 from plugins.base import Event
 
-__all__ = ["Accepted", "BatchAccepted", "ErrorOut", "Event", "Rejection"]
+__all__ = ["Accepted", "BatchAccepted", "Event", "Rejection"]
 
 
 class Accepted(Schema):
@@ -22,8 +23,3 @@ class Rejection(Schema):
 class BatchAccepted(Schema):
     accepted: int
     rejected: list[Rejection]
-
-
-class ErrorOut(Schema):
-    error: str
-    details: list[object] | None = None

@@ -11,22 +11,17 @@ from pydantic import ValidationError
 
 from ingest.backpressure import queue_gate_check
 from ingest.batcher import get_batcher
+from ops.metrics.recording import events_accepted, events_rejected
 from plugins.base import Event, EventRejected, Validator
-from plugins.loader import get_chains
-from telemetron_site.errors import BadRequest, PayloadTooLarge
-from telemetron_site.metrics import events_accepted, events_rejected
+from plugins.live import get_chains
+from telemetron_site.errors import BadRequest, PayloadTooLarge, loc_text, validation_messages
 
 __all__ = ["BatchResult", "batch_ingest", "event_ingest", "event_parse"]
 
 
-def _loc(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "body"
-
-
 def _schema_details(exc: ValidationError) -> list[dict[str, str]]:
     return [
-        {"field": _loc(e["loc"]), "message": e["msg"].removeprefix("Value error, ")}
-        for e in exc.errors(include_url=False)
+        {"field": loc_text(loc, "body"), "message": msg} for loc, msg in validation_messages(exc)
     ]
 
 

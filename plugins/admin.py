@@ -20,9 +20,8 @@ from django.utils.html import format_html
 
 from plugins.catalog import plugin_catalog, row_problem
 from plugins.forms import PluginConfigForm, PluginToggleForm, params_field
-from plugins.loader import get_registry
 from plugins.models import PluginConfig
-from plugins.registry import Kind
+from plugins.registry import Kind, get_registry
 
 
 def _kind(value: str) -> Kind:

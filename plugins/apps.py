@@ -10,8 +10,8 @@ class PluginsConfig(AppConfig):
         # parameters stop every command with one clear line (manage.py prints
         # ConfigError without a traceback). Registration never touches the
         # database: the rows are seeded by `serve` / `plugins sync`, and read by
-        # plugins.loader on first use.
+        # plugins.live on first use.
         from plugins import checks  # noqa: F401  (registers the system check)
-        from plugins.loader import config_chains
+        from plugins.chains import config_chains
 
         config_chains()

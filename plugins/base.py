@@ -6,9 +6,9 @@ convention. Nothing here imports an app.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
@@ -21,8 +21,10 @@ __all__ = [
     "Batch",
     "Event",
     "EventRejected",
+    "Kind",
     "Plugin",
     "PluginParams",
+    "PluginSpec",
     "ProcessingError",
     "Processor",
     "Validator",
@@ -30,6 +32,8 @@ __all__ = [
 ]
 
 U64_MAX = 2**64 - 1
+
+Kind = Literal["validator", "processor"]
 
 # How deeply an event's ``data`` may nest (arrays/objects). Deeper values cannot
 # be pickled for the broker within Python's recursion limit, and one such event
@@ -196,3 +200,13 @@ class Processor(Plugin):
         running it from another process (``manage.py dlq replay``) would change
         nothing the service serves."""
         return False
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """A plugin as configured: its kind, its name and its parameters (from
+    config.toml or a ``PluginConfig`` row), not yet built."""
+
+    kind: Kind
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)

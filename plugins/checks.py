@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Warning, register
 
-from plugins.loader import get_registry
+from plugins.registry import get_registry
 
 
 @register()

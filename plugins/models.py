@@ -1,7 +1,7 @@
 """The live plugin configuration: one row per plugin, edited in the admin.
 
 ``config.toml`` seeds it (see :mod:`plugins.sync`); after that the rows are the
-truth every process follows (see :mod:`plugins.loader`).
+truth every process follows (see :mod:`plugins.live`).
 """
 
 from __future__ import annotations

@@ -10,20 +10,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from plugins.base import PluginParams
+from telemetron_site.errors import Loc, validation_messages
 
 __all__ = ["Loc", "params_defaults", "params_form_schema", "params_messages"]
-
-Loc = tuple[str | int, ...]
 
 
 def params_messages(exc: ValidationError) -> list[tuple[Loc, str]]:
     """Each error as (location, message), e.g. ``(("allowed", 0), "Input should be
     a valid integer")``; an unexpected key reads "unknown parameter"."""
-    out: list[tuple[Loc, str]] = []
-    for err in exc.errors(include_url=False):
-        msg = "unknown parameter" if err["type"] == "extra_forbidden" else err["msg"]
-        out.append((tuple(err["loc"]), msg.removeprefix("Value error, ")))
-    return out
+    return validation_messages(exc, unknown="unknown parameter")
 
 
 def params_defaults(cls: type[PluginParams]) -> dict[str, Any] | None:

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Literal
 
-from plugins.base import Plugin, Processor, Validator
+from plugins.base import Kind, Plugin, Processor, Validator
+from telemetron_site.process_wide import process_wide
 
-__all__ = ["GROUPS", "Kind", "LoadFailure", "Registry", "RegistryError", "discover"]
+__all__ = [
+    "GROUPS",
+    "Kind",
+    "LoadFailure",
+    "Registry",
+    "RegistryError",
+    "discover",
+    "get_registry",
+]
 
-Kind = Literal["validator", "processor"]
 GROUPS: dict[Kind, str] = {
     "validator": "telemetron.validators",
     "processor": "telemetron.processors",
@@ -105,3 +112,10 @@ def discover(*, strict: bool = False) -> Registry:
                     )
                 )
     return registry
+
+
+@process_wide
+def get_registry() -> Registry:
+    """Every installed plugin, discovered once per process (new entry points are
+    seen by new processes only)."""
+    return discover()

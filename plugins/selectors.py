@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from plugins.loader import PluginSpec
+from plugins.base import Kind, PluginSpec
 from plugins.models import PluginConfig
-from plugins.registry import Kind
 
 __all__ = ["plugin_config_fingerprint", "plugin_specs_enabled"]
 

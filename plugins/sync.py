@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 from django.db import IntegrityError, transaction
 
-from plugins.loader import Chains, PluginSpec, build_plugin, plugin_class
+from plugins.base import PluginSpec
+from plugins.chains import Chains, build_plugin, plugin_class
 from plugins.models import PluginConfig
 from plugins.params import params_defaults
 from plugins.registry import Kind, Registry

@@ -11,9 +11,16 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from processing.dead_letters import dead_letters_discard
 from processing.models import Bisection, DeadLetter
+from processing.replay import dead_letters_replay
 from processing.selectors import dead_letter_events
-from processing.services import dead_letters_discard, dead_letters_replay
+from processing.wording import (
+    discard_line,
+    first_line,
+    replay_result_note,
+    replay_summary_line,
+)
 
 EVENTS_SHOWN = 200  # the detail page pretty-prints at most this many events
 
@@ -90,9 +97,7 @@ class DeadLetterAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="error")
     def error_first_line(self, obj: DeadLetter) -> str:
-        text = obj.last_replay_error or obj.error_summary
-        line = (text.splitlines() or [""])[0]
-        return line if len(line) <= 100 else line[:99] + "…"
+        return first_line(obj.last_replay_error or obj.error_summary, 100)
 
     @admin.display(description="events (JSON)")
     def events_pretty(self, obj: DeadLetter) -> str:
@@ -115,17 +120,15 @@ class DeadLetterAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         ids = list(queryset.order_by("created_at", "id").values_list("pk", flat=True))
         summary = dead_letters_replay(ids=ids, in_server=True)  # the admin runs in serve
         level = messages.SUCCESS if summary.ok else messages.WARNING
-        self.message_user(request, summary.line(), level)
+        self.message_user(request, replay_summary_line(summary), level)
         for result in summary.results:
             if result.outcome == "failed" or result.needs_action:
-                self.message_user(
-                    request, f"#{result.letter_id} {result.outcome}: {result.reason}", level
-                )
+                self.message_user(request, replay_result_note(result), level)
 
     @admin.action(description="Discard selected dead letters", permissions=["replay"])
     def discard_selected(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         summary = dead_letters_discard(ids=list(queryset.values_list("pk", flat=True)))
-        self.message_user(request, summary.line(), messages.SUCCESS)
+        self.message_user(request, discard_line(summary), messages.SUCCESS)
 
 
 @admin.register(Bisection)

@@ -13,18 +13,40 @@ The number of part runs is bounded by ``2·⌈log₂ n⌉``: exactly what isolat
 poison event in a batch of ``n`` takes. When the budget is spent (several poison
 events, or a plugin that fails on everything), each part still failing is handed
 back whole, to be dead-lettered with its events: nothing is ever dropped.
+
+Each bisection is recorded (:class:`~processing.models.Bisection`) before its
+first part runs, so a redelivered batch resumes it instead of running the whole
+batch again (see :mod:`processing.tasks`); :func:`bisect_and_dead_letter` does the
+three steps for the task.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils import timezone
 
 from plugins.base import Batch
+from processing.dead_letters import dead_letter_create
+from processing.models import Bisection
 
-__all__ = ["BisectionResult", "FailedPart", "bisect", "run_budget"]
+__all__ = [
+    "BisectionResult",
+    "FailedPart",
+    "bisect",
+    "bisect_and_dead_letter",
+    "bisection_finish",
+    "bisection_start",
+    "bisections_started",
+    "run_budget",
+]
+
+log = logging.getLogger("telemetron.processing")
 
 
 @dataclass(frozen=True)
@@ -75,3 +97,84 @@ def bisect(*, batch: Batch, error: BaseException, run: Callable[[Batch], None]) 
             except Exception as exc:
                 pending.append(FailedPart(sub.id, start, stop, part.splits + 1, exc))
     return result
+
+
+# --- the records ---------------------------------------------------------------
+
+
+def bisection_start(*, batch_id: str, plugin: str, events: int) -> None:
+    """Note that ``plugin``'s failure on this batch is being bisected (a redelivery
+    of the batch then resumes the bisection: see processing.tasks)."""
+    Bisection.objects.get_or_create(batch_id=batch_id, plugin=plugin, defaults={"events": events})
+
+
+def bisection_finish(
+    *, batch_id: str, plugin: str, splits: int, runs: int, dead_lettered_events: int
+) -> None:
+    Bisection.objects.filter(batch_id=batch_id, plugin=plugin).update(
+        finished_at=timezone.now(),
+        splits=splits,
+        runs=runs,
+        dead_lettered_events=dead_lettered_events,
+    )
+
+
+def bisections_started(*, batch_id: str) -> frozenset[str]:
+    """The plugins whose failure on this batch was being bisected."""
+    return frozenset(Bisection.objects.filter(batch_id=batch_id).values_list("plugin", flat=True))
+
+
+# --- for the task ------------------------------------------------------------------
+
+
+def bisect_and_dead_letter(
+    *,
+    plugin: str,
+    batch: Batch,
+    wire_events: Sequence[dict[str, Any]],
+    error: BaseException,
+    attempts: int,
+    run: Callable[[Batch], None],
+) -> set[int]:
+    """Bisect the batch ``plugin`` failed on (``run`` runs it on a part), recorded;
+    dead-letter the parts still failing. Returns the indices of the dead-lettered
+    events."""
+    bisection_start(batch_id=batch.id, plugin=plugin, events=len(batch.events))
+    result = bisect(batch=batch, error=error, run=run)
+    for part in result.failed:
+        dead_letter_create(
+            batch_id=part.batch_id,
+            plugin=plugin,
+            events=list(wire_events[part.start : part.stop]),
+            error=part.error,
+            attempts=attempts + part.splits,
+            splits=part.splits,
+        )
+    bisection_finish(
+        batch_id=batch.id,
+        plugin=plugin,
+        splits=result.splits,
+        runs=result.runs,
+        dead_lettered_events=result.failed_events,
+    )
+    processed = len(batch.events) - result.failed_events
+    log.warning(
+        "bisected batch %s for plugin %s: %d splits, %d part runs; %d of %d events"
+        " processed, %d dead-lettered in %d parts",
+        batch.id,
+        plugin,
+        result.splits,
+        result.runs,
+        processed,
+        len(batch.events),
+        result.failed_events,
+        len(result.failed),
+        extra={
+            "batch_id": batch.id,
+            "plugin": plugin,
+            "splits": result.splits,
+            "runs": result.runs,
+            "dead_lettered_events": result.failed_events,
+        },
+    )
+    return {i for part in result.failed for i in range(part.start, part.stop)}

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Outcome", "RetryPolicy", "run_with_retries"]
+__all__ = ["RetryOutcome", "RetryPolicy", "run_with_retries"]
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class RetryOutcome:
     ok: bool
     attempts: int
     error: BaseException | None = None
@@ -27,7 +27,7 @@ def run_with_retries(
     policy: RetryPolicy,
     *,
     sleep: Callable[[float], None] = time.sleep,
-) -> Outcome:
+) -> RetryOutcome:
     """Call ``fn`` until it returns, at most ``policy.attempts`` times."""
     error: BaseException | None = None
     for attempt in range(1, policy.attempts + 1):
@@ -38,5 +38,5 @@ def run_with_retries(
             if attempt < policy.attempts and policy.delay_s > 0:
                 sleep(policy.delay_s)
         else:
-            return Outcome(True, attempt)
-    return Outcome(False, policy.attempts, error)
+            return RetryOutcome(True, attempt)
+    return RetryOutcome(False, policy.attempts, error)

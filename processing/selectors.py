@@ -7,11 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from processing.models import DeadLetter
 
-__all__ = ["DeadLetterFilter", "dead_letter_events", "dead_letter_get", "dead_letter_list"]
+__all__ = [
+    "DeadLetterFilter",
+    "dead_letter_counts",
+    "dead_letter_events",
+    "dead_letter_get",
+    "dead_letter_list",
+]
 
 _WIRE_ORDER = ("sourceId", "type", "timestamp", "data")
 
@@ -67,3 +73,11 @@ def dead_letter_events(letter: DeadLetter, *, limit: int | None = None) -> list[
     (PostgreSQL's jsonb keeps them in an order of its own)."""
     events = letter.events if limit is None else letter.events[:limit]
     return [{**{k: e[k] for k in _WIRE_ORDER if k in e}, **e} for e in events]
+
+
+def dead_letter_counts() -> dict[str, int]:
+    """Entries per status, every status present (one GROUP BY on an indexed column)."""
+    counts = dict.fromkeys(DeadLetter.Status.values, 0)
+    for row in DeadLetter.objects.order_by().values("status").annotate(n=Count("id")):
+        counts[row["status"]] = row["n"]
+    return counts

@@ -33,28 +33,36 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
+from ops.metrics.recording import batch_observe, plugin_failed, plugin_observe
 from plugins.base import Batch, Event, ProcessingError, Processor
-from plugins.loader import get_chains
-from processing.bisection import bisect
+from plugins.live import get_chains
+from processing.bisection import bisect_and_dead_letter, bisections_started
+from processing.dead_letters import dead_letter_create
 from processing.retry import RetryPolicy, run_with_retries
-from processing.services import (
-    bisection_finish,
-    bisection_start,
-    bisections_started,
-    dead_letter_create,
-)
 from telemetron_site.config import get_config
-from telemetron_site.metrics import batch_observe, plugin_failed, plugin_observe
 
-__all__ = ["BatchReport", "batch_process", "plugin_run", "process_batch"]
+__all__ = ["BatchReport", "plugin_run", "process_batch", "processor_chain_run"]
 
 log = logging.getLogger("telemetron.processing")
 
-# {"batch_id", "events", "failed": plugins that dead-lettered events,
-#  "dead_lettered": {plugin: events}, "processed": events every plugin processed}
-BatchReport = dict[str, Any]
+
+@dataclass
+class BatchReport:
+    """What became of a batch: ``processed`` events went through every plugin;
+    ``dead_lettered`` says how many each failing plugin dead-lettered."""
+
+    batch_id: str
+    events: int
+    processed: int = 0
+    dead_lettered: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[str]:
+        """The plugins that dead-lettered events, in chain order."""
+        return list(self.dead_lettered)
 
 
 def _policy() -> RetryPolicy:
@@ -73,56 +81,35 @@ def plugin_run(processor: Processor, batch: Batch) -> None:
         plugin_observe(processor.name, time.perf_counter() - start, ok=ok)
 
 
-def _bisect(
+def _dead_letter(
     processor: Processor,
     batch: Batch,
     wire_events: list[dict[str, Any]],
     error: BaseException,
     attempts: int,
 ) -> set[int]:
-    """Bisect the batch ``processor`` failed on; dead-letter the parts still
-    failing. Returns the indices of the dead-lettered events."""
-    bisection_start(batch_id=batch.id, plugin=processor.name, events=len(batch.events))
-    result = bisect(batch=batch, error=error, run=lambda part: plugin_run(processor, part))
-    for part in result.failed:
-        dead_letter_create(
-            batch_id=part.batch_id,
+    """Dead-letter what ``processor`` fails on for good: the batch bisected, or
+    its one event. Returns the indices of the dead-lettered events."""
+    if len(batch.events) > 1:
+        return bisect_and_dead_letter(
             plugin=processor.name,
-            events=wire_events[part.start : part.stop],
-            error=part.error,
-            attempts=attempts + part.splits,
-            splits=part.splits,
+            batch=batch,
+            wire_events=wire_events,
+            error=error,
+            attempts=attempts,
+            run=lambda part: plugin_run(processor, part),
         )
-    bisection_finish(
+    dead_letter_create(
         batch_id=batch.id,
         plugin=processor.name,
-        splits=result.splits,
-        runs=result.runs,
-        dead_lettered_events=result.failed_events,
+        events=wire_events,
+        error=error,
+        attempts=attempts,
     )
-    log.warning(
-        "bisected batch %s for plugin %s: %d splits, %d part runs; %d of %d events"
-        " processed, %d dead-lettered in %d parts",
-        batch.id,
-        processor.name,
-        result.splits,
-        result.runs,
-        len(batch.events) - result.failed_events,
-        len(batch.events),
-        result.failed_events,
-        len(result.failed),
-        extra={
-            "batch_id": batch.id,
-            "plugin": processor.name,
-            "splits": result.splits,
-            "runs": result.runs,
-            "dead_lettered_events": result.failed_events,
-        },
-    )
-    return {i for part in result.failed for i in range(part.start, part.stop)}
+    return set(range(len(batch.events)))
 
 
-def batch_process(
+def processor_chain_run(
     *,
     batch: Batch,
     wire_events: list[dict[str, Any]],
@@ -136,8 +123,7 @@ def batch_process(
     """
     chain = tuple(get_chains().processors) if processors is None else processors
     policy = _policy()
-    failed: list[str] = []
-    dead_lettered: dict[str, int] = {}
+    report = BatchReport(batch_id=batch.id, events=len(batch.events))
     unprocessed: set[int] = set()
     for processor in chain:
         if processor.name in resume_bisection and len(batch.events) > 1:
@@ -150,28 +136,12 @@ def batch_process(
             assert outcome.error is not None
             plugin_failed(processor.name)
             error, attempts = outcome.error, outcome.attempts
-        if len(batch.events) > 1:
-            lost = _bisect(processor, batch, wire_events, error, attempts)
-        else:
-            dead_letter_create(
-                batch_id=batch.id,
-                plugin=processor.name,
-                events=wire_events,
-                error=error,
-                attempts=attempts,
-            )
-            lost = set(range(len(batch.events)))
+        lost = _dead_letter(processor, batch, wire_events, error, attempts)
         if lost:
-            failed.append(processor.name)
-            dead_lettered[processor.name] = len(lost)
+            report.dead_lettered[processor.name] = len(lost)
             unprocessed |= lost
-    return {
-        "batch_id": batch.id,
-        "events": len(batch.events),
-        "failed": failed,
-        "dead_lettered": dead_lettered,
-        "processed": len(batch.events) - len(unprocessed),
-    }
+    report.processed = len(batch.events) - len(unprocessed)
+    return report
 
 
 def process_batch(
@@ -186,8 +156,8 @@ def process_batch(
     batch = Batch(id=batch_id, events=tuple(Event.from_wire(e) for e in wire))
     maybe_redelivered = time.time() - enqueued_at >= get_config().queue.retry
     resume = bisections_started(batch_id=batch_id) if maybe_redelivered else frozenset()
-    report = batch_process(batch=batch, wire_events=wire, resume_bisection=resume)
+    report = processor_chain_run(batch=batch, wire_events=wire, resume_bisection=resume)
     # events_processed: the events every plugin processed (after a bisection, the
     # events outside the dead-lettered parts).
-    batch_observe(size=len(wire), lag_s=time.time() - enqueued_at, processed=report["processed"])
+    batch_observe(size=len(wire), lag_s=time.time() - enqueued_at, processed=report.processed)
     return report

@@ -8,6 +8,7 @@ from ninja import Router, Schema
 from plugins.base import U64_MAX, format_timestamp
 from stats.store import get_store
 from telemetron_site.errors import BadRequest, NotFound
+from telemetron_site.schemas import ErrorOut
 
 router = Router(tags=["stats"])
 
@@ -23,10 +24,6 @@ class SourceOut(Schema):
     first_event: str
     last_event: str
     event_types: dict[str, int]
-
-
-class ErrorOut(Schema):
-    error: str
 
 
 @router.get("/stats", response=Summary, summary="Totals over every source")

@@ -20,6 +20,7 @@ from stats.aggregator import SourceAggregate, from_micros
 from stats.fields import u64_to_db
 from stats.models import ProcessedBatch, SourceEventType, SourceStats, StatsTotals
 from telemetron_site.config import get_config
+from telemetron_site.process_wide import process_wide
 
 __all__ = ["DatabaseStore", "MemoryStore", "SourceView", "StatsStore", "get_store"]
 
@@ -174,15 +175,7 @@ class DatabaseStore:
         )
 
 
-_store: StatsStore | None = None
-_store_lock = threading.Lock()
-
-
+@process_wide
 def get_store() -> StatsStore:
-    global _store
-    if _store is None:
-        with _store_lock:
-            if _store is None:
-                kind = get_config().stats.store
-                _store = MemoryStore() if kind == "memory" else DatabaseStore()
-    return _store
+    """The process's store, as ``stats.store`` says."""
+    return MemoryStore() if get_config().stats.store == "memory" else DatabaseStore()

@@ -11,7 +11,7 @@ from ninja.errors import HttpError, ValidationError
 
 from ingest.api import router as ingest_router
 from stats.api import router as stats_router
-from telemetron_site.errors import ApiError, ServiceUnavailable
+from telemetron_site.errors import ApiError, ServiceUnavailable, loc_text, validation_messages
 
 log = logging.getLogger("telemetron.api")
 
@@ -37,8 +37,7 @@ def _api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
 @api.exception_handler(ValidationError)
 def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     details = [
-        {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
-        for e in exc.errors
+        {"field": loc_text(loc), "message": msg} for loc, msg in validation_messages(exc.errors)
     ]
     first = details[0] if details else {"field": "", "message": "invalid request"}
     return JsonResponse(

@@ -22,6 +22,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from telemetron_site.errors import loc_text, validation_messages
+
 __all__ = ["ConfigError", "Settings", "config_path", "get_config", "load_config"]
 
 CONFIG_ENV = "TELEMETRON_CONFIG"
@@ -179,13 +181,10 @@ def config_path() -> Path:
 
 
 def _format_error(err: ValidationError, source: Path) -> str:
-    first = err.errors()[0]
+    loc, msg = validation_messages(err, unknown="unknown key")[0]
     # A check across sections (a model validator) has no key of its own: its
     # message names the keys.
-    key = ".".join(str(p) for p in first["loc"])
-    msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        msg = "unknown key"
+    key = loc_text(loc)
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
     return f"{source}: {key + ': ' if key else ''}{msg}{more}"
 

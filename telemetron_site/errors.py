@@ -1,19 +1,50 @@
 """The small error vocabulary of the HTTP API. Each class maps to one status
 code; ``telemetron_site.api`` turns every one into the same JSON shape:
-``{"error": "...", "details": [...]}``."""
+``{"error": "...", "details": [...]}`` (``ErrorOut`` in the OpenAPI docs,
+:mod:`telemetron_site.schemas`).
+
+:func:`validation_messages` is the one reading of a pydantic validation error
+(config.toml, an event, a plugin's parameters, a request the API refuses).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from pydantic import ValidationError
 
 __all__ = [
     "ApiError",
     "BadRequest",
+    "Loc",
     "NotFound",
     "PayloadTooLarge",
     "ServiceUnavailable",
     "UnsupportedMediaType",
+    "loc_text",
+    "validation_messages",
 ]
+
+Loc = tuple[str | int, ...]
+
+
+def validation_messages(
+    errors: ValidationError | Iterable[Mapping[str, Any]], *, unknown: str = "unknown field"
+) -> list[tuple[Loc, str]]:
+    """Each error as (location, message): pydantic's message without its
+    "Value error, " prefix; a key the model forbids reads ``unknown``."""
+    items = errors.errors(include_url=False) if isinstance(errors, ValidationError) else errors
+    out: list[tuple[Loc, str]] = []
+    for err in items:
+        msg = unknown if err.get("type") == "extra_forbidden" else str(err.get("msg", ""))
+        out.append((tuple(err.get("loc", ())), msg.removeprefix("Value error, ")))
+    return out
+
+
+def loc_text(loc: Loc, empty: str = "") -> str:
+    """``("allowed", 0)`` -> ``"allowed.0"``."""
+    return ".".join(str(p) for p in loc) or empty
 
 
 class ApiError(Exception):

@@ -7,11 +7,7 @@ from typing import Any
 
 import dj_database_url
 
-from telemetron_site.cluster_status import CACHE_ALIAS as CLUSTER_CACHE_ALIAS
-from telemetron_site.cluster_status import CACHE_BACKEND as CLUSTER_CACHE_BACKEND
-from telemetron_site.cluster_status import CACHE_TABLE as CLUSTER_CACHE_TABLE
 from telemetron_site.config import ConfigError, get_config
-from telemetron_site.logging import logging_dict
 
 CONFIG = get_config()
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -29,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_jsonform",  # the admin's plugin parameter forms
     "django_q",
+    "ops",
     "plugins",
     "ingest",
     "processing",
@@ -39,7 +36,7 @@ INSTALLED_APPS = [
 # session/auth/message middlewares are lazy and only do work for the admin.
 MIDDLEWARE = [
     # Outermost, so it times the whole request: HTTP metrics + the request log line.
-    "telemetron_site.request_middleware.RequestMetricsMiddleware",
+    "ops.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -117,6 +114,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+HEARTBEAT_CACHE = "telemetron_cluster"  # ops.heartbeat creates its table after migrate
+
 _queue = CONFIG.queue
 Q_CLUSTER: dict[str, Any] = {
     "name": _queue.name,
@@ -141,15 +140,17 @@ else:
     # The ORM broker with one SQL statement per round trip (processing/broker.py).
     Q_CLUSTER["broker_class"] = "processing.broker.SingleStatementORM"
     # The clusters' heartbeats, in a cache every process can read (see
-    # telemetron_site.cluster_status); /readyz reads them.
-    Q_CLUSTER["cache"] = CLUSTER_CACHE_ALIAS
+    # ops/heartbeat.py); /readyz reads them.
+    Q_CLUSTER["cache"] = HEARTBEAT_CACHE
 
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    CLUSTER_CACHE_ALIAS: {
-        "BACKEND": CLUSTER_CACHE_BACKEND,
-        "LOCATION": CLUSTER_CACHE_TABLE,
+    HEARTBEAT_CACHE: {
+        "BACKEND": "ops.heartbeat.HeartbeatCache",
+        "LOCATION": "telemetron_cache",
     },
 }
 
-LOGGING = logging_dict(CONFIG.logging)
+# ops.logging builds the dictConfig from the [logging] section.
+LOGGING_CONFIG = "ops.logging.logging_configure"
+LOGGING = CONFIG.logging.model_dump()

@@ -3,9 +3,9 @@ from django.contrib.staticfiles.views import serve as static_serve
 from django.http import HttpRequest, HttpResponse
 from django.urls import path, re_path
 
+from ops.metrics.view import metrics
+from ops.readiness import readyz
 from telemetron_site.api import api
-from telemetron_site.metrics_view import metrics
-from telemetron_site.readiness import readyz
 
 
 def healthz(request: HttpRequest) -> HttpResponse:

@@ -3,14 +3,20 @@ real processes get a ``project``: their own directory, config and fresh database
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from plugins import live
+from plugins.base import PluginSpec
+from plugins.chains import Chains
+from plugins.registry import get_registry
 from tests.support.installations import installed_project
 from tests.support.procs import Project
+
+UseChains = Callable[..., Chains]
 
 # A quick, small installation: one web worker, two queue workers, fast retries.
 BASE_CONFIG: dict[str, dict[str, Any]] = {
@@ -38,3 +44,43 @@ def event(
 ) -> dict[str, Any]:
     """One valid event in the wire format."""
     return {"sourceId": source_id, "type": type, "timestamp": ts, **extra}
+
+
+@pytest.fixture(autouse=True)
+def live_chains() -> Iterator[None]:
+    """Each test starts and ends with the chains the database / config.toml give
+    (in-process tests' rows live in a rolled-back transaction)."""
+    live.reset()
+    yield
+    live.reset()
+
+
+@pytest.fixture
+def use_validators() -> UseChains:
+    """``use_validators(("SourceIdValidator", {"allowed": [1]}), ...)``: those
+    validators, in that order, with the StorageProcessor, become this process's
+    live chains (through the plugin loader, as an admin edit would) until the
+    test ends (``live_chains`` restores them)."""
+
+    def use(*validators: tuple[str, dict[str, Any]]) -> Chains:
+        specs = [PluginSpec("validator", name, params) for name, params in validators]
+        specs.append(PluginSpec("processor", "StorageProcessor", {}))
+        chains = Chains.build(specs, get_registry())
+        live.reset(chains)
+        return chains
+
+    return use
+
+
+@pytest.fixture
+def use_processors() -> UseChains:
+    """``use_processors(("Name", {params}), ...)`` makes those the live processor
+    chain of this process (validators: none) until the test ends."""
+
+    def use(*plugins: tuple[str, dict[str, Any]]) -> Chains:
+        specs = [PluginSpec("processor", name, params) for name, params in plugins]
+        chains = Chains.build(specs, get_registry())
+        live.reset(chains)
+        return chains
+
+    return use

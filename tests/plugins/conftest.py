@@ -1,15 +1,12 @@
-"""Fixtures of the plugin tests: the rows config.toml seeds, and a loader that
-forgets its chains after each test (rows live in a rolled-back transaction)."""
+"""Fixtures of the plugin tests: the rows config.toml seeds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from plugins import loader
-from plugins.loader import PluginSpec, get_registry
+from plugins.base import PluginSpec
 from plugins.models import PluginConfig
+from plugins.registry import get_registry
 from plugins.sync import plugins_sync
 
 # What tests/config.toml names, in file order.
@@ -18,13 +15,6 @@ CONFIG_SPECS = [
     PluginSpec("validator", "EventTypeValidator", {"allowed": []}),
     PluginSpec("processor", "StorageProcessor", {}),
 ]
-
-
-@pytest.fixture(autouse=True)
-def fresh_loader() -> Iterator[None]:
-    loader.reset()
-    yield
-    loader.reset()
 
 
 @pytest.fixture

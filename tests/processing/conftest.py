@@ -1,35 +1,17 @@
-"""Fixtures of the processing tests: the live processor chain a test needs
-(built from the installed plugins through the registry, as the loader does), and
-a small factory of dead letters."""
+"""Fixtures of the processing tests: wire events and a small factory of dead
+letters (``use_processors`` is tests/conftest.py's)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from plugins import loader
-from plugins.loader import Chains, PluginSpec, get_registry
 from processing.models import DeadLetter
-from tests.conftest import event
+from tests.conftest import UseChains, event
 
-UseProcessors = Callable[..., Chains]
-
-
-@pytest.fixture
-def use_processors() -> Iterator[UseProcessors]:
-    """``use_processors(("Name", {params}), ...)`` makes those the live processor
-    chain of this process (validators: none) until the test ends."""
-
-    def use(*plugins: tuple[str, dict[str, Any]]) -> Chains:
-        specs = [PluginSpec("processor", name, params) for name, params in plugins]
-        chains = Chains.build(specs, get_registry())
-        loader.reset(chains)
-        return chains
-
-    yield use
-    loader.reset()
+UseProcessors = UseChains
 
 
 def wire_events(n: int, *, source_id: int = 1, type: str = "Click") -> list[dict[str, Any]]:

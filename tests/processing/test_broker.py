@@ -8,15 +8,13 @@ import threading
 from collections import Counter
 
 import pytest
-from django.db import DatabaseError, connection
+from django.db import connection
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
-import ingest.batcher as batcher_module
 from processing.broker import SingleStatementORM
-from telemetron_site import queue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -94,29 +92,3 @@ def test_two_pushers_never_claim_the_same_task(broker: SingleStatementORM) -> No
     claims = Counter(claimed_by[0] + claimed_by[1])
     assert len(claims) == total
     assert set(claims.values()) == {1}
-
-
-def test_broker_commit_writes_several_batches_all_or_none(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A request over batch_size events is several tasks: one transaction, so a
-    failure part-way leaves none of them (its 503 is exact)."""
-
-    class FailsOnSecondTask(SingleStatementORM):
-        calls = 0
-
-        def enqueue(self, task: str) -> int:
-            FailsOnSecondTask.calls += 1
-            if FailsOnSecondTask.calls == 2:
-                raise DatabaseError("disk full")
-            return super().enqueue(task)
-
-    monkeypatch.setattr(Conf, "SYNC", False)  # really enqueue (tests run inline otherwise)
-    wire = {"sourceId": 1, "type": "Click", "timestamp": "2026-11-26T10:00:00Z", "data": None}
-    batches = [[wire], [wire], [wire]]
-    monkeypatch.setattr(queue, "_broker", FailsOnSecondTask(list_key="all-or-none"))
-    with pytest.raises(DatabaseError):
-        batcher_module.broker_commit(batches)
-    assert OrmQ.objects.filter(key="all-or-none").count() == 0
-
-    monkeypatch.setattr(queue, "_broker", SingleStatementORM(list_key="all-or-none"))
-    batcher_module.broker_commit(batches)
-    assert OrmQ.objects.filter(key="all-or-none").count() == 3

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from plugins.base import Batch, Event
+from processing.bisection import bisection_start
 from processing.models import Bisection, DeadLetter
-from processing.services import bisection_start
 from processing.tasks import process_batch
 from stats.aggregator import aggregate
 from stats.store import get_store
@@ -55,9 +55,9 @@ def test_batch_of_100_with_one_poison_event_processes_99_and_dead_letters_1(
     assert letter.status == "pending"
     # The StorageProcessor after it counted all 100 (it never failed).
     assert get_store().totals() == (1, 100)
-    assert report["failed"] == ["PoisonProcessor"]
-    assert report["dead_lettered"] == {"PoisonProcessor": 1}
-    assert report["processed"] == 99
+    assert report.failed == ["PoisonProcessor"]
+    assert report.dead_lettered == {"PoisonProcessor": 1}
+    assert report.processed == 99
     # The bisection is recorded and logged with its split count.
     bisection = Bisection.objects.get(batch_id="batch100", plugin="PoisonProcessor")
     assert (bisection.splits, bisection.dead_lettered_events) == (letter.splits, 1)
@@ -76,7 +76,7 @@ def test_single_event_batch_is_dead_lettered_without_bisection(
     [letter] = DeadLetter.objects.all()
     assert (letter.batch_id, letter.splits, letter.events) == ("one", 0, events)
     assert letter.error_message == "webhook down"
-    assert report["processed"] == 0 and not Bisection.objects.exists()
+    assert report.processed == 0 and not Bisection.objects.exists()
 
 
 def test_redelivered_batch_resumes_its_bisection_and_counts_nothing_twice(
@@ -97,7 +97,7 @@ def test_redelivered_batch_resumes_its_bisection_and_counts_nothing_twice(
     report = process_batch("b", events, redelivered_at)
 
     assert get_store().totals() == (1, 4)  # not 6: the whole batch was not merged again
-    assert report["processed"] == 4 and not DeadLetter.objects.exists()
+    assert report.processed == 4 and not DeadLetter.objects.exists()
 
 
 def test_a_first_delivery_does_not_look_for_bisections(use_processors: UseProcessors) -> None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from ops import cli
 from plugins.catalog import CatalogEntry, plugin_catalog
-from plugins.loader import PluginConfigError, get_registry, specs_from_config
+from plugins.chains import PluginConfigError, specs_from_config
 from plugins.models import PluginConfig
+from plugins.registry import get_registry
 from plugins.sync import plugins_sync
 from telemetron_site.config import get_config
 
@@ -23,32 +24,25 @@ def _row(e: CatalogEntry) -> tuple[str, ...]:
     return (e.name, e.kind, enabled, position, e.package or "-", e.version or "-", e.error or "-")
 
 
-def _table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
-
-
-class Command(BaseCommand):
-    help = (
-        "Show or seed the live plugin configuration. `list`: every installed plugin with its "
-        "state; `sync`: write config.toml's plugins that have no row yet into the database "
-        "(serve does this at start)."
+class Command(cli.Command):
+    help = cli.describe(
+        """Show or seed the live plugin configuration. `list`: every installed plugin
+        with its state; `sync`: write config.toml's plugins that have no row yet into
+        the database (serve does this at start).""",
+        "manage.py plugins list",
+        "manage.py plugins sync --dry-run --force",
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        sub = parser.add_subparsers(dest="action", required=True, metavar="{list,sync}")
-        ls = sub.add_parser(
-            "list",
-            help="List every plugin: name, kind, enabled, position, package, version, error.",
-        )
+        sub = self.subcommands(parser, ("list", "sync"))
+        about = "List every plugin: name, kind, enabled, position, package, version, error."
+        ls = self.subcommand(sub, "list", help=about, description=cli.describe(about))
         ls.add_argument("--json", action="store_true", help="Print a JSON array instead.")
-        sync = sub.add_parser(
-            "sync",
-            help="Write each plugin named in config.toml that has no row yet (the admin owns "
-            "the others), and list every installed plugin in the admin.",
+        about = (
+            "Write each plugin named in config.toml that has no row yet (the admin owns "
+            "the others), and list every installed plugin in the admin."
         )
+        sync = self.subcommand(sub, "sync", help=about, description=cli.describe(about))
         sync.add_argument(
             "--force",
             action="store_true",
@@ -58,15 +52,8 @@ class Command(BaseCommand):
         sync.add_argument(
             "--dry-run", action="store_true", help="Print what would change; write nothing."
         )
-        for p in (ls, sync):  # so `plugins sync -v 2` works as well as `plugins -v 2 sync`
-            p.add_argument(
-                "-v",
-                "--verbosity",
-                type=int,
-                choices=[0, 1, 2, 3],
-                default=argparse.SUPPRESS,
-                help="0 quiet, 1 summary (default), 2 every change.",
-            )
+        for p in (ls, sync):
+            cli.verbosity_option(p, "0 quiet, 1 summary (default), 2 every change.")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if opts["action"] == "list":
@@ -79,7 +66,7 @@ class Command(BaseCommand):
         if as_json:
             self.stdout.write(json.dumps([e.as_dict() for e in entries], indent=2))
             return
-        self.stdout.write(_table([COLUMNS, *(_row(e) for e in entries)]))
+        self.stdout.write(cli.table([COLUMNS, *(_row(e) for e in entries)]))
         broken = sum(1 for e in entries if e.error)
         enabled = sum(1 for e in entries if e.enabled)
         errors = f", {broken} with errors" if broken else ""

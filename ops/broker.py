@@ -1,0 +1,56 @@
+"""The broker as the rest of the service sees it: the process's django-q2 broker,
+built once (building one costs ~100 µs, DESIGN §10; ingest, backpressure,
+/readyz and /metrics all use it), and the commit of batches to it.
+
+Which broker class that is comes from ``Q_CLUSTER`` (the settings): ours,
+:mod:`processing.broker`, on the database, else django-q2's Redis broker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from typing import Any
+
+from telemetron_site.process_wide import process_wide
+
+__all__ = ["PROCESS_TASK", "WireEvent", "broker", "broker_commit"]
+
+WireEvent = dict[str, Any]
+
+PROCESS_TASK = "processing.tasks.process_batch"
+
+
+@process_wide
+def broker() -> Any:
+    """The process's django-q2 broker."""
+    from django_q.brokers import get_broker
+
+    return get_broker()
+
+
+def _enqueue(queue: Any, events: list[WireEvent]) -> None:
+    from django_q.tasks import async_task
+
+    batch_id = uuid.uuid4().hex
+    # The events as one JSON text: see processing.tasks.process_batch.
+    payload = json.dumps(events, separators=(",", ":"))
+    async_task(PROCESS_TASK, batch_id, payload, time.time(), broker=queue, task_name=batch_id)
+
+
+def broker_commit(batches: list[list[WireEvent]]) -> None:
+    """Write each batch as one django-q2 task; several batches in one database
+    transaction when the broker is the database (all or none), else in turn."""
+    from django.db import transaction
+    from django_q.conf import Conf
+
+    queue = broker()
+    if len(batches) == 1:
+        _enqueue(queue, batches[0])
+        return
+    orm_alias = getattr(Conf, "ORM", None)
+    with transaction.atomic(using=orm_alias) if orm_alias else contextlib.nullcontext():
+        for events in batches:
+            _enqueue(queue, events)

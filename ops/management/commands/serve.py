@@ -1,0 +1,133 @@
+"""``manage.py serve``: the HTTP server (granian, WSGI) and a django-q2 cluster as
+one process tree (:mod:`ops.process_tree`). SIGTERM/SIGINT stop both gracefully:
+the server stops taking connections and flushes its buffers, the cluster
+finishes its running batches; then the command exits 0.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import CommandError, CommandParser
+from django.db import connections
+from django.db.migrations.executor import MigrationExecutor
+
+from ops import cli
+from ops.metrics.multiproc import ENV as METRICS_DIR_ENV
+from ops.metrics.multiproc import multiproc_dir, multiproc_dir_prepare
+from ops.process_tree import ProcessTree, granian_command
+from plugins.chains import specs_from_config
+from plugins.registry import get_registry
+from plugins.sync import startup_sync
+from telemetron_site.config import Settings, get_config
+
+
+def _pending_migrations() -> int:
+    executor = MigrationExecutor(connections["default"])
+    return len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+
+
+def tree_children(
+    cfg: Settings, *, host: str, port: int, with_cluster: bool, shutdown_timeout_s: float
+) -> list[tuple[str, list[str]]]:
+    """The tree's commands: the web server, and the cluster unless web-only."""
+    web = granian_command(
+        host=host,
+        port=port,
+        workers=cfg.http.workers,
+        threads=cfg.http.threads,
+        kill_timeout_s=shutdown_timeout_s,
+        respawn=True,
+    )
+    children = [("web", web)]
+    if with_cluster:
+        children.append(("cluster", [sys.executable, "-m", "django", "qcluster"]))
+    return children
+
+
+def serving_line(cfg: Settings, *, host: str, port: int, with_cluster: bool) -> str:
+    if with_cluster:
+        processing = f"{cfg.queue.workers} queue workers)"
+    else:
+        processing = "inline processing)" if cfg.queue.workers == 0 else "web only)"
+    return (
+        f"telemetron: serving on http://{host}:{port} "
+        f"({cfg.http.workers} web workers x {cfg.http.threads} threads, {processing}"
+    )
+
+
+class Command(cli.Command):
+    help = cli.describe(
+        """Serve Telemetron: the HTTP API (granian, WSGI) plus a django-q2 worker
+        cluster, as one process tree. Host, port and sizes come from config.toml /
+        TELEMETRON_* variables; the options below override them. SIGTERM or SIGINT
+        stops the tree gracefully.""",
+        "manage.py serve",
+        "manage.py serve --host 0.0.0.0 --port 8080 --web-only",
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", help="Address to bind (default: http.host).")
+        parser.add_argument("--port", type=int, help="Port to bind (default: http.port).")
+        parser.add_argument(
+            "--web-only",
+            action="store_true",
+            help="Run only the HTTP server, no worker cluster (for web nodes; run "
+            "`manage.py qcluster` on worker nodes).",
+        )
+        parser.add_argument(
+            "--shutdown-timeout",
+            type=float,
+            default=60.0,
+            help="Seconds to wait for children to finish after SIGTERM (default 60).",
+        )
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        cfg = get_config()
+        pending = _pending_migrations()
+        if pending:
+            raise CommandError(
+                f"{pending} database migration(s) not applied; run `python manage.py migrate` first"
+            )
+        for line in startup_sync(specs=specs_from_config(cfg), registry=get_registry()):
+            self.stdout.write(line)  # config.toml seeds the plugin rows (DESIGN §5)
+        connections.close_all()
+        host = opts["host"] or cfg.http.host
+        port = opts["port"] if opts["port"] is not None else cfg.http.port
+        with_cluster = not opts["web_only"] and cfg.queue.workers > 0
+        timeout = opts["shutdown_timeout"]
+        # Every child records metrics into one fresh directory that /metrics merges.
+        metrics_dir, own_metrics_dir = multiproc_dir_prepare(multiproc_dir())
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
+            METRICS_DIR_ENV: str(metrics_dir),
+        }
+        children = tree_children(
+            cfg, host=host, port=port, with_cluster=with_cluster, shutdown_timeout_s=timeout
+        )
+        tree = ProcessTree(children, env=env, shutdown_timeout_s=timeout)
+
+        def stop(signum: int, frame: object) -> None:
+            if not tree.stopping:
+                self.stderr.write(f"telemetron: {signal.Signals(signum).name}, shutting down")
+                tree.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+        def started() -> None:
+            self.stdout.write(serving_line(cfg, host=host, port=port, with_cluster=with_cluster))
+            self.stdout.flush()
+
+        result = tree.run(on_started=started)
+        if own_metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+        if result.failure:
+            raise CommandError(result.failure)
+        self.stdout.write("telemetron: stopped")

@@ -1,0 +1,66 @@
+"""Recording into the series of :mod:`ops.metrics.series`. The helpers cache
+label children, so a hot path pays one dictionary lookup and one value update
+per series."""
+
+from __future__ import annotations
+
+from prometheus_client.metrics import MetricWrapperBase
+
+from ops.metrics.series import (
+    BATCH_SIZE,
+    EVENT_LAG,
+    EVENTS_ACCEPTED,
+    EVENTS_PROCESSED,
+    EVENTS_REJECTED,
+    INVALID,
+    PLUGIN_DURATION,
+    PLUGIN_ERRORS,
+)
+
+__all__ = [
+    "batch_observe",
+    "events_accepted",
+    "events_rejected",
+    "plugin_failed",
+    "plugin_observe",
+]
+
+_rejected_invalid = EVENTS_REJECTED.labels(reason=INVALID)
+_children: dict[tuple[str, ...], MetricWrapperBase] = {}
+
+
+def _child(metric: MetricWrapperBase, *labels: str) -> MetricWrapperBase:
+    key = (metric._name, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
+def events_accepted(count: int) -> None:
+    EVENTS_ACCEPTED.inc(count)
+
+
+def events_rejected(reason: str = INVALID, count: int = 1) -> None:
+    """Count rejected events; ``reason`` is a validator's name or ``invalid``."""
+    child = _rejected_invalid if reason == INVALID else _child(EVENTS_REJECTED, reason)
+    child.inc(count)  # type: ignore[attr-defined]
+
+
+def plugin_observe(plugin: str, seconds: float, *, ok: bool) -> None:
+    """One attempt of a processor plugin on a batch."""
+    _child(PLUGIN_DURATION, plugin, "success" if ok else "error").observe(seconds)  # type: ignore[attr-defined]
+
+
+def plugin_failed(plugin: str) -> None:
+    """A plugin failed a batch for good (after its retries)."""
+    _child(PLUGIN_ERRORS, plugin).inc()  # type: ignore[attr-defined]
+
+
+def batch_observe(*, size: int, lag_s: float, processed: int) -> None:
+    """A batch went through the chain; ``processed`` of its events went through
+    every plugin (all of them, unless a plugin dead-lettered some)."""
+    BATCH_SIZE.observe(size)
+    EVENT_LAG.observe(max(lag_s, 0.0))
+    if processed:
+        EVENTS_PROCESSED.inc(processed)

@@ -1,0 +1,84 @@
+"""The metric series Telemetron records (DESIGN §8).
+
+The original service's five series keep their names, types and labels exactly;
+the others are ours. Every process records into these objects (through
+:mod:`ops.metrics.recording`); under ``manage.py serve`` prometheus_client's
+multiprocess mode (the ``PROMETHEUS_MULTIPROC_DIR`` variable, set by ``serve``
+for its children, :mod:`ops.metrics.multiproc`) writes them to per-process files
+that ``GET /metrics`` merges. Gauges that describe the database (queue depth,
+dead letters) are computed when scraped, in :mod:`ops.metrics.collectors`.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram, disable_created_metrics
+
+__all__ = [
+    "BATCH_SIZE",
+    "EVENTS_ACCEPTED",
+    "EVENTS_PROCESSED",
+    "EVENTS_REJECTED",
+    "EVENT_LAG",
+    "HTTP_REQUESTS",
+    "HTTP_REQUESTS_DURATION",
+    "INVALID",
+    "PLUGIN_DURATION",
+    "PLUGIN_ERRORS",
+]
+
+# `_created` series are not merged across processes; leave them out everywhere
+# so the exposition is the same in one process and in many.
+disable_created_metrics()
+
+# --- the original's five series --------------------------------------------------
+HTTP_REQUESTS = Counter(
+    "telemetron_http_requests",
+    "HTTP requests handled, by route template (e.g. /stats/{source_id}).",
+    ["endpoint"],
+)
+HTTP_REQUESTS_DURATION = Histogram(
+    "telemetron_http_requests_duration_seconds",
+    "HTTP request duration in seconds, by route template and status class (2xx/4xx/5xx).",
+    ["endpoint", "status"],
+)
+PLUGIN_ERRORS = Counter(
+    "telemetron_processor_plugin_errors",
+    "Batches a processor plugin failed on permanently (after its retries; dead-lettered).",
+    ["plugin"],
+)
+PLUGIN_DURATION = Histogram(
+    "telemetron_processor_plugin_duration_seconds",
+    "Duration of one processor plugin run on a batch (one attempt), by outcome.",
+    ["plugin", "status"],
+)
+EVENTS_PROCESSED = Counter(
+    "telemetron_events_processed",
+    "Events every enabled processor plugin processed (a batch's events, less any "
+    "a plugin dead-lettered).",
+)
+
+# --- ours ----------------------------------------------------------------------------
+EVENTS_ACCEPTED = Counter(
+    "telemetron_events_accepted",
+    "Events accepted by /ingest and /ingest/batch (answered 202).",
+)
+EVENTS_REJECTED = Counter(
+    "telemetron_events_rejected",
+    "Events rejected at ingest, by reason: the validator's name, or `invalid` "
+    "(not JSON, or not a valid event).",
+    ["reason"],
+)
+BATCH_SIZE = Histogram(
+    "telemetron_batch_size",
+    "Events per batch taken by a worker.",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
+)
+EVENT_LAG = Histogram(
+    "telemetron_event_lag_seconds",
+    "Seconds from a batch's enqueue (its events' 202) to the end of its processing; "
+    "one observation per batch.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+
+# The rejection reason of an event that is not JSON, or not a valid event.
+INVALID = "invalid"

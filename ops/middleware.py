@@ -1,0 +1,84 @@
+"""Per-request HTTP metrics and the request log line, in one small middleware.
+
+It replaces django-prometheus' Before/After middlewares, which cost a third of
+the throughput (DESIGN §10): each request pays one counter increment, one
+histogram observation and, when ``telemetron.request`` logs at INFO, one log line.
+
+The ``endpoint`` label is the matched route template (``/stats/{source_id}``),
+never the raw path, so label values stay few; requests that match no route
+share ``endpoint="unmatched"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest, HttpResponseBase
+
+from ops.metrics.series import HTTP_REQUESTS, HTTP_REQUESTS_DURATION
+
+__all__ = ["UNMATCHED", "RequestMetricsMiddleware", "route_template"]
+
+log = logging.getLogger("telemetron.request")
+
+UNMATCHED = "unmatched"
+_CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")  # path("stats/<int:source_id>")
+_NAMED_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")  # re_path(r"(?P<url>.*)$")
+
+
+def route_template(route: str) -> str:
+    """Django's matched route (``stats/<source_id>``) as ``/stats/{source_id}``."""
+    route = _NAMED_GROUP.sub(r"{\1}", route)
+    route = _CONVERTER.sub(r"{\1}", route)
+    return "/" + route.replace("^", "").replace("$", "")
+
+
+class RequestMetricsMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+        self._endpoints: dict[str, str] = {}
+        self._series: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def _endpoint(self, request: HttpRequest) -> str:
+        match = request.resolver_match
+        if match is None:
+            return UNMATCHED
+        endpoint = self._endpoints.get(match.route)
+        if endpoint is None:
+            endpoint = self._endpoints[match.route] = route_template(match.route)
+        return endpoint
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        start = time.perf_counter()
+        response = self.get_response(request)
+        elapsed = time.perf_counter() - start
+        endpoint = self._endpoint(request)
+        status_class = response.status_code // 100
+        series = self._series.get((endpoint, status_class))
+        if series is None:
+            series = self._series[(endpoint, status_class)] = (
+                HTTP_REQUESTS.labels(endpoint),
+                HTTP_REQUESTS_DURATION.labels(endpoint, f"{status_class}xx"),
+            )
+        series[0].inc()
+        series[1].observe(elapsed)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                '"%s %s" %d %.1fms',
+                request.method,
+                request.path,
+                response.status_code,
+                elapsed * 1000,
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "endpoint": endpoint,
+                    "status": response.status_code,
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
+        return response

@@ -1,0 +1,158 @@
+"""The process tree ``manage.py serve`` runs: the HTTP server (granian, WSGI) and,
+unless web-only, a django-q2 cluster, supervised as one.
+
+* :func:`granian_command` — granian's command line; ``bench/`` starts its
+  floors with the same one, so they are measured on the server Telemetron uses.
+* :class:`ProcessTree` — starts the children (each in its own session, told to
+  stop when its parent dies), stops them all when one exits on its own or when
+  :meth:`ProcessTree.stop` is called (``serve``'s SIGTERM/SIGINT handler), waits
+  for them up to a deadline and kills what is left. No Django in here: a test
+  can run a tree of any commands.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+__all__ = ["ProcessTree", "TreeResult", "granian_command"]
+
+WSGI_APPLICATION = "telemetron_site.wsgi:application"
+
+
+def granian_command(
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    target: str = WSGI_APPLICATION,
+    log_level: str = "warning",
+    kill_timeout_s: float | None = None,
+    respawn: bool = False,
+) -> list[str]:
+    """granian serving ``target`` over WSGI with a few blocking threads per worker
+    (DESIGN §10: its default of up to 256 threads hurts p99)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "wsgi",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--blocking-threads",
+        str(threads),
+        "--no-ws",
+    ]
+    if respawn:
+        cmd.append("--respawn-failed-workers")
+    cmd += ["--log-level", log_level]
+    if kill_timeout_s is not None:
+        cmd += ["--workers-kill-timeout", str(int(kill_timeout_s))]
+    return [*cmd, target]
+
+
+def _die_with_parent() -> None:
+    """In a child: get SIGTERM if the tree's parent dies without forwarding it (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+@dataclass
+class TreeResult:
+    """How the tree ended: each child's exit code, and what went wrong (None: a
+    clean stop, every child exiting in time)."""
+
+    codes: dict[str, int] = field(default_factory=dict)
+    failure: str | None = None
+
+
+class ProcessTree:
+    def __init__(
+        self,
+        children: Sequence[tuple[str, list[str]]],
+        *,
+        env: Mapping[str, str],
+        shutdown_timeout_s: float,
+        poll_s: float = 0.2,
+    ) -> None:
+        self._commands = list(children)
+        self._env = dict(env)
+        self._shutdown_timeout = shutdown_timeout_s
+        self._poll = poll_s
+        self._children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._stopping = threading.Event()
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {name: child.pid for name, child in self._children}
+
+    def start(self) -> None:
+        for name, argv in self._commands:
+            child = subprocess.Popen(
+                argv, env=self._env, start_new_session=True, preexec_fn=_die_with_parent
+            )
+            self._children.append((name, child))
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def stop(self) -> None:
+        """Ask every child to stop (SIGTERM), once."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        for _, child in self._children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    def supervise(self) -> str | None:
+        """Until :meth:`stop`: if a child exits on its own, stop the others and
+        return what happened."""
+        while not self._stopping.is_set():
+            for name, child in self._children:
+                if child.poll() is not None:
+                    self.stop()
+                    return f"{name} process exited with code {child.returncode}"
+            self._stopping.wait(self._poll)
+        return None
+
+    def wait(self) -> TreeResult:
+        """Wait for every child up to the shutdown deadline; kill the late ones."""
+        result = TreeResult()
+        deadline = time.monotonic() + self._shutdown_timeout
+        for name, child in self._children:
+            try:
+                result.codes[name] = child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                result.codes[name] = child.wait()
+                result.failure = result.failure or (
+                    f"{name} process did not stop in time and was killed"
+                )
+        return result
+
+    def run(self, on_started: Callable[[], None] | None = None) -> TreeResult:
+        """Start, supervise until stopped or a child dies, wait for the rest."""
+        self.start()
+        if on_started is not None:
+            on_started()
+        failure = self.supervise()
+        result = self.wait()
+        result.failure = failure or result.failure
+        return result

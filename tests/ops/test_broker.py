@@ -1,0 +1,38 @@
+"""The commit of batches to the broker (ops/broker.py) on the real database."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import DatabaseError
+from django_q.conf import Conf
+from django_q.models import OrmQ
+
+from ops.broker import broker, broker_commit
+from processing.broker import SingleStatementORM
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_broker_commit_writes_several_batches_all_or_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request over batch_size events is several tasks: one transaction, so a
+    failure part-way leaves none of them (its 503 is exact)."""
+
+    class FailsOnSecondTask(SingleStatementORM):
+        calls = 0
+
+        def enqueue(self, task: str) -> int:
+            FailsOnSecondTask.calls += 1
+            if FailsOnSecondTask.calls == 2:
+                raise DatabaseError("disk full")
+            return super().enqueue(task)
+
+    monkeypatch.setattr(Conf, "SYNC", False)  # really enqueue (tests run inline otherwise)
+    wire = {"sourceId": 1, "type": "Click", "timestamp": "2026-11-26T10:00:00Z", "data": None}
+    batches = [[wire], [wire], [wire]]
+    with broker.override(FailsOnSecondTask(list_key="all-or-none")), pytest.raises(DatabaseError):
+        broker_commit(batches)
+    assert OrmQ.objects.filter(key="all-or-none").count() == 0
+
+    with broker.override(SingleStatementORM(list_key="all-or-none")):
+        broker_commit(batches)
+    assert OrmQ.objects.filter(key="all-or-none").count() == 3
