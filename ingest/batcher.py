@@ -67,11 +67,15 @@ class GroupCommitBatcher:
         linger_s: float,
         wait_timeout_s: float,
         retry_after: int = 1,
+        wait: Callable[[threading.Event, float], bool] = threading.Event.wait,
     ) -> None:
+        """``wait(done, timeout)`` is how a joiner waits for its batch's commit
+        (``threading.Event.wait``; a test decides when the timeout runs out)."""
         self._commit = commit
         self._batch_size = batch_size
         self._linger = linger_s
         self._wait_timeout = wait_timeout_s
+        self._wait = wait
         self._retry_after = retry_after
         self._lock = threading.Lock()  # guards _open and every pending's events/sealed
         self._flush_lock = threading.Lock()  # one commit at a time per process
@@ -90,7 +94,7 @@ class GroupCommitBatcher:
             pending.events.extend(events)
         if leading:
             self._lead(pending)
-        elif not pending.done.wait(self._wait_timeout):
+        elif not self._wait(pending.done, self._wait_timeout):
             with self._lock:
                 if not pending.sealed:
                     mine = {id(e) for e in events}
@@ -160,6 +164,7 @@ class BufferedBatcher:
         self._backoff = retry_backoff_s
         self._cond = threading.Condition()
         self._buffer: list[WireEvent] = []
+        self._inflight = 0  # events of the batch being committed (out of the buffer)
         self._first_at = 0.0
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -200,6 +205,7 @@ class BufferedBatcher:
                         batch = self._buffer[: self._batch_size]
                         del self._buffer[: self._batch_size]
                         self._first_at = time.monotonic()
+                        self._inflight = len(batch)
                         return batch
                     self._cond.wait(due)
                 elif self._closing:
@@ -215,7 +221,11 @@ class BufferedBatcher:
                 log.exception("batch commit of %d events failed; will retry", len(batch))
                 with self._cond:
                     self._buffer[0:0] = batch  # accepted events are never dropped
+                    self._inflight = 0
                 time.sleep(self._backoff)
+            else:
+                with self._cond:
+                    self._inflight = 0
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Stop taking events and flush the buffer (SIGTERM/SIGINT/exit)."""
@@ -225,8 +235,10 @@ class BufferedBatcher:
             thread = self._thread
         if thread is not None:
             thread.join(timeout_s)
-        if self._buffer:
-            log.error("exit with %d buffered events not committed", len(self._buffer))
+        with self._cond:  # the batch a commit still holds is not committed either
+            left = len(self._buffer) + self._inflight
+        if left:
+            log.error("exit with %d buffered events not committed", left)
 
 
 @process_wide

@@ -224,6 +224,7 @@ def test_a_waiter_whose_batch_is_being_committed_waits_for_the_outcome() -> None
     gates = [threading.Event(), threading.Event()]
     started: list[threading.Event] = [threading.Event(), threading.Event()]
     calls: list[list[list[WireEvent]]] = []
+    timed_out = threading.Event()
 
     def commit(batches: list[list[WireEvent]]) -> None:
         n = len(calls)
@@ -231,14 +232,22 @@ def test_a_waiter_whose_batch_is_being_committed_waits_for_the_outcome() -> None
         started[n].set()
         assert gates[n].wait(30)
 
-    batcher = GroupCommitBatcher(commit, batch_size=8, linger_s=0, wait_timeout_s=1.0)
+    def wait(done: threading.Event, timeout: float) -> bool:
+        """The joiner's timeout runs out once its batch is sealed (not before:
+        that is the other test), whatever the machine's speed."""
+        assert started[1].wait(30)
+        timed_out.set()
+        return done.is_set()
+
+    batcher = GroupCommitBatcher(commit, batch_size=8, linger_s=0, wait_timeout_s=1.0, wait=wait)
     first = Submitter(batcher, [ev(0)])
     first.start()
     assert started[0].wait(30)  # holds the flush lock
     leader, follower = start_joined(batcher, [ev(1), ev(2)])  # one batch, not sealed yet
     gates[0].set()
     assert started[1].wait(30)  # sealed, its commit under way (held)
-    follower.join(2.0)  # well past the follower's 1 s timeout
+    assert timed_out.wait(30)  # the follower's timeout ran out
+    follower.join(0.5)
     assert follower.is_alive() and follower.error is None  # still waiting: no 503
     gates[1].set()
     finish([first, leader, follower])
