@@ -159,6 +159,11 @@ def dead_letter_replay(
         processor.process(batch)
     except Exception as exc:
         error = exc
+    return _replay_record(letter, token, error)
+
+
+def _replay_record(letter: DeadLetter, token: str, error: BaseException | None) -> ReplayResult:
+    """Record a claimed entry's replay and release the claim."""
     done = timezone.now()
     mine = DeadLetter.objects.filter(pk=letter.pk, claimed_by=token)
     release: dict[str, Any] = {
@@ -167,6 +172,7 @@ def dead_letter_replay(
         "replay_count": F("replay_count") + 1,
         "last_replayed_at": done,
     }
+    fields = {"dead_letter_id": letter.pk, "plugin": letter.plugin, "batch_id": letter.batch_id}
     if error is None:
         mine.update(
             status=DeadLetter.Status.REPLAYED, resolved_at=done, last_replay_error="", **release
@@ -177,11 +183,7 @@ def dead_letter_replay(
             letter.plugin,
             letter.batch_id,
             letter.event_count,
-            extra={
-                "dead_letter_id": letter.pk,
-                "plugin": letter.plugin,
-                "batch_id": letter.batch_id,
-            },
+            extra=fields,
         )
         return _result(letter, ReplayOutcome.REPLAYED)
     message = f"{type(error).__name__}: {error_text(error)}"
@@ -192,7 +194,7 @@ def dead_letter_replay(
         letter.plugin,
         letter.batch_id,
         message,
-        extra={"dead_letter_id": letter.pk, "plugin": letter.plugin, "batch_id": letter.batch_id},
+        extra=fields,
     )
     return _result(letter, ReplayOutcome.FAILED, message)
 
