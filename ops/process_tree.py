@@ -127,6 +127,8 @@ class ProcessTree:
         while not self._stopping.is_set():
             for name, child in self._children:
                 if child.poll() is not None:
+                    if self._stopping.is_set():  # stopped meanwhile: the exit was asked for
+                        return None
                     self.stop()
                     return f"{name} process exited with code {child.returncode}"
             self._stopping.wait(self._poll)
