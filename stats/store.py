@@ -168,7 +168,7 @@ class DatabaseStore:
             cur.execute(sql, [list(column) for column in zip(*rows, strict=True)])
             return list(cur.fetchall()) if returning else []
         width = len(rows[0])
-        per_statement = max(1, connection.features.max_query_params // width)
+        per_statement = max(1, (connection.features.max_query_params or 999) // width)
         out: list[Any] = []
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
