@@ -1,12 +1,14 @@
-"""The multi-node deployment on real processes, for both brokers: two web nodes
-(`serve --web-only`), two worker nodes (`manage.py qcluster`, and `serve` kept
-out of the load balancer), one PostgreSQL database (and Redis as the broker in
-one run). Clients post single events and batches to both web nodes from several
-threads; the qcluster node is SIGKILLed (every process of it at once) mid-load,
-while it holds claimed batches, and started again. The other worker node takes
-the dead node's batches over once its heartbeat is `queue.dead_after` old (the
-nodes have host ids of their own, as on separate machines), and in the end both
-web nodes' /stats count exactly the events answered 202, per source too.
+"""The multi-node deployment on real processes, for both brokers, as
+deploy/multinode/Procfile runs it: two web nodes (`serve --web-only`), two
+worker nodes (`manage.py qcluster`, and `serve` kept out of the load balancer),
+one PostgreSQL database (and Redis as the broker in one run).
+
+Clients post single events and batches to both web nodes from several threads;
+the qcluster node is SIGKILLed (every process of it at once) mid-load, while it
+holds claimed batches, and started again. The other worker node takes the dead
+node's batches over once its heartbeat is `queue.dead_after` old (the nodes
+have host ids of their own, as on separate machines), and in the end both web
+nodes' /stats count exactly the events answered 202, per source too.
 
 PostgreSQL pass only: SQLite is one machine's database."""
 
@@ -19,7 +21,7 @@ import pytest
 
 from tests.support.databases import backend
 from tests.support.load import Load
-from tests.support.procs import Project, Server, kill_tree, wait_until
+from tests.support.procs import ROOT, Project, Server, kill_tree, wait_until
 from tests.support.queues import QueueView, broker_config
 
 pytestmark = [
@@ -30,6 +32,40 @@ pytestmark = [
 ]
 
 
+PROCFILE = ROOT / "deploy" / "multinode" / "Procfile"
+
+
+def procfile_nodes() -> dict[str, tuple[str, list[str]]]:
+    """deploy/multinode/Procfile's nodes: name -> (manage.py command, its options
+    but the port, which each test node gets free)."""
+    nodes = {}
+    for line in PROCFILE.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, command = line.split(":", 1)
+        argv = command.split()
+        command_name, *options = argv[argv.index("manage.py") + 1 :]
+        if "--port" in options:
+            at = options.index("--port")
+            del options[at : at + 2]
+        nodes[name] = (command_name, options)
+    return nodes
+
+
+def test_the_procfile_has_two_web_and_two_worker_nodes() -> None:
+    assert procfile_nodes() == {
+        "web1": ("serve", ["--web-only"]),
+        "web2": ("serve", ["--web-only"]),
+        "worker1": ("serve", []),
+        "worker2": ("qcluster", []),
+    }
+
+
+def _start(project: Project, node: str, env: dict[str, str] | None = None) -> Server:
+    command, options = procfile_nodes()[node]
+    return project.start(*options, command=command, env=env)
+
+
 def _node(name: str) -> dict[str, str]:
     """A worker node's own settings: its host id (separate machines)."""
     return {"TELEMETRON_QUEUE__HOST_ID": name}
@@ -37,7 +73,7 @@ def _node(name: str) -> dict[str, str]:
 
 def _start_qcluster(project: Project, view: QueueView, name: str) -> Server:
     before = set(view.clusters(host=name))
-    node = project.start(command="qcluster", env=_node(name))
+    node = _start(project, "worker2", env=_node(name))
     wait_until(lambda: set(view.clusters(host=name)) - before, timeout=60)
     return node
 
@@ -53,8 +89,8 @@ def test_two_web_and_two_worker_nodes_survive_a_worker_node_kill(
     with broker_config(broker) as queue:
         project.config["queue"].update(queue)
         view = QueueView(project.database_url, project.config["queue"])
-        webs = [project.start("--web-only"), project.start("--web-only")]
-        project.start(env=_node("node-b"))  # serve: its cluster, and /metrics off the LB
+        webs = [_start(project, "web1"), _start(project, "web2")]
+        _start(project, "worker1", env=_node("node-b"))  # serve: cluster + /metrics, off the LB
         wait_until(lambda: view.clusters(host="node-b"), timeout=60)
         node_a = _start_qcluster(project, view, "node-a")
         (cluster_a,) = view.clusters(host="node-a")
