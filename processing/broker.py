@@ -43,6 +43,7 @@ from django_q.brokers import Broker
 from django_q.conf import Conf
 
 from processing.leases import (
+    FULL_CLAIM_INTERVAL_S,
     LEASE_CLEANUP_S,
     cluster_id_of,
     host_id,
@@ -81,16 +82,21 @@ def _statements(connection: Any) -> dict[str, str]:
         f"o.heartbeat >= {now} - %s OR NOT EXISTS (SELECT 1 FROM {tl} m"
         f" WHERE m.cluster_id = %s AND m.fresh_since <= {now} - %s)))))"
     )
+    claim = (
+        f"UPDATE {tq} SET claimed_until = {now} + %s, owner = %s,"
+        f" deliveries = deliveries + 1 WHERE id IN (SELECT t.id FROM {tq} t"
+        f" WHERE t.queue = %s AND {{}} ORDER BY t.id LIMIT %s{skip_locked})"
+        f" AND EXISTS (SELECT 1 FROM {tl} WHERE cluster_id = %s AND NOT dead"
+        f" AND heartbeat >= {now} - %s) RETURNING id, payload, deliveries"
+    )
     return {
         "enqueue": f"INSERT INTO {tq} (queue, payload, claimed_until, owner, deliveries)"
         " VALUES (%s, %s, 0, '', 0) RETURNING id",
         "peek": f"SELECT 1 FROM {tq} t WHERE t.queue = %s AND {claimable} LIMIT 1",
         # Params: retry, me, queue, <claimable>, bulk, me, dead_after.
-        "claim": f"UPDATE {tq} SET claimed_until = {now} + %s, owner = %s,"
-        f" deliveries = deliveries + 1 WHERE id IN (SELECT t.id FROM {tq} t"
-        f" WHERE t.queue = %s AND {claimable} ORDER BY t.id LIMIT %s{skip_locked})"
-        f" AND EXISTS (SELECT 1 FROM {tl} WHERE cluster_id = %s AND NOT dead"
-        f" AND heartbeat >= {now} - %s) RETURNING id, payload, deliveries",
+        "claim": claim.format(claimable),
+        # The same without looking for dead clusters' tasks (params: no <claimable>).
+        "claim_waiting": claim.format(f"t.claimed_until < {now}"),
         "delete": f"DELETE FROM {tq} WHERE id = %s",
         "purge": f"DELETE FROM {tq} WHERE queue = %s",
         "waiting": f"SELECT COUNT(*) FROM {tq} WHERE queue = %s AND claimed_until < {now}",
@@ -129,6 +135,7 @@ class OrmBroker(Broker):
     def _setup(self) -> None:
         self._next_check = 0.0
         self._idle = False  # the last dequeue found nothing
+        self._next_full_claim = 0.0
         self._sql: dict[str, str] | None = None
         # Set by the sentinel's first heartbeat; a broker used without a cluster
         # (a test, a script) is its own cluster and renews its lease itself.
@@ -202,17 +209,17 @@ class OrmBroker(Broker):
                 if cursor.fetchone() is None:
                     self._wait()
                     return None
+            # Dead clusters' tasks are looked for after an empty poll and at least
+            # once a second; in between, the waiting tasks only (a cheaper scan).
+            now = time.monotonic()
+            full = self._idle or now >= self._next_full_claim
+            if full:
+                self._next_full_claim = now + FULL_CLAIM_INTERVAL_S
             cursor.execute(
-                self._sql["claim"],
-                [
-                    Conf.RETRY,
-                    me,
-                    self.list_key,
-                    *self._claimable(me),
-                    Conf.BULK,
-                    me,
-                    self._dead_after,
-                ],
+                self._sql["claim" if full else "claim_waiting"],
+                [Conf.RETRY, me, self.list_key]
+                + (self._claimable(me) if full else [])
+                + [Conf.BULK, me, self._dead_after],
             )
             tasks = sorted(cursor.fetchall())
         if tasks:

@@ -29,6 +29,7 @@ from ops.broker import PROCESS_TASK
 from telemetron_site.config import get_config
 
 __all__ = [
+    "FULL_CLAIM_INTERVAL_S",
     "LEASE_CLEANUP_S",
     "cluster_id_of",
     "host_id",
@@ -39,6 +40,9 @@ __all__ = [
 
 # Leases of dead clusters holding nothing are removed after this long.
 LEASE_CLEANUP_S = 3600.0
+# A pusher looks for dead clusters' tasks after an empty poll and at least this
+# often; in between its claims scan the waiting tasks only.
+FULL_CLAIM_INTERVAL_S = 1.0
 
 
 @cache

@@ -41,6 +41,7 @@ from django_q.brokers import Broker
 from django_q.conf import Conf
 
 from processing.leases import (
+    FULL_CLAIM_INTERVAL_S,
     LEASE_CLEANUP_S,
     cluster_id_of,
     host_id,
@@ -76,8 +77,9 @@ return tostring(now)
 """
 )
 
-# KEYS: stream, leases. ARGV: group, me, count, dead_after, retry ms, cleanup s.
-# Returns {taken over: {id, fields}..., new: {id, fields}...} or false when this
+# KEYS: stream, leases. ARGV: group, me, count, dead_after, retry ms, cleanup s,
+# take over ('1': look for dead clusters' and expired entries first).
+# Returns {taken over: {id, fields}..., new: {id, fields}...}, or false when this
 # cluster's lease is not alive.
 _CLAIM = (
     _NOW
@@ -89,7 +91,8 @@ mine = cjson.decode(mine)
 if mine.dead or mine.hb < now - grace then return false end
 local regular = mine.fresh <= now - grace
 local again = {}
-local consumers = redis.call('XINFO', 'CONSUMERS', KEYS[1], group)
+local consumers = {}
+if ARGV[7] == '1' then consumers = redis.call('XINFO', 'CONSUMERS', KEYS[1], group) end
 for _, c in ipairs(consumers) do
   local name, pending = c[2], c[4]
   if name ~= me then
@@ -114,7 +117,7 @@ for _, c in ipairs(consumers) do
     end
   end
 end
-if #again < count then
+if ARGV[7] == '1' and #again < count then
   local r = redis.call('XAUTOCLAIM', KEYS[1], group, me, ARGV[5], '0-0', 'COUNT', count - #again)
   for _, e in ipairs(r[2]) do if e then again[#again + 1] = e end end
 end
@@ -155,6 +158,8 @@ class RedisStreamsBroker(Broker):
         self.cluster_id: str | None = None  # from the sentinel's first heartbeat
         self._standalone = False
         self._group_ready = False
+        self._idle = False  # the last dequeue found nothing
+        self._next_full_claim = 0.0
         self._version: str | None = None
         self._next_housekeeping = 0.0
         self._pipes = threading.local()
@@ -210,7 +215,14 @@ class RedisStreamsBroker(Broker):
     def dequeue(self) -> list[tuple[str, str]] | None:
         me = self._owner()
         self._ensure_group()
+        # Dead clusters' and expired entries are looked for after an empty poll and
+        # at least once a second; in between, new entries only.
+        now = time.monotonic()
+        full = self._idle or now >= self._next_full_claim
+        if full:
+            self._next_full_claim = now + FULL_CLAIM_INTERVAL_S
         args = [GROUP, me, Conf.BULK, self._dead_after, int(Conf.RETRY * 1000), LEASE_CLEANUP_S]
+        args.append("1" if full else "0")
         try:
             result = self._scripts["claim"](keys=[self.stream, self.leases], args=args)
         except redis.ResponseError as exc:
@@ -224,6 +236,7 @@ class RedisStreamsBroker(Broker):
             again, new = result
             tasks += [(_text(i), mark_redelivered(_payload(f))) for i, f in again]
             tasks += [(_text(i), _payload(f)) for i, f in new]
+        self._idle = not tasks
         if tasks:
             return tasks
         time.sleep(Conf.POLL)
