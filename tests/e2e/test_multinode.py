@@ -15,6 +15,7 @@ PostgreSQL pass only: SQLite is one machine's database."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -78,6 +79,14 @@ def _start_qcluster(project: Project, view: QueueView, name: str) -> Server:
     return node
 
 
+def _readyz(url: str) -> dict[str, Any] | None:
+    """/readyz's body once it counts both worker clusters, else None."""
+    response = httpx.get(f"{url}/readyz", timeout=10)
+    body: dict[str, Any] = response.json()
+    ok = response.status_code == 200 and body["checks"]["cluster"].get("clusters") == 2
+    return body if ok else None
+
+
 def _stats(url: str) -> dict[str, int]:
     return dict(httpx.get(f"{url}/stats", timeout=10).json())
 
@@ -94,6 +103,11 @@ def test_two_web_and_two_worker_nodes_survive_a_worker_node_kill(
         wait_until(lambda: view.clusters(host="node-b"), timeout=60)
         node_a = _start_qcluster(project, view, "node-a")
         (cluster_a,) = view.clusters(host="node-a")
+        # Every web node sees both worker clusters' heartbeats in /readyz.
+        for web in webs:
+            ready = wait_until(lambda w=web: _readyz(w.url), timeout=30)
+            assert ready["checks"]["cluster"]["clusters"] == 2
+            assert ready["checks"]["broker"]["queued"] == 0
 
         load = Load([w.url for w in webs], threads=6, requests=150, batch=50, sources=200)
         load.start()
