@@ -3,7 +3,7 @@ built once (building one costs ~100 µs, DESIGN §10; ingest, backpressure,
 /readyz and /metrics all use it), and the commit of batches to it.
 
 Which broker class that is comes from ``Q_CLUSTER`` (the settings): ours,
-:mod:`processing.broker`, on the database, else django-q2's Redis broker.
+:mod:`processing.broker` on the database or :mod:`processing.redis_broker`.
 """
 
 from __future__ import annotations
@@ -41,16 +41,14 @@ def _enqueue(queue: Any, events: list[WireEvent]) -> None:
 
 
 def broker_commit(batches: list[list[WireEvent]]) -> None:
-    """Write each batch as one django-q2 task; several batches in one database
-    transaction when the broker is the database (all or none), else in turn."""
-    from django.db import transaction
-    from django_q.conf import Conf
-
+    """Write each batch as one django-q2 task; several batches all or none: in
+    one database transaction on the ORM broker, one MULTI/EXEC on Redis (our
+    brokers' ``atomic()``), in turn on a broker without it."""
     queue = broker()
     if len(batches) == 1:
         _enqueue(queue, batches[0])
         return
-    orm_alias = getattr(Conf, "ORM", None)
-    with transaction.atomic(using=orm_alias) if orm_alias else contextlib.nullcontext():
+    atomic = getattr(queue, "atomic", None)
+    with atomic() if atomic is not None else contextlib.nullcontext():
         for events in batches:
             _enqueue(queue, events)

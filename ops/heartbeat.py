@@ -1,13 +1,11 @@
-"""The django-q2 clusters' heartbeat: where it lives, and how to read it.
+"""The django-q2 clusters' heartbeat, and how to read it.
 
 Each cluster's sentinel saves its status (``Stat``) every ``guard_cycle``
-(0.5 s) with a 3 s expiry: in Redis with the Redis broker, else in the Django
-cache named by ``Q_CLUSTER["cache"]``. Django's default cache is per process,
-so with the ORM broker the settings give django-q2 a database cache
-(``settings.HEARTBEAT_CACHE``, a :class:`HeartbeatCache` whose table
-:func:`cache_table_create` makes after ``migrate``) that every process and node
-shares. A status found
-there is at most a few seconds old.
+(0.5 s) with a 3 s expiry through its broker's ``set_stat``. Our brokers
+(:mod:`processing.broker`, :mod:`processing.redis_broker`) keep it in the
+cluster's lease, in the database or in Redis, where every process and node reads
+it; a broker without ``get_stats`` of its own uses django-q2's cache. A status
+found there is at most a few seconds old.
 """
 
 from __future__ import annotations
@@ -16,12 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
-from django.core.cache.backends.base import DEFAULT_TIMEOUT
-from django.core.cache.backends.db import DatabaseCache
-from django.db import close_old_connections, transaction
-
-__all__ = ["ClusterStatus", "HeartbeatCache", "cache_table_create", "cluster_statuses"]
+__all__ = ["ClusterStatus", "cluster_statuses"]
 
 
 @dataclass(frozen=True)
@@ -37,38 +30,6 @@ class ClusterStatus:
         from django_q.conf import Conf
 
         return self.status in (Conf.IDLE, Conf.WORKING)
-
-
-class HeartbeatCache(DatabaseCache):
-    """Django's database cache, which first drops a connection that broke.
-
-    The sentinel saves its heartbeat outside Django's request cycle, the thing
-    that normally closes broken connections: after a database outage it would
-    keep failing on its dead connection (and /readyz report the cluster gone)
-    until something restarted it. django-q2's ORM broker does the same before
-    each use of its queue table.
-    """
-
-    @staticmethod
-    def _drop_broken_connections() -> None:
-        if transaction.get_autocommit():
-            close_old_connections()
-
-    def get_many(self, keys: Any, version: int | None = None) -> dict[str, Any]:
-        self._drop_broken_connections()
-        return super().get_many(keys, version)
-
-    def _base_set(self, mode: Any, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT) -> bool:
-        self._drop_broken_connections()
-        return bool(super()._base_set(mode, key, value, timeout))  # type: ignore[misc]
-
-
-def cache_table_create(using: str = "default", **kwargs: Any) -> None:
-    """post_migrate receiver: create the heartbeat cache's table if it is missing."""
-    from django.core.management import call_command
-
-    table = settings.CACHES[settings.HEARTBEAT_CACHE]["LOCATION"]
-    call_command("createcachetable", table, database=using, verbosity=0)
 
 
 def _packs(broker: Any) -> list[Any]:

@@ -1,6 +1,7 @@
 """The dead-letter queue: batches (or, after bisection, parts of batches) that a
 processor plugin failed on permanently, kept until an operator replays or
-discards them; and the record of each bisection."""
+discards them; the record of each bisection; and the ORM broker's queue and the
+leases of the clusters claiming from it (processing/broker.py)."""
 
 from __future__ import annotations
 
@@ -85,3 +86,43 @@ class Bisection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plugin} batch {self.batch_id}: {self.splits} splits"
+
+
+class QueuedTask(models.Model):
+    """A django-q2 task in the ORM broker (processing/broker.py): waiting
+    (``owner`` empty), or claimed by the cluster ``owner`` until ``claimed_until``
+    (seconds since the epoch, by the database's clock). Deleted when acknowledged."""
+
+    queue = models.CharField(max_length=100)
+    payload = models.TextField()
+    claimed_until = models.FloatField(default=0)
+    owner = models.CharField(max_length=64, default="", blank=True)
+    deliveries = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "queued task"
+
+    def __str__(self) -> str:
+        return f"task {self.pk} ({self.owner or 'waiting'})"
+
+
+class ClusterLease(models.Model):
+    """A worker cluster's heartbeat, written by its sentinel every 0.5 s: who it
+    is (``host`` and ``pid``/``pid_start`` of its sentinel, to tell at once that a
+    cluster of the same host died), since when its heartbeats have been regular
+    (``fresh_since``), and django-q2's status of it (``stat``, for /readyz).
+    Times are seconds since the epoch, by the database's clock."""
+
+    cluster_id = models.CharField(max_length=64, primary_key=True)
+    queue = models.CharField(max_length=100)
+    host = models.CharField(max_length=255)
+    pid = models.IntegerField()
+    pid_start = models.BigIntegerField(default=0)
+    heartbeat = models.FloatField()
+    fresh_since = models.FloatField()
+    dead = models.BooleanField(default=False)
+    stat = models.TextField(blank=True, default="")
+    stat_expires = models.FloatField(default=0)
+
+    def __str__(self) -> str:
+        return f"cluster {self.cluster_id} on {self.host}"

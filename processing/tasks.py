@@ -21,11 +21,13 @@ never lost, and a replay runs it again. The dead letter's ``attempts`` counts
 every run that included its events (the batch's attempts plus one per split).
 
 Redelivery in the middle of a bisection: a :class:`~processing.models.Bisection`
-row is written before the first part runs. The broker redelivers a task only
-``queue.retry`` seconds after handing it out, so a delivery younger than that is
-a first one; an older one looks for those rows, and a plugin whose bisection had
-started resumes it (straight to the parts, with the same ids) instead of running
-the whole batch, which would count again the parts already processed.
+row is written before the first part runs. Our brokers hand a task out again
+within seconds of its cluster's death (processing/leases.py) and tell the task
+so (``redelivered=True``); a redelivered batch, or one older than ``queue.retry``
+(a broker that cannot tell), looks for those rows, and a plugin whose bisection
+had started resumes it (straight to the parts, with the same ids) instead of
+running the whole batch, which would count again the parts already processed.
+A first delivery pays no query for it.
 """
 
 from __future__ import annotations
@@ -145,16 +147,21 @@ def processor_chain_run(
 
 
 def process_batch(
-    batch_id: str, events: str | list[dict[str, Any]], enqueued_at: float
+    batch_id: str,
+    events: str | list[dict[str, Any]],
+    enqueued_at: float,
+    *,
+    redelivered: bool = False,
 ) -> BatchReport:
     """Entry point called by django-q2 workers (and inline in sync mode).
 
     ``events``: the wire events as one JSON text (what ingest enqueues: django-q2
     pickles a task's arguments three times on its way, web → broker → worker →
-    monitor, and one string costs a fraction of a hundred dicts), or as a list."""
+    monitor, and one string costs a fraction of a hundred dicts), or as a list.
+    ``redelivered``: set by our brokers on a delivery after the first."""
     wire: list[dict[str, Any]] = json.loads(events) if isinstance(events, str) else events
     batch = Batch(id=batch_id, events=tuple(Event.from_wire(e) for e in wire))
-    maybe_redelivered = time.time() - enqueued_at >= get_config().queue.retry
+    maybe_redelivered = redelivered or time.time() - enqueued_at >= get_config().queue.retry
     resume = bisections_started(batch_id=batch_id) if maybe_redelivered else frozenset()
     report = processor_chain_run(batch=batch, wire_events=wire, resume_bisection=resume)
     # events_processed: the events every plugin processed (after a bisection, the

@@ -42,7 +42,8 @@ class SourceEventType(models.Model):
 
 
 class StatsTotals(models.Model):
-    """One row (id=1): the global counts, so GET /stats is O(1)."""
+    """The global counts in shard rows (ids 1-64, stats.store.TOTALS_SHARDS):
+    each merge adds to one of them, GET /stats sums them (O(1) in sources)."""
 
     sources_count = models.BigIntegerField(default=0)
     events_count = models.BigIntegerField(default=0)

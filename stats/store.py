@@ -8,10 +8,11 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -22,10 +23,11 @@ from stats.models import ProcessedBatch, SourceEventType, SourceStats, StatsTota
 from telemetron_site.config import get_config
 from telemetron_site.process_wide import process_wide
 
-__all__ = ["DatabaseStore", "MemoryStore", "SourceView", "StatsStore", "get_store"]
+__all__ = ["TOTALS_SHARDS", "DatabaseStore", "MemoryStore", "SourceView", "StatsStore", "get_store"]
 
-# Source ids per "which exist already" query: under SQLite's 999 host parameters.
-_IN_CHUNK = 500
+# Rows of StatsTotals (made by migrations 0002/0003): merges add to any of them,
+# GET /stats sums them.
+TOTALS_SHARDS = 64
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,33 @@ class MemoryStore:
 
 class DatabaseStore:
     """Every statement of a merge is raw SQL: in the workers the ORM's query
-    building cost more than the database work (bench/RESULTS.md)."""
+    building cost more than the database work (bench/RESULTS.md).
+
+    A merge is four statements in one transaction, whatever the batch's size:
+    the ledger row, one upsert of the batch's sources, one of their event types,
+    and one totals row. Nothing in it waits for a merge of other sources:
+
+    * sources and types are upserted in sorted order (every merge takes its row
+      locks in the same order: no deadlock), and a merge waits only for a merge
+      holding one of the same rows;
+    * a source is new when its total after the upsert is this batch's own count
+      (every stored source has counted at least one event), which stays exact
+      when two merges create the same source at once: the second one's insert
+      waits for the first to commit, then updates the row;
+    * the totals are :data:`TOTALS_SHARDS` rows summed on read (``GET /stats``
+      reads 64 rows, whatever the number of sources); on PostgreSQL a merge adds
+      to the first shard no other transaction holds (``FOR UPDATE SKIP LOCKED``),
+      as its last statement.
+
+    On PostgreSQL the upserts pass their rows as arrays (``unnest``: one
+    statement and four parameters per batch); on SQLite as one multi-row
+    ``VALUES`` (SQLite runs one writer at a time, and holds its lock for these
+    statements only: the rows are built before the transaction starts).
+    """
 
     def __init__(self) -> None:
         self._statements: dict[str, str] | None = None
+        self._values: dict[tuple[str, int], str] = {}
 
     def _sql(self) -> dict[str, str]:
         if self._statements is None:
@@ -95,67 +120,113 @@ class DatabaseStore:
 
     def _build_sql(self) -> dict[str, str]:
         q = connection.ops.quote_name
-        least, greatest = ("min", "max") if connection.vendor == "sqlite" else ("LEAST", "GREATEST")
+        pg = connection.vendor == "postgresql"
+        least, greatest = ("LEAST", "GREATEST") if pg else ("min", "max")
         src = q(SourceStats._meta.db_table)
         typ = q(SourceEventType._meta.db_table)
         tot = q(StatsTotals._meta.db_table)
+        if pg:
+            source_rows = (
+                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])"
+            )
+            type_rows = "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::bigint[])"
+        else:
+            source_rows = type_rows = "VALUES {}"  # the rows' placeholders, per size
         return {
             "ledger": f"INSERT INTO {q(ProcessedBatch._meta.db_table)}"
             " (batch_id, events, processed_at) VALUES (%s, %s, %s)"
             " ON CONFLICT (batch_id) DO NOTHING",
-            # Also the lock every merge queues on (PostgreSQL's row lock; SQLite's
-            # IMMEDIATE transaction holds the write lock already), taken before the
-            # "which sources are new" read so that read is consistent.
-            "add_events": f"UPDATE {tot} SET events_count = events_count + %s WHERE id = 1",
-            "add_sources": f"UPDATE {tot} SET sources_count = sources_count + %s WHERE id = 1",
-            # The migration writes the row; `manage.py flush` empties it away.
-            "totals_row": f"INSERT INTO {tot} (id, sources_count, events_count) VALUES (1, 0, %s)",
-            "existing": f"SELECT source_id FROM {src} WHERE source_id IN ({{}})",
             "upsert_sources": f"INSERT INTO {src}"
-            " (source_id, total_events, first_event_us, last_event_us)"
-            " VALUES (%s, %s, %s, %s) ON CONFLICT (source_id) DO UPDATE SET"
+            f" (source_id, total_events, first_event_us, last_event_us) {source_rows}"
+            " ON CONFLICT (source_id) DO UPDATE SET"
             f" total_events = {src}.total_events + excluded.total_events,"
             f" first_event_us = {least}({src}.first_event_us, excluded.first_event_us),"
-            f" last_event_us = {greatest}({src}.last_event_us, excluded.last_event_us)",
-            "upsert_types": f"INSERT INTO {typ} (source_id, event_type, count) VALUES (%s, %s, %s)"
+            f" last_event_us = {greatest}({src}.last_event_us, excluded.last_event_us)"
+            " RETURNING source_id, total_events",
+            "upsert_types": f"INSERT INTO {typ} (source_id, event_type, count) {type_rows}"
             " ON CONFLICT (source_id, event_type) DO UPDATE SET"
             f" count = {typ}.count + excluded.count",
+            # PostgreSQL: the first shard no other merge holds, never waiting.
+            "add_free_shard": f"UPDATE {tot} SET sources_count = sources_count + %s,"
+            f" events_count = events_count + %s WHERE id = (SELECT id FROM {tot}"
+            " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)",
+            # SQLite, or every shard busy, or none there (`manage.py flush`).
+            "add_shard": f"INSERT INTO {tot} (id, sources_count, events_count)"
+            " VALUES (%s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+            f" sources_count = {tot}.sources_count + excluded.sources_count,"
+            f" events_count = {tot}.events_count + excluded.events_count",
+            "totals": "SELECT COALESCE(SUM(sources_count), 0), COALESCE(SUM(events_count), 0)"
+            f" FROM {tot}",
         }
 
-    def merge(self, *, batch_id: str, aggregates: dict[int, SourceAggregate]) -> bool:
-        events = sum(a.total for a in aggregates.values())
+    def _upsert(self, cur: Any, name: str, rows: list[tuple[Any, ...]]) -> list[Any]:
+        """One upsert statement of ``rows`` (columns as arrays on PostgreSQL; on
+        SQLite as many rows per statement as its parameter limit allows)."""
+        sql = self._sql()[name]
+        returning = name == "upsert_sources"
+        if connection.vendor == "postgresql":
+            cur.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+            return list(cur.fetchall()) if returning else []
+        width = len(rows[0])
+        per_statement = max(1, (connection.features.max_query_params or 999) // width)
+        out: list[Any] = []
+        # sqlite3's own cursor, in Django's transaction: Django's wrapper rewrites
+        # every %s of a statement into ? on each call, which here (hundreds of
+        # parameters) cost more than the statement.
+        raw = connection.connection.cursor()
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            key = (name, len(chunk))
+            if key not in self._values:
+                one = "(" + ", ".join(["?"] * width) + ")"
+                self._values[key] = sql.format(", ".join([one] * len(chunk)))
+            raw.execute(self._values[key], [v for row in chunk for v in row])
+            if returning:
+                out.extend(raw.fetchall())
+        return out
+
+    def _add_totals(self, cur: Any, *, sources: int, events: int) -> None:
         sql = self._sql()
-        db_ids = [u64_to_db(sid) for sid in sorted(aggregates)]
-        source_rows = [
-            (u64_to_db(sid), a.total, a.first_us, a.last_us)
-            for sid, a in sorted(aggregates.items())
-        ]
+        if connection.vendor == "postgresql":
+            cur.execute(sql["add_free_shard"], [sources, events])
+            if cur.rowcount:
+                return
+        shard = random.randint(1, TOTALS_SHARDS) if connection.vendor == "postgresql" else 1
+        cur.execute(sql["add_shard"], [shard, sources, events])
+
+    def merge(self, *, batch_id: str, aggregates: dict[int, SourceAggregate]) -> bool:
+        if not aggregates:
+            return self._merge_nothing(batch_id)
+        events = sum(a.total for a in aggregates.values())
+        ordered = sorted(aggregates.items())
+        source_rows = [(u64_to_db(sid), a.total, a.first_us, a.last_us) for sid, a in ordered]
+        own_totals = {row[0]: row[1] for row in source_rows}
         type_rows = [
             (u64_to_db(sid), event_type, n)
-            for sid, a in sorted(aggregates.items())
+            for sid, a in ordered
             for event_type, n in sorted(a.types.items())
         ]
         with transaction.atomic(), connection.cursor() as cur:
-            cur.execute(sql["ledger"], [batch_id, events, timezone.now()])
+            cur.execute(self._sql()["ledger"], [batch_id, events, timezone.now()])
             if cur.rowcount == 0:
                 return False  # merged before: a redelivery or a replay
-            cur.execute(sql["add_events"], [events])
-            if cur.rowcount == 0:
-                cur.execute(sql["totals_row"], [events])
-            existing = 0
-            for start in range(0, len(db_ids), _IN_CHUNK):
-                chunk = db_ids[start : start + _IN_CHUNK]
-                cur.execute(sql["existing"].format(", ".join(["%s"] * len(chunk))), chunk)
-                existing += len(cur.fetchall())
-            cur.executemany(sql["upsert_sources"], source_rows)
-            cur.executemany(sql["upsert_types"], type_rows)
-            if new_sources := len(db_ids) - existing:
-                cur.execute(sql["add_sources"], [new_sources])
+            stored = self._upsert(cur, "upsert_sources", source_rows)
+            # New: its total is this batch's count (a stored source has at least 1).
+            new_sources = sum(1 for sid, total in stored if total == own_totals[sid])
+            self._upsert(cur, "upsert_types", type_rows)
+            self._add_totals(cur, sources=new_sources, events=events)
         return True
 
+    def _merge_nothing(self, batch_id: str) -> bool:
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute(self._sql()["ledger"], [batch_id, 0, timezone.now()])
+            return bool(cur.rowcount)
+
     def totals(self) -> tuple[int, int]:
-        row = StatsTotals.objects.filter(pk=1).values_list("sources_count", "events_count").first()
-        return row if row is not None else (0, 0)
+        with connection.cursor() as cur:
+            cur.execute(self._sql()["totals"])
+            sources, events = cur.fetchone()
+        return int(sources), int(events)
 
     def source(self, source_id: int) -> SourceView | None:
         row = SourceStats.objects.filter(source_id=source_id).first()

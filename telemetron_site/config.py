@@ -80,6 +80,19 @@ class QueueConfig(_Section):
     bulk: int = Field(10, ge=1)
     queue_limit: int = Field(40, ge=1)
     poll: float = Field(0.05, gt=0)
+    dead_after: float = Field(
+        5.0,
+        ge=2,
+        description="seconds without a heartbeat after which a cluster on another host"
+        " counts as dead and its batches are handed out again",
+    )
+    host_id: str = Field(
+        "",
+        max_length=200,
+        description="this machine's identity for crash detection (empty: host name, boot"
+        " id and PID namespace); clusters with the same host id check each other's"
+        " processes",
+    )
 
     @model_validator(mode="after")
     def _retry_after_timeout(self) -> QueueConfig:

@@ -114,8 +114,6 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
-HEARTBEAT_CACHE = "telemetron_cluster"  # ops.heartbeat creates its table after migrate
-
 _queue = CONFIG.queue
 Q_CLUSTER: dict[str, Any] = {
     "name": _queue.name,
@@ -133,23 +131,16 @@ Q_CLUSTER: dict[str, Any] = {
     "log_level": "WARNING",
     "label": "Task queue",
 }
+# Our brokers, both at-least-once with the clusters' leases (processing/leases.py);
+# each keeps the clusters' heartbeats where every node reads them (/readyz).
 if _queue.broker == "redis":
     Q_CLUSTER["redis"] = _queue.redis_url
+    Q_CLUSTER["broker_class"] = "processing.redis_broker.RedisStreamsBroker"
 else:
     Q_CLUSTER["orm"] = "default"
-    # The ORM broker with one SQL statement per round trip (processing/broker.py).
-    Q_CLUSTER["broker_class"] = "processing.broker.SingleStatementORM"
-    # The clusters' heartbeats, in a cache every process can read (see
-    # ops/heartbeat.py); /readyz reads them.
-    Q_CLUSTER["cache"] = HEARTBEAT_CACHE
+    Q_CLUSTER["broker_class"] = "processing.broker.OrmBroker"
 
-CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    HEARTBEAT_CACHE: {
-        "BACKEND": "ops.heartbeat.HeartbeatCache",
-        "LOCATION": "telemetron_cache",
-    },
-}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # ops.logging builds the dictConfig from the [logging] section.
 LOGGING_CONFIG = "ops.logging.logging_configure"

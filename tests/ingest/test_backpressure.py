@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 from django.test import Client
-from django_q.models import OrmQ
 
 from ingest.backpressure import QueueGate, queue_gate
 from ops.broker import broker
+from processing.models import QueuedTask
 from telemetron_site.errors import ServiceUnavailable
 from tests.conftest import event
 from tests.support.client import post, stats
@@ -79,6 +79,6 @@ def test_ingest_answers_503_while_the_backlog_is_full_and_takes_nothing(client: 
         assert response["Retry-After"] == "2"
         assert response.json()["error"].startswith("Queue backlog of 3 batches")
     assert stats(client)[1]["events_count"] == 1
-    OrmQ.objects.filter(pk__in=queued).delete()  # the workers caught up
+    QueuedTask.objects.filter(pk__in=queued).delete()  # the workers caught up
     assert post(client, "/ingest", event(2)).status_code == 202
     assert stats(client)[1]["events_count"] == 2

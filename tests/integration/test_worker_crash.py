@@ -13,33 +13,12 @@ import pytest
 
 from tests.conftest import BASE_CONFIG, event
 from tests.support.dbread import processed_batches, queue_length, wait_queue_empty
-from tests.support.procs import Project, wait_until
+from tests.support.procs import Project, descendants, wait_until
 from tests.support.traffic import wait_for_totals
 
 pytestmark = pytest.mark.integration
 
 SLOW_SECONDS = 2.0
-
-
-def _descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
 
 
 def _markers(marker_dir: Path, batch_id: str | None = None) -> list[tuple[str, int]]:
@@ -72,7 +51,7 @@ def test_batch_of_a_killed_worker_is_redelivered_and_counted_once(
         assert response.json() == {"accepted": 30, "rejected": []}
 
         batch_id, pid = wait_until(lambda: _markers(marker_dir), timeout=30)[0]
-        assert pid in _descendants(server.process.pid), "marker pid is not a worker of serve"
+        assert pid in descendants(server.process.pid), "marker pid is not a worker of serve"
         os.kill(pid, signal.SIGKILL)
         # Merged once before the kill; the batch is still owed to the broker.
         assert client.get("/stats").json() == {"sources_count": 1, "events_count": 30}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError
 from django_q.conf import Conf
-from django_q.models import OrmQ
 
 from ops.broker import broker, broker_commit
-from processing.broker import SingleStatementORM
+from processing.broker import OrmBroker
+from processing.models import QueuedTask
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -17,7 +17,7 @@ def test_broker_commit_writes_several_batches_all_or_none(monkeypatch: pytest.Mo
     """A request over batch_size events is several tasks: one transaction, so a
     failure part-way leaves none of them (its 503 is exact)."""
 
-    class FailsOnSecondTask(SingleStatementORM):
+    class FailsOnSecondTask(OrmBroker):
         calls = 0
 
         def enqueue(self, task: str) -> int:
@@ -31,8 +31,8 @@ def test_broker_commit_writes_several_batches_all_or_none(monkeypatch: pytest.Mo
     batches = [[wire], [wire], [wire]]
     with broker.override(FailsOnSecondTask(list_key="all-or-none")), pytest.raises(DatabaseError):
         broker_commit(batches)
-    assert OrmQ.objects.filter(key="all-or-none").count() == 0
+    assert QueuedTask.objects.filter(queue="all-or-none").count() == 0
 
-    with broker.override(SingleStatementORM(list_key="all-or-none")):
+    with broker.override(OrmBroker(list_key="all-or-none")):
         broker_commit(batches)
-    assert OrmQ.objects.filter(key="all-or-none").count() == 3
+    assert QueuedTask.objects.filter(queue="all-or-none").count() == 3

@@ -27,8 +27,9 @@ def rows(database_url: str, sql: str) -> list[tuple[Any, ...]]:
 
 
 def queue_length(database_url: str) -> int:
-    """Batches in the django-q2 ORM broker: waiting, running or awaiting redelivery."""
-    return int(rows(database_url, "SELECT COUNT(*) FROM django_q_ormq")[0][0])
+    """Batches in the ORM broker (processing_queuedtask): waiting, running or
+    awaiting redelivery."""
+    return int(rows(database_url, "SELECT COUNT(*) FROM processing_queuedtask")[0][0])
 
 
 def wait_queue_empty(database_url: str, timeout: float = 60.0) -> None:

@@ -4,6 +4,7 @@ subprocesses on a free loopback port, and a small HTTP client."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,7 +19,16 @@ from typing import Any
 
 import httpx
 
-__all__ = ["ROOT", "Project", "Server", "free_port", "wait_until", "write_config"]
+__all__ = [
+    "ROOT",
+    "Project",
+    "Server",
+    "descendants",
+    "free_port",
+    "kill_tree",
+    "wait_until",
+    "write_config",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -139,8 +149,15 @@ class Project:
     def migrate(self) -> None:
         self.manage("migrate", "--noinput")
 
-    def start(self, *args: str, command: str = "serve", ready_timeout: float = 60.0) -> Server:
-        """Start ``manage.py serve`` (or another long-running command) on a free port."""
+    def start(
+        self,
+        *args: str,
+        command: str = "serve",
+        ready_timeout: float = 60.0,
+        env: dict[str, str] | None = None,
+    ) -> Server:
+        """Start ``manage.py serve`` (or another long-running command) on a free
+        port; ``env``: variables of this process only (e.g. a node's config keys)."""
         self.write()
         port = free_port()
         log_path = self.workdir / f"{command}-{port}.log"
@@ -152,7 +169,7 @@ class Project:
             proc = subprocess.Popen(
                 cmd,
                 cwd=self.workdir,
-                env=self.env(),
+                env={**self.env(), **(env or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -176,3 +193,54 @@ class Project:
         for server in self.servers:
             if server.process.poll() is None:
                 server.stop(timeout=60)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (from /proc), however deep."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _signal_all(pids: list[int], sig: int) -> None:
+    for victim in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, sig)
+
+
+def kill_tree(
+    pid: int, *, when: Callable[[], bool] | None = None, timeout: float = 60.0
+) -> list[int]:
+    """SIGKILL ``pid`` and every process below it at once, as a power cut or the
+    OOM killer of a container would: each is stopped first (SIGSTOP), so none
+    sees another die, restarts a child or flushes anything, then all are killed.
+    With ``when``: the tree is stopped, ``when()`` asked (it sees the state the
+    tree is frozen in), and the tree killed if it holds, else let go on for a
+    moment and tried again. Returns the pids killed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        tree = [pid, *sorted(descendants(pid))]
+        _signal_all(tree, signal.SIGSTOP)
+        tree = [pid, *sorted(descendants(pid))]  # none could fork after its stop
+        _signal_all(tree, signal.SIGSTOP)
+        if when is None or when():
+            _signal_all(tree, signal.SIGKILL)
+            return tree
+        _signal_all(tree, signal.SIGCONT)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the tree of {pid} never got where it was to be killed")
+        time.sleep(0.05)
