@@ -54,11 +54,14 @@ def test_failed_deliveries_are_retried_dead_lettered_and_replayed_with_the_same_
     project: Project,
 ) -> None:
     config: dict[str, dict[str, Any]] = copy.deepcopy(BASE_CONFIG)
-    with receiver_running(SECRET, script=["500", "500", "timeout"], mode="500") as receiver:
+    # The webhook waits 3 s; the receiver's late answer comes after 6 s (a loaded
+    # machine must not turn its quick answers into timeouts).
+    script = ["500", "500", "timeout"]
+    with receiver_running(SECRET, script=script, mode="500", late_seconds=6.0) as receiver:
         config["processing.plugins.WebhookProcessor"] = {
             "url": receiver.url,
             "secret": SECRET,
-            "timeout": 0.5,
+            "timeout": 3.0,
             "headers": {"Authorization": "Bearer e2e"},
         }
         project.config = config
