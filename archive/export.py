@@ -17,32 +17,28 @@ CSV_HEADER = ("source_id", "type", "timestamp", "received_at", "batch_id", "data
 _FLUSH_EVERY = 1000
 
 
+_string = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _jsonl(row: tuple[Any, ...]) -> str:
-    source_id, type_, timestamp, data, received_at, batch_id = row
-    return json.dumps(
-        {
-            "sourceId": source_id,
-            "type": type_,
-            "timestamp": format_timestamp(timestamp),
-            "data": data,
-            "receivedAt": format_timestamp(received_at),
-            "batchId": batch_id,
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
+    """One line; ``data`` is spliced in as the JSON text the database holds."""
+    source_id, type_, timestamp, data_json, received_at, batch_id = row
+    return (
+        f'{{"sourceId":{source_id},"type":{_string(type_)},'
+        f'"timestamp":"{format_timestamp(timestamp)}","data":{data_json or "null"},'
+        f'"receivedAt":"{format_timestamp(received_at)}","batchId":{_string(batch_id)}}}'
     )
 
 
 def _csv_cells(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    source_id, type_, timestamp, data, received_at, batch_id = row
-    data_text = "" if data is None else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    source_id, type_, timestamp, data_json, received_at, batch_id = row
     return (
         source_id,
         type_,
         format_timestamp(timestamp),
         format_timestamp(received_at),
         batch_id,
-        data_text,
+        data_json or "",
     )
 
 

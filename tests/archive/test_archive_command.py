@@ -91,9 +91,9 @@ def test_export_as_csv_to_a_file(archived: datetime, tmp_path: Path) -> None:
     with target.open(newline="") as fh:
         table = list(csv.reader(fh))
     assert table[0] == ["source_id", "type", "timestamp", "received_at", "batch_id", "data"]
-    assert [row[0:3] + row[4:] for row in table[1:]] == [
-        ["2", "b", "2023-10-27T09:30:00Z", "h1", '{"h":1}'],
-        ["2", "b", "2023-10-27T09:30:00Z", "h0", '{"h":0}'],
+    assert [[*row[0:3], row[4], json.loads(row[5])] for row in table[1:]] == [
+        ["2", "b", "2023-10-27T09:30:00Z", "h1", {"h": 1}],
+        ["2", "b", "2023-10-27T09:30:00Z", "h0", {"h": 0}],
     ]
 
 
@@ -163,3 +163,10 @@ def test_archive_retention_is_a_positive_duration() -> None:
         ArchiveConfig(retention="soon")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="must be a positive duration"):
         ArchiveConfig(retention="0d")  # type: ignore[arg-type]
+
+
+def test_export_lines_are_json_whatever_the_strings_hold() -> None:
+    odd = Event.model_validate(event(9, 'say "hi" ü\\', data={"t": 'x"y ü\n', "n": [1.5, None]}))
+    batch_archive(batch_id='b"1', events=(odd,), received_at=timezone.now())
+    (line,) = exported("--source", "9")
+    assert (line["type"], line["data"], line["batchId"]) == (odd.type, odd.data, 'b"1')

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -166,7 +167,11 @@ class Command(cli.Command):
                 else _Text(self.stdout)  # type: ignore[assignment]
             )
             rows = archived_events(filters=filters)
-            count = export_write(rows, fmt=opts["format"], out=out, on_progress=bar.update)
+            try:
+                count = export_write(rows, fmt=opts["format"], out=out, on_progress=bar.update)
+            except BrokenPipeError:  # the reader went away (`| head`): not an error
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return
         if opts["verbosity"] >= 1:
             where = f" to {path}" if path else ""
             self.stderr.write(f"exported {plural(count, 'event')}{where}")
