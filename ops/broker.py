@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-import uuid
 from typing import Any
 
+from plugins.base import batch_id_new
 from telemetron_site.process_wide import process_wide
 
 __all__ = ["PROCESS_TASK", "WireEvent", "broker", "broker_commit"]
@@ -34,7 +34,7 @@ def broker() -> Any:
 def _enqueue(queue: Any, events: list[WireEvent]) -> None:
     from django_q.tasks import async_task
 
-    batch_id = uuid.uuid4().hex
+    batch_id = batch_id_new()  # a UUIDv7: it carries the time the batch was received
     # The events as one JSON text: see processing.tasks.process_batch.
     payload = json.dumps(events, separators=(",", ":"))
     async_task(PROCESS_TASK, batch_id, payload, time.time(), broker=queue, task_name=batch_id)

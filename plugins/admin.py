@@ -21,6 +21,7 @@ from django.utils.html import format_html
 from plugins.catalog import plugin_catalog, row_problem
 from plugins.forms import PluginConfigForm, PluginToggleForm, params_field
 from plugins.models import PluginConfig
+from plugins.params import params_redacted, params_secret_keys
 from plugins.registry import Kind, get_registry
 
 
@@ -33,8 +34,16 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def change_text(form: Form, *, fields: tuple[str, ...]) -> str:
-    """'enabled: False -> True; params: {...} -> {...}' for the history."""
+def _secret_keys(obj: PluginConfig) -> frozenset[str]:
+    cls = get_registry().get(_kind(obj.kind), obj.name)
+    return params_secret_keys(cls.Params if cls is not None else None)
+
+
+def change_text(
+    form: Form, *, fields: tuple[str, ...], secrets: frozenset[str] = frozenset()
+) -> str:
+    """'enabled: False -> True; params: {...} -> {...}' for the history (secrets
+    masked: only that one changed is said)."""
     parts = []
     for name in fields:
         if name not in form.changed_data:
@@ -42,8 +51,12 @@ def change_text(form: Form, *, fields: tuple[str, ...]) -> str:
         before = form.initial.get(name)
         after = form.cleaned_data.get(name)
         if name == "params":
+            before = getattr(form, "params_before", before)
             before = json.loads(before) if isinstance(before, str) else before
-            parts.append(f"params: {_short(before)} -> {_short(after)}")
+            changed = getattr(form, "secrets_changed", [])
+            before, after = params_redacted(before, secrets), params_redacted(after, secrets)
+            note = f" ({', '.join(changed)} changed)" if changed else ""
+            parts.append(f"params: {_short(before)} -> {_short(after)}{note}")
         else:
             parts.append(f"{name}: {before} -> {after}")
     return "; ".join(parts)
@@ -75,7 +88,7 @@ class PluginConfigAdmin(admin.ModelAdmin):
     # --- columns -----------------------------------------------------------
     @admin.display(description="parameters")
     def parameters(self, obj: PluginConfig) -> str:
-        return _short(obj.params)
+        return _short(params_redacted(obj.params, _secret_keys(obj)))
 
     @admin.display(description="package")
     def package(self, obj: PluginConfig) -> str:
@@ -139,9 +152,13 @@ class PluginConfigAdmin(admin.ModelAdmin):
             data = form.cleaned_data
             return (
                 f"added: enabled {data.get('enabled')}, position {data.get('position')}, "
-                f"params {_short(data.get('params'))}"
+                f"params {_short(params_redacted(data.get('params'), _secret_keys(form.instance)))}"
             )
-        return change_text(form, fields=("enabled", "position", "params")) or "saved unchanged"
+        secrets = _secret_keys(form.instance)
+        return (
+            change_text(form, fields=("enabled", "position", "params"), secrets=secrets)
+            or "saved unchanged"
+        )
 
     def _toggle(self, request: HttpRequest, queryset: QuerySet[PluginConfig], on: bool) -> None:
         registry = get_registry()

@@ -5,12 +5,23 @@ convention. Nothing here imports an app.
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 from plugins.storable import data_problem, string_problem
 
@@ -27,7 +38,10 @@ __all__ = [
     "PluginSpec",
     "ProcessingError",
     "Processor",
+    "Secret",
     "Validator",
+    "batch_id_new",
+    "batch_received_at",
     "format_timestamp",
 ]
 
@@ -141,6 +155,36 @@ class Event(BaseModel):
         )
 
 
+def batch_id_new() -> str:
+    """A new batch id: a UUIDv7 (RFC 9562) in 32 hex digits. Its first 48 bits are
+    the Unix time in milliseconds when ingest committed the batch, so the time the
+    events were received travels with the id itself: through the broker, every
+    redelivery, bisection (parts are ``<id>.0``, ``<id>.1``) and dead-letter replay."""
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")  # 80 bits: 12 + 62 used, 6 spare
+    value = (millis & (2**48 - 1)) << 80
+    value |= 0x7 << 76  # version 7
+    value |= ((rand >> 62) & 0xFFF) << 64  # rand_a
+    value |= 0b10 << 62  # variant
+    value |= rand & (2**62 - 1)  # rand_b
+    return f"{value:032x}"
+
+
+def batch_received_at(batch_id: str) -> datetime | None:
+    """When the batch ``batch_id`` (or a part of it, ``<id>.0.1``) was received:
+    the time its UUIDv7 carries; None for an id of another form (ids made before
+    batch ids were UUIDv7, or by a test)."""
+    root = batch_id.split(".", 1)[0]
+    if len(root) != 32 or root[12] != "7":
+        return None
+    try:
+        millis = int(root[:12], 16)
+        int(root, 16)
+    except ValueError:
+        return None
+    return datetime.fromtimestamp(millis / 1000, UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class Batch:
     """What a processor receives: a stable id (the same on every redelivery and
@@ -148,6 +192,11 @@ class Batch:
 
     id: str
     events: tuple[Event, ...]
+
+    @property
+    def received_at(self) -> datetime | None:
+        """When ingest committed the batch (see :func:`batch_received_at`)."""
+        return batch_received_at(self.id)
 
 
 class EventRejected(Exception):
@@ -167,6 +216,16 @@ class PluginParams(BaseModel):
     plugin); unknown parameters are refused."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _reveal(value: SecretStr) -> str:
+    return value.get_secret_value()
+
+
+# A parameter the admin never shows (a password input, masked in the plugin list,
+# the history and `plugins sync`): its JSON schema says ``writeOnly``. Its value is
+# hidden in reprs and logs too, but kept when the parameters are stored.
+Secret = Annotated[SecretStr, PlainSerializer(_reveal, return_type=str, when_used="json")]
 
 
 class Plugin:

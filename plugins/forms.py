@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from plugins.base import Plugin
 from plugins.catalog import params_summary, row_problem
 from plugins.models import PluginConfig
-from plugins.params import params_form_schema, params_messages
+from plugins.params import params_form_schema, params_messages, params_secret_keys
 from plugins.registry import Kind, Registry
 
 __all__ = ["PluginConfigForm", "PluginToggleForm", "params_field"]
@@ -27,6 +27,10 @@ def params_field(cls: type[Plugin] | None) -> forms.JSONField:
     if cls is None:
         return forms.JSONField(required=False, help_text="The plugin is not installed here.")
     schema = params_form_schema(cls.Params)
+    for key in params_secret_keys(cls.Params):
+        field = schema["properties"].get(key, {})
+        hint = field.get("help_text", "")
+        field["help_text"] = f"{hint} Never shown; leave empty to keep the one stored.".strip()
     doc = (cls.__doc__ or "").strip()
     return forms.JSONField(
         required=False,
@@ -43,10 +47,40 @@ class PluginConfigForm(forms.ModelForm):
     """Add/change form; ``registry`` is set on the class by the admin."""
 
     registry: Registry
+    secrets_changed: list[str] = []  # set per form by clean
 
     class Meta:
         model = PluginConfig
         fields = ("kind", "name", "enabled", "position", "params")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Secrets never reach the browser: the form shows them empty, and an
+        # empty one keeps the stored value (see clean).
+        stored = self.initial.get("params")
+        self.params_before = stored  # for the history, before the secrets are hidden
+        if self.instance.pk and isinstance(stored, dict):
+            secrets = self._secret_keys()
+            self.initial["params"] = {k: ("" if k in secrets else v) for k, v in stored.items()}
+
+    def _secret_keys(self) -> frozenset[str]:
+        if not self.instance.pk:
+            return frozenset()
+        cls = self.registry.get(_kind(self.instance.kind), self.instance.name)
+        return params_secret_keys(cls.Params if cls is not None else None)
+
+    def _with_stored_secrets(self, params: Any) -> Any:
+        """``params`` with each secret left empty taken from the stored row; notes
+        which secrets were given a new value (``secrets_changed``, for the history)."""
+        stored = self.instance.params if self.instance.pk else {}
+        if not isinstance(params, dict) or not isinstance(stored, dict):
+            return params
+        secrets = self._secret_keys()
+        self.secrets_changed = sorted(
+            k for k in secrets if params.get(k) and params.get(k) != stored.get(k)
+        )
+        kept = {k: stored[k] for k in secrets if not params.get(k) and stored.get(k)}
+        return {**params, **kept}
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -67,6 +101,7 @@ class PluginConfigForm(forms.ModelForm):
         params = data.get("params")
         if params is None:
             params = {}
+        params = self._with_stored_secrets(params)
         try:
             validated = cls.Params.model_validate(params)
         except ValidationError as exc:

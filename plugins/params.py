@@ -12,7 +12,17 @@ from pydantic import ValidationError
 from plugins.base import PluginParams
 from telemetron_site.errors import Loc, validation_messages
 
-__all__ = ["Loc", "params_defaults", "params_form_schema", "params_messages"]
+__all__ = [
+    "REDACTED",
+    "Loc",
+    "params_defaults",
+    "params_form_schema",
+    "params_messages",
+    "params_redacted",
+    "params_secret_keys",
+]
+
+REDACTED = "********"
 
 
 def params_messages(exc: ValidationError) -> list[tuple[Loc, str]]:
@@ -48,7 +58,15 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
             if len(concrete) == 1 and len(concrete) < len(options):
                 rest = {k: v for k, v in node.items() if k != key}
                 return _resolve({**concrete[0], **rest}, defs)
-    return {k: _resolve(v, defs) for k, v in node.items() if k != "$defs"}
+    out = {k: _resolve(v, defs) for k, v in node.items() if k != "$defs"}
+    # django-jsonform shows a field's ``help_text`` (a group's ``description``).
+    if (
+        "description" in out
+        and "help_text" not in out
+        and out.get("type") not in ("object", "array")
+    ):
+        out["help_text"] = out["description"]
+    return out
 
 
 def params_form_schema(cls: type[PluginParams]) -> dict[str, Any]:
@@ -60,3 +78,18 @@ def params_form_schema(cls: type[PluginParams]) -> dict[str, Any]:
     resolved.setdefault("properties", {})
     resolved.pop("additionalProperties", None)
     return resolved
+
+
+def params_secret_keys(cls: type[PluginParams] | None) -> frozenset[str]:
+    """The parameters the admin never shows (``plugins.base.Secret``: writeOnly)."""
+    if cls is None:
+        return frozenset()
+    properties = cls.model_json_schema().get("properties", {})
+    return frozenset(k for k, v in properties.items() if isinstance(v, dict) and v.get("writeOnly"))
+
+
+def params_redacted(params: Any, secret_keys: frozenset[str]) -> Any:
+    """``params`` with each secret that is set replaced by ``REDACTED``."""
+    if not secret_keys or not isinstance(params, dict):
+        return params
+    return {k: (REDACTED if k in secret_keys and v else v) for k, v in params.items()}

@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from plugins.base import PluginSpec
 from plugins.chains import Chains, build_plugin, plugin_class
 from plugins.models import PluginConfig
-from plugins.params import params_defaults
+from plugins.params import params_defaults, params_redacted, params_secret_keys
 from plugins.registry import Kind, Registry
 
 __all__ = ["SyncAction", "SyncReport", "plugins_sync", "startup_sync", "sync_plan"]
@@ -96,14 +96,21 @@ def _config_params(spec: PluginSpec, registry: Registry) -> dict[str, Any]:
     return plugin.params.model_dump(mode="json")
 
 
-def _differences(row: PluginConfig, enabled: bool, position: int, params: dict[str, Any]) -> str:
+def _differences(
+    row: PluginConfig,
+    enabled: bool,
+    position: int,
+    params: dict[str, Any],
+    secrets: frozenset[str] = frozenset(),
+) -> str:
     diffs = []
     if row.enabled != enabled:
         diffs.append(f"enabled {row.enabled} -> {enabled}")
     if row.position != position:
         diffs.append(f"position {row.position} -> {position}")
     if row.params != params:
-        diffs.append(f"params {row.params} -> {params}")
+        before, after = params_redacted(row.params, secrets), params_redacted(params, secrets)
+        diffs.append(f"params {before} -> {after}")
     return "; ".join(diffs)
 
 
@@ -133,7 +140,8 @@ def sync_plan(
         if row is None:
             actions.append(SyncAction("create", spec.kind, spec.name, True, position, params))
             continue
-        diff = _differences(row, True, position, params)
+        secrets = params_secret_keys(plugin_class(spec.kind, spec.name, registry).Params)
+        diff = _differences(row, True, position, params, secrets)
         if row.source == PluginConfig.Source.DISCOVERED:
             actions.append(SyncAction("configure", spec.kind, spec.name, True, position, params))
         elif diff:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from ops.timespec import parse_duration
 from telemetron_site.errors import loc_text, validation_messages
 
 __all__ = ["ConfigError", "Settings", "config_path", "get_config", "load_config"]
@@ -119,6 +121,24 @@ class StatsConfig(_Section):
     store: Literal["database", "memory"] = "database"
 
 
+class ArchiveConfig(_Section):
+    # How long the ArchiveProcessor's events are kept: the age `manage.py archive
+    # purge` deletes when given no --older-than (e.g. "30d"); None: kept forever.
+    retention: timedelta | None = None
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("retention")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be a positive duration, e.g. 30d")
+        return value
+
+
 class PluginsConfig(_Section):
     reload_interval: float = Field(2.0, gt=0)
 
@@ -161,6 +181,7 @@ class Settings(BaseSettings):
     queue: QueueConfig = QueueConfig()
     ingest: IngestConfig = IngestConfig()
     stats: StatsConfig = StatsConfig()
+    archive: ArchiveConfig = ArchiveConfig()
     plugins: PluginsConfig = PluginsConfig()
     logging: LoggingConfig = LoggingConfig()
     security: SecurityConfig = SecurityConfig()

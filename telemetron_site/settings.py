@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "ingest",
     "processing",
     "stats",
+    "archive",  # the ArchiveProcessor's tables and `manage.py archive`
 ]
 
 # Kept short on purpose: every request pays for each one (DESIGN §10). The

@@ -12,7 +12,17 @@ import pytest
 
 from tests.support.procs import ROOT
 
-APPS = ("telemetron_site", "ops", "ingest", "processing", "stats", "plugins", "sources")
+APPS = (
+    "telemetron_site",
+    "ops",
+    "ingest",
+    "processing",
+    "stats",
+    "plugins",
+    "sources",
+    "archive",
+    "webhooks",
+)
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60
 LONG_REASON = "# Long: "  # the first line of a module allowed to be longer

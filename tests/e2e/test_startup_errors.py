@@ -34,6 +34,12 @@ def _unknown_plugin(project: Project) -> None:
     project.config["processing.plugins.NoSuchProcessor"] = {}
 
 
+def _invalid_json_schema(project: Project) -> None:
+    project.config["validation.plugins.JsonSchemaValidator"] = {
+        "schemas": {"purchase": {"type": "object", "properties": {"price": {"minimum": "0"}}}}
+    }
+
+
 def _memory_store_with_workers(project: Project) -> None:
     project.config["stats"] = {"store": "memory"}
 
@@ -45,6 +51,13 @@ CASES: dict[str, tuple[Callable[[Project], None], list[str]]] = {
     "unknown plugin": (
         _unknown_plugin,
         ["unknown processor plugin 'NoSuchProcessor'", "known:", "StorageProcessor"],
+    ),
+    "invalid JSON Schema": (
+        _invalid_json_schema,
+        [
+            "[validation.plugins.JsonSchemaValidator] schemas.purchase: not a valid JSON Schema"
+            ' (draft 2020-12): properties/price/minimum: "0" is not of type "number"'
+        ],
     ),
     "memory store not inline": (
         _memory_store_with_workers,

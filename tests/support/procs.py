@@ -40,7 +40,13 @@ def free_port() -> int:
 
 
 def _toml_value(value: Any) -> str:
-    return json.dumps(value)  # JSON scalars and arrays of scalars are valid TOML
+    """JSON scalars and arrays are valid TOML; objects become inline tables."""
+    if isinstance(value, dict):
+        items = ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        return "{" + items + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(value)
 
 
 def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
