@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BASE_CONFIG, event
-from tests.integration.test_worker_crash import _descendants, _markers
+from tests.integration.test_worker_crash import _markers
 from tests.support.dbread import queue_length, rows, wait_queue_empty
-from tests.support.procs import Project, wait_until
+from tests.support.procs import Project, descendants, kill_tree, wait_until
 from tests.support.traffic import wait_for_totals
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,7 @@ def test_archive_holds_every_event_once_after_killed_workers_batches_are_redeliv
         batch = [event(source_id=7, type=f"t{i % 3}", data={"i": i}) for i in range(30)]
         assert client.post("/ingest/batch", json=batch).json() == {"accepted": 30, "rejected": []}
         batch_id, pid = wait_until(lambda: _markers(marker_dir), timeout=30)[0]
-        assert pid in _descendants(server.process.pid)
+        assert pid in descendants(server.process.pid)
         os.kill(pid, signal.SIGKILL)
         assert len(_archived(project)) == 30  # archived before the kill
         assert queue_length(project.database_url) == 1  # ... and still owed to the broker
@@ -68,9 +68,7 @@ def test_archive_holds_every_event_once_after_killed_workers_batches_are_redeliv
         second_id = wait_until(
             lambda: [b for b, _ in _markers(marker_dir) if b != batch_id], timeout=30
         )[0]
-    tree = {server.process.pid, *_descendants(server.process.pid)}
-    for p in tree:
-        os.kill(p, signal.SIGKILL)
+    kill_tree(server.process.pid)
     server.process.wait(30)
     assert sum(1 for s, _, _ in _archived(project) if s == 8) == 20
 
