@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from urllib.parse import unquote_plus
 
 from django.http import HttpRequest
 
@@ -56,23 +57,35 @@ def presented_key(request: HttpRequest) -> str | None:
     header = meta.get("HTTP_X_WRITE_KEY")
     if header:
         return str(header).strip()
-    if "key=" in meta.get("QUERY_STRING", ""):
-        return request.GET.get("key") or None
+    return query_key(meta.get("QUERY_STRING", ""))
+
+
+def query_key(query: str) -> str | None:
+    """The ``key`` parameter of a query string (cheaper than parsing it all)."""
+    if "key=" not in query:
+        return None
+    for part in query.split("&"):
+        if part.startswith("key="):
+            return unquote_plus(part[4:]) or None
     return None
 
 
 class WriteAccess:
     """What one request may write (see the module docstring)."""
 
-    __slots__ = ("directory", "key_source", "origin", "own_origin")
+    __slots__ = ("directory", "key_source", "origin", "request")
 
     def __init__(
-        self, directory: Directory, key_source: SourceEntry | None, origin: str | None
+        self,
+        directory: Directory,
+        key_source: SourceEntry | None,
+        origin: str | None,
+        request: HttpRequest | None = None,
     ) -> None:
         self.directory = directory
         self.key_source = key_source
         self.origin = origin
-        self.own_origin: str | None = None
+        self.request = request  # for the service's own origin, when asked
 
     def refusal(self, source_id: int) -> str | None:
         """Why an event of ``source_id`` is refused (a 403), or None."""
@@ -94,7 +107,9 @@ class WriteAccess:
         assert origin is not None
         if source is not None and source.origin_allowed(origin):
             return True
-        return origin_globally_allowed(origin) or origin == self.own_origin
+        if origin_globally_allowed(origin):
+            return True
+        return self.request is not None and origin == own_origin(self.request)
 
 
 def origin_globally_allowed(origin: str) -> bool:
@@ -129,10 +144,7 @@ def write_access(request: HttpRequest) -> WriteAccess:
             raise Unauthorized("Unknown or revoked write key")
         live_directory().used_keys.add(entry.id)
         key_source = entry.source
-    access = WriteAccess(directory, key_source, origin)
-    if origin is not None:
-        access.own_origin = own_origin(request)
-    return access
+    return WriteAccess(directory, key_source, origin, request)
 
 
 def read_access_check(request: HttpRequest, *, scope: str) -> None:

@@ -21,8 +21,7 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 
 __all__ = ["ENV", "SLOTS", "BucketTable", "Want"]
 
@@ -54,69 +53,73 @@ class BucketTable:
         self._lock = threading.Lock()
         self._full_logged = False
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        with self._lock:
-            if self._fd is None:
-                yield
-                return
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def _slot(self, source_id: int, burst: int, now: float) -> int:
-        """The offset of ``source_id``'s slot (claimed, full, if new); -1 when
-        every slot is taken."""
+    def _slot(self, source_id: int, burst: int, now: float) -> tuple[int, float, float]:
+        """(offset, tokens, stamp) of ``source_id``'s slot, claimed (full) if new;
+        offset -1 when every slot is taken."""
         index = ((source_id * _FIB) & 0xFFFFFFFFFFFFFFFF) >> 48 & _MASK
+        size, table = _SLOT.size, self._map
         for probe in range(SLOTS):
-            offset = ((index + probe) & _MASK) * _SLOT.size
-            used, sid, _, _ = _SLOT.unpack_from(self._map, offset)
+            offset = ((index + probe) & _MASK) * size
+            used, sid, tokens, stamp = _SLOT.unpack_from(table, offset)
             if used and sid == source_id:
-                return offset
+                return offset, tokens, stamp
             if not used:
-                _SLOT.pack_into(self._map, offset, 1, source_id, float(burst), now)
-                return offset
+                _SLOT.pack_into(table, offset, 1, source_id, float(burst), now)
+                return offset, float(burst), now
         if not self._full_logged:
             log.warning(
                 "rate-limit table full (%d sources): source %d not limited", SLOTS, source_id
             )
             self._full_logged = True
-        return -1
+        return -1, 0.0, 0.0
 
     def take(self, wants: Sequence[Want]) -> float:
         """Take every want's tokens, or none; 0.0 when taken, else the seconds
         until they could all be taken."""
         now = self._clock()
-        with self._locked():
-            fills: list[tuple[int, int, float, int]] = []
-            wait = 0.0
-            for source_id, n, rate, burst in wants:
-                offset = self._slot(source_id, burst, now)
-                if offset < 0:
-                    continue
-                _, _, tokens, stamp = _SLOT.unpack_from(self._map, offset)
-                tokens = min(float(burst), max(tokens, 0.0) + max(now - stamp, 0.0) * rate)
-                if tokens < n:
-                    wait = max(wait, (n - tokens) / rate)
-                fills.append((offset, source_id, tokens, n))
-            if wait > 0:
-                return wait
-            for offset, source_id, tokens, n in fills:
-                _SLOT.pack_into(self._map, offset, 1, source_id, tokens - n, now)
-            return 0.0
+        with self._lock:
+            fd = self._fd
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                return self._take(wants, now)
+            finally:
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _take(self, wants: Sequence[Want], now: float) -> float:
+        fills: list[tuple[int, int, float, int]] = []
+        wait = 0.0
+        for source_id, n, rate, burst in wants:
+            offset, tokens, stamp = self._slot(source_id, burst, now)
+            if offset < 0:
+                continue
+            tokens = min(float(burst), max(tokens, 0.0) + max(now - stamp, 0.0) * rate)
+            if tokens < n:
+                wait = max(wait, (n - tokens) / rate)
+            fills.append((offset, source_id, tokens, n))
+        if wait > 0:
+            return wait
+        for offset, source_id, tokens, n in fills:
+            _SLOT.pack_into(self._map, offset, 1, source_id, tokens - n, now)
+        return 0.0
 
     def give_back(self, wants: Sequence[Want]) -> None:
         """Return tokens taken for a request that was then not accepted (a 503)."""
         now = self._clock()
-        with self._locked():
-            for source_id, n, rate, burst in wants:
-                offset = self._slot(source_id, burst, now)
-                if offset >= 0:
-                    _, _, tokens, stamp = _SLOT.unpack_from(self._map, offset)
-                    tokens = min(float(burst), tokens + max(now - stamp, 0.0) * rate + n)
-                    _SLOT.pack_into(self._map, offset, 1, source_id, tokens, now)
+        with self._lock:
+            fd = self._fd
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                for source_id, n, rate, burst in wants:
+                    offset, tokens, stamp = self._slot(source_id, burst, now)
+                    if offset >= 0:
+                        tokens = min(float(burst), tokens + max(now - stamp, 0.0) * rate + n)
+                        _SLOT.pack_into(self._map, offset, 1, source_id, tokens, now)
+            finally:
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         self._map.close()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
-from sources.access import origin_globally_allowed, own_origin, request_origin
+from sources.access import origin_globally_allowed, own_origin, query_key, request_origin
 from sources.keys import digest
 from sources.live import get_directory
 
@@ -30,23 +30,30 @@ MAX_AGE = "600"
 _ATTR = "telemetron_cors_origin"
 
 
-def _allowed(request: HttpRequest, origin: str) -> bool:
-    if origin_globally_allowed(origin):
-        return True
-    if origin == own_origin(request):
-        return True
+def _known(request: HttpRequest, origin: str) -> bool:
+    """Some enabled source allows it, or the global list, or it is our own."""
     directory = get_directory()
-    if "key=" in request.META.get("QUERY_STRING", ""):
-        entry = directory.keys.get(digest(request.GET.get("key", "")))
-        if entry is not None:
-            return entry.source.enabled and entry.source.origin_allowed(origin)
-    return directory.any_origin or origin in directory.origins
+    if directory.any_origin or origin in directory.origins:
+        return True
+    return origin_globally_allowed(origin) or origin == own_origin(request)
+
+
+def _preflight_allowed(request: HttpRequest, origin: str) -> bool:
+    """With ``?key=``, that key's source (and the global list) decide."""
+    key = query_key(request.META.get("QUERY_STRING", ""))
+    entry = get_directory().keys.get(digest(key)) if key else None
+    if entry is None:
+        return _known(request, origin)
+    if entry.source.enabled and entry.source.origin_allowed(origin):
+        return True
+    return origin_globally_allowed(origin) or origin == own_origin(request)
 
 
 def cors_mark(request: HttpRequest) -> None:
-    """Note the request's origin when it may read our answer (any status)."""
+    """Note the request's origin when it may read our answer (any status; whether
+    its events may be written is each event's source's rule, a 403)."""
     origin = request_origin(request)
-    if origin is not None and _allowed(request, origin):
+    if origin is not None and _known(request, origin):
         setattr(request, _ATTR, origin)
 
 
@@ -65,7 +72,7 @@ def cors_preflight(request: HttpRequest) -> HttpResponse:
         response = HttpResponse(status=204)
         response["Allow"] = "POST, OPTIONS"
         return response
-    if not _allowed(request, origin):
+    if not _preflight_allowed(request, origin):
         response = JsonResponse(
             {"error": f"Origin {origin} may not send events here (no source allows it)"},
             status=403,
