@@ -20,6 +20,15 @@ from telemetron_site.secret_key import secret_key_path, secret_key_resolve
 from tests.support.procs import ROOT
 
 
+@pytest.fixture(autouse=True)
+def no_env_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings built here read only what the test gives (not the pass's
+    TELEMETRON_DATABASE__URL or the test settings' key file)."""
+    for name in list(os.environ):
+        if name.startswith("TELEMETRON_") and name != "TELEMETRON_CONFIG":
+            monkeypatch.delenv(name)
+
+
 def _cfg(**security: str) -> Settings:
     return Settings(database={"url": "sqlite:///var/data/telemetron.sqlite3"}, security=security)
 
