@@ -61,12 +61,6 @@ class SourceForm(forms.ModelForm):
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
 
-    def clean_source_id(self) -> int:
-        value = int(self.cleaned_data["source_id"])
-        if not 0 <= value < 2**64:
-            raise forms.ValidationError("A source id is 0 to 2^64 - 1.")
-        return value
-
     def save(self, commit: bool = True) -> Source:
         self.instance.allowed_origins = self.cleaned_data["origins"]
         return super().save(commit)  # type: ignore[no-any-return]

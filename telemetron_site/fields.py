@@ -33,3 +33,6 @@ class U64Field(models.BigIntegerField):
     @property
     def validators(self) -> list[Any]:  # the signed range checks don't apply
         return []
+
+    def formfield(self, **kwargs: Any) -> Any:  # forms (the admin): 0 to 2**64 - 1
+        return super().formfield(**{"min_value": 0, "max_value": 2**64 - 1, **kwargs})

@@ -73,6 +73,25 @@ def test_a_source_added_in_the_admin_shows_its_key_once(editor: Client) -> None:
     assert key[:12] in change and key not in change
 
 
+@pytest.mark.parametrize(
+    ("source_id", "ok"), [("0", True), (str(2**64 - 1), True), (str(2**64), False), ("-1", False)]
+)
+def test_source_ids_cover_the_u64_range(editor: Client, source_id: str, ok: bool) -> None:
+    form = {
+        "source_id": source_id,
+        "name": "edge",
+        "origins": "",
+        "keys-TOTAL_FORMS": "0",
+        "keys-INITIAL_FORMS": "0",
+    }
+    response = editor.post(f"{SOURCES}add/", form)
+    assert Source.objects.filter(name="edge").exists() is ok
+    if ok:
+        assert Source.objects.get(name="edge").source_id == int(source_id)
+    else:
+        assert "Ensure this value is" in response.content.decode()
+
+
 def test_a_bad_origin_is_refused_with_the_fields_message(editor: Client) -> None:
     response = editor.post(
         f"{SOURCES}add/",
