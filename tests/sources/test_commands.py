@@ -84,13 +84,23 @@ def test_rotate_keeps_the_old_key_live_until_it_is_revoked() -> None:
     [new] = KEY.findall(out)
     assert new != old and "1 older key still live" in out
     assert WriteKey.objects.filter(revoked_at__isnull=True).count() == 2
-    dry = run("sources", "revoke", old[:16], "--dry-run")
+    dry = run("sources", "revoke", old[:12], "--dry-run")
     assert "Would revoke" in dry and "Dry run: nothing was changed." in dry
-    assert code("sources", "revoke", old[:16], stdin="n\n") == 1  # declined
+    assert code("sources", "revoke", old[:12], stdin="n\n") == 1  # declined
     assert WriteKey.objects.filter(revoked_at__isnull=True).count() == 2
-    assert "revoked 1 write key" in run("sources", "revoke", old[:16], "--noinput")
+    assert "revoked 1 write key" in run("sources", "revoke", old[:12], "--noinput")
     [live] = WriteKey.objects.filter(revoked_at__isnull=True)
     assert live.digest == digest(new)
+
+
+def test_a_key_is_named_by_its_first_characters_or_the_whole_key() -> None:
+    key = _create(1)
+    assert "Would revoke" in run("sources", "revoke", key[:8], "--dry-run")
+    assert "Would revoke" in run("sources", "revoke", key, "--dry-run")
+    assert code("sources", "revoke", key[:12] + "X") == 2
+    assert code("sources", "revoke", "tlw_", "--dry-run") == 0  # one key: not ambiguous
+    run("sources", "rotate", "1")
+    assert code("sources", "revoke", "tlw_", "--dry-run") == 2  # two keys: give more
 
 
 def test_rotate_revoke_others_and_revoke_a_whole_source() -> None:

@@ -11,6 +11,7 @@ from django.db import IntegrityError
 
 from ops import cli
 from sources import selectors, services
+from sources.keys import PREFIX_LENGTH, digest
 from sources.models import Source, WriteKey
 
 U64_MAX = 2**64 - 1
@@ -45,6 +46,27 @@ def _source(source_id: int) -> Source:
         raise CommandError(
             f"no source {source_id} (see `manage.py sources list`)", returncode=cli.USAGE_ERROR
         ) from None
+
+
+def _by_prefix(items: list[Any], given: str, what: str) -> Any:
+    """The one key or token named by ``given``: up to its 12 first characters
+    (the prefix lists show), or the whole secret; a usage error for none or several."""
+    given_digest = digest(given)
+
+    def named(item: Any) -> bool:
+        if len(given) <= PREFIX_LENGTH:
+            return str(item.prefix).startswith(given)
+        return bool(item.digest == given_digest)
+
+    found = [i for i in items if named(i)]
+    if not found:
+        raise CommandError(f"no {what} {given}", returncode=cli.USAGE_ERROR)
+    if len(found) > 1:
+        raise CommandError(
+            f"{given} names {len(found)} {what}s: give more of its characters",
+            returncode=cli.USAGE_ERROR,
+        )
+    return found[0]
 
 
 def _rate(row: selectors.SourceRow) -> str:
@@ -105,7 +127,8 @@ class Command(cli.Command):
         rotate.add_argument(
             "--revoke-others", action="store_true", help="Revoke the source's other keys now."
         )
-        about = "Revoke write keys, named by their prefix (as `list` and the admin show it)."
+        about = """Revoke write keys, each named by its first characters (up to the 12 the
+        admin shows) or the whole key."""
         revoke = self.subcommand(sub, "revoke", help=about, description=cli.describe(about))
         revoke.add_argument("prefixes", nargs="*", metavar="PREFIX", help="Key prefixes.")
         revoke.add_argument(
@@ -198,11 +221,11 @@ class Command(cli.Command):
         if opts["source"] is not None:
             source = _source(opts["source"])
             keys += selectors.write_key_list(source_id=source.source_id, live_only=True)
+        every = selectors.write_key_list()
         for prefix in opts["prefixes"]:
-            found = [k for k in selectors.write_key_list() if k.prefix == prefix[:12]]
-            if not found or not prefix.startswith(found[0].prefix):
-                raise CommandError(f"no write key {prefix}", returncode=cli.USAGE_ERROR)
-            keys += [k for k in found if k.pk not in {x.pk for x in keys}]
+            key = _by_prefix(every, prefix, "write key")
+            if key.pk not in {k.pk for k in keys}:
+                keys.append(key)
         return keys
 
     def _revoke(self, opts: dict[str, Any]) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 
 from ops import cli
 from sources import selectors, services
+from sources.management.commands.sources import _by_prefix
 from sources.models import ReadToken
 
 COLUMNS = ("PREFIX", "NAME", "SCOPE", "CREATED", "LAST USED", "REVOKED")
@@ -38,7 +39,9 @@ class Command(cli.Command):
         )
         about = "List read tokens: prefix, name, scope, created, last used, revoked."
         ls = self.subcommand(sub, "list", help=about, description=cli.describe(about))
-        about = "Revoke read tokens, named by their prefix."
+        about = (
+            "Revoke read tokens, each named by its first characters (up to 12) or the whole token."
+        )
         revoke = self.subcommand(sub, "revoke", help=about, description=cli.describe(about))
         revoke.add_argument("prefixes", nargs="+", metavar="PREFIX", help="Token prefixes.")
         revoke.add_argument("--dry-run", action="store_true", help="Say what would be revoked.")
@@ -74,10 +77,7 @@ class Command(cli.Command):
         tokens = selectors.read_token_list()
         chosen: list[ReadToken] = []
         for prefix in opts["prefixes"]:
-            found = [t for t in tokens if t.prefix == prefix[:12] and prefix.startswith(t.prefix)]
-            if not found:
-                raise CommandError(f"no read token {prefix}", returncode=cli.USAGE_ERROR)
-            chosen += found
+            chosen.append(_by_prefix(tokens, prefix, "read token"))
         live = [t for t in chosen if t.revoked_at is None]
         if opts["dry_run"]:
             for t in live:
