@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.http import HttpRequest
 from pydantic import ValidationError
 
 from ingest.backpressure import queue_gate_check
@@ -14,9 +16,26 @@ from ingest.batcher import get_batcher
 from ops.metrics.recording import events_accepted, events_rejected
 from plugins.base import Event, EventRejected, Validator
 from plugins.live import get_chains
-from telemetron_site.errors import BadRequest, PayloadTooLarge, loc_text, validation_messages
+from sources.access import WriteAccess, write_access
+from sources.directory import SourceEntry
+from sources.ratelimit import Limited, rate_take
+from telemetron_site.errors import (
+    ApiError,
+    BadRequest,
+    Forbidden,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    loc_text,
+    validation_messages,
+)
 
-__all__ = ["BatchResult", "batch_ingest", "event_ingest", "event_parse"]
+FORBIDDEN = "forbidden"  # telemetron_events_rejected_total{reason=...}
+RATE_LIMITED = "rate_limited"
+UNAUTHORIZED = "unauthorized"
+
+__all__ = ["BatchResult", "access_for", "batch_ingest", "event_ingest", "event_parse"]
 
 
 def _schema_details(exc: ValidationError) -> list[dict[str, str]]:
@@ -70,13 +89,49 @@ def json_parse(body: bytes) -> Any:
         raise BadRequest("Invalid JSON: nested too deeply") from None
 
 
-def event_ingest(*, body: bytes) -> None:
+def access_for(request: HttpRequest) -> WriteAccess:
+    """The request's write access (:func:`sources.access.write_access`); a 401
+    counts one rejected event, as a body that is not JSON does."""
+    try:
+        return write_access(request)
+    except Unauthorized:
+        events_rejected(UNAUTHORIZED)
+        raise
+
+
+def _access_check(event: Event, access: WriteAccess) -> None:
+    refusal = access.refusal(event.source_id)
+    if refusal is not None:
+        events_rejected(FORBIDDEN)
+        raise Forbidden(refusal, [{"source_id": event.source_id, "reason": refusal}])
+
+
+def _limited(counts: list[tuple[SourceEntry, int]], events: int) -> Limited:
+    try:
+        return rate_take(counts)
+    except (TooManyRequests, PayloadTooLarge):
+        events_rejected(RATE_LIMITED, events)
+        raise
+
+
+def _submit(wire: list[dict[str, Any]], limited: Limited) -> None:
+    try:
+        get_batcher().submit(wire)
+    except ServiceUnavailable:
+        limited.give_back()  # nothing was taken: the tokens are not spent
+        raise
+    events_accepted(len(wire))
+
+
+def event_ingest(*, body: bytes, access: WriteAccess) -> None:
     """Accept one event (JSON object) or raise an ApiError."""
     event = event_parse(json_parse(body))
+    _access_check(event, access)
     _validate(event, get_chains().validators)
     queue_gate_check()
-    get_batcher().submit([event.to_wire()])
-    events_accepted(1)
+    source = access.source(event.source_id)
+    limited = _limited([(source, 1)], 1) if source is not None else Limited([])
+    _submit([event.to_wire()], limited)
 
 
 @dataclass
@@ -85,8 +140,20 @@ class BatchResult:
     rejected: list[dict[str, Any]] = field(default_factory=list)
 
 
-def batch_ingest(*, body: bytes, max_events: int) -> BatchResult:
-    """Accept the valid events of a JSON array; report the others by index."""
+def _nothing_accepted(rejected: list[dict[str, Any]], forbidden: int) -> ApiError:
+    if forbidden == len(rejected):
+        return Forbidden("No event accepted: none may be written with this access", rejected)
+    return BadRequest("No event accepted", rejected)
+
+
+def _per_source(events: list[Event], access: WriteAccess) -> list[tuple[SourceEntry, int]]:
+    counts = Counter(e.source_id for e in events)
+    return [(s, n) for sid, n in counts.items() if (s := access.source(sid)) is not None]
+
+
+def batch_ingest(*, body: bytes, max_events: int, access: WriteAccess) -> BatchResult:
+    """Accept the valid events of a JSON array; report the others by index.
+    A rate limit refuses the whole request (nothing taken)."""
     values = json_parse(body)
     if not isinstance(values, list):
         events_rejected()
@@ -98,19 +165,22 @@ def batch_ingest(*, body: bytes, max_events: int) -> BatchResult:
 
     chain = get_chains().validators
     result = BatchResult()
-    wire: list[dict[str, Any]] = []
+    accepted: list[Event] = []
+    forbidden = 0
     for index, value in enumerate(values):
         try:
             event = event_parse(value)
+            _access_check(event, access)
             _validate(event, chain)
-        except BadRequest as exc:
+        except (BadRequest, Forbidden) as exc:
+            forbidden += isinstance(exc, Forbidden)
             result.rejected.append({"index": index, "error": exc.message})
             continue
-        wire.append(event.to_wire())
-    if not wire:
-        raise BadRequest("No event accepted", result.rejected)
+        accepted.append(event)
+    if not accepted:
+        raise _nothing_accepted(result.rejected, forbidden)
     queue_gate_check()
-    get_batcher().submit(wire)
-    events_accepted(len(wire))
-    result.accepted = len(wire)
+    limited = _limited(_per_source(accepted, access), len(accepted))
+    _submit([e.to_wire() for e in accepted], limited)
+    result.accepted = len(accepted)
     return result

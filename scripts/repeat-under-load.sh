@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 runs=${1:-20}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(tests/ingest tests/stats tests/ops tests/plugins tests/processing tests/telemetron_site tests/archive tests/webhooks)
+[ ${#targets[@]} -gt 0 ] || targets=(tests/ingest tests/stats tests/ops tests/plugins tests/processing tests/sources tests/telemetron_site tests/archive tests/webhooks)
 PY=.venv/bin/python
 hogs=()
 for _ in $(seq 1 "$(nproc)"); do

@@ -10,8 +10,9 @@ from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
 from ingest.api import router as ingest_router
+from sources.cors import cors_response_headers
 from stats.api import router as stats_router
-from telemetron_site.errors import ApiError, ServiceUnavailable, loc_text, validation_messages
+from telemetron_site.errors import ApiError, loc_text, validation_messages
 
 log = logging.getLogger("telemetron.api")
 
@@ -29,8 +30,9 @@ api.add_router("", stats_router)
 @api.exception_handler(ApiError)
 def _api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
     response = JsonResponse(exc.body(), status=exc.status)
-    if isinstance(exc, ServiceUnavailable):
-        response["Retry-After"] = str(exc.retry_after)
+    for name, value in exc.headers().items():
+        response[name] = value
+    cors_response_headers(request, response)  # a browser page may read its errors
     return response
 
 

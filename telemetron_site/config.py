@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import tomllib
 from datetime import timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +24,7 @@ from pydantic_settings import (
 
 from ops.timespec import parse_duration
 from telemetron_site.errors import loc_text, validation_messages
+from telemetron_site.process_wide import process_wide
 
 __all__ = ["ConfigError", "Settings", "config_path", "get_config", "load_config"]
 
@@ -115,6 +115,18 @@ class IngestConfig(_Section):
     retry_after: int = Field(1, ge=1, description="Retry-After seconds on 503")
     # Backpressure: batches waiting for a worker before ingest answers 503; 0 = no limit.
     max_queue_batches: int = Field(10000, ge=0)
+    # Write keys (sources app): "required" refuses /ingest* without a source's key.
+    auth: Literal["off", "required"] = "off"
+    # Browser origins allowed for every source (CORS), besides each source's own.
+    allowed_origins: list[str] = Field(default_factory=list)
+    # Where the per-source rate-limit buckets live: "node" (shared by this node's
+    # web processes) or "redis" (queue.redis_url, shared by every node).
+    rate_limit: Literal["node", "redis"] = "node"
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        return [origin_check(o) for o in origins]
 
 
 class StatsConfig(_Section):
@@ -158,10 +170,39 @@ class LoggingConfig(_Section):
         return {name: level.upper() for name, level in levels.items()}
 
 
+def origin_check(origin: str) -> str:
+    """A browser origin as browsers send it: ``scheme://host[:port]``, or ``*``."""
+    if origin == "*":
+        return origin
+    scheme, sep, rest = origin.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest or "/" in rest:
+        raise ValueError(
+            f"{origin!r} is not an origin: give scheme://host[:port] with no path "
+            '(e.g. "https://shop.example.com"), or "*"'
+        )
+    return origin.lower()
+
+
 class SecurityConfig(_Section):
-    secret_key: str = "telemetron-insecure-development-key-change-me"
+    # Empty: generated at first start and kept in secret_key_file (settings.py).
+    secret_key: str = ""
+    # Empty: beside the SQLite database (<name>.secret-key), or beside config.toml.
+    secret_key_file: str = ""
     debug: bool = False
     allowed_hosts: list[str] = Field(default_factory=lambda: ["*"])
+    # /stats* and /metrics: "token" needs a read token of the right scope.
+    read_auth: Literal["off", "token"] = "off"
+    # Served over HTTPS (directly or behind a proxy): secure cookies, redirects, HSTS.
+    https: bool = False
+    # The header a TLS-terminating proxy sets, e.g. "X-Forwarded-Proto" (value https).
+    proxy_ssl_header: str = ""
+    hsts_seconds: int = Field(0, ge=0)
+    hsts_include_subdomains: bool = False
+    hsts_preload: bool = False
+    csrf_trusted_origins: list[str] = Field(default_factory=list)
+    # Admin logins: this many failures per user name and address lock it out.
+    login_failure_limit: int = Field(5, ge=1)
+    login_cooloff: int = Field(900, ge=1, description="seconds a lock-out lasts")
 
 
 class Settings(BaseSettings):
@@ -245,6 +286,7 @@ def load_config(path: Path | None = None) -> Settings:
         raise ConfigError(f"{source}: {str(exc).splitlines()[0]}") from None
 
 
-@lru_cache(maxsize=1)
+@process_wide
 def get_config() -> Settings:
+    """The process's configuration, read once (tests: ``get_config.override``)."""
     return load_config()

@@ -17,10 +17,13 @@ from pydantic import ValidationError
 __all__ = [
     "ApiError",
     "BadRequest",
+    "Forbidden",
     "Loc",
     "NotFound",
     "PayloadTooLarge",
     "ServiceUnavailable",
+    "TooManyRequests",
+    "Unauthorized",
     "UnsupportedMediaType",
     "loc_text",
     "validation_messages",
@@ -55,6 +58,10 @@ class ApiError(Exception):
         self.message = message
         self.details = details
 
+    def headers(self) -> dict[str, str]:
+        """Headers the answer carries besides the JSON body."""
+        return {}
+
     def body(self) -> dict[str, Any]:
         out: dict[str, Any] = {"error": self.message}
         if self.details is not None:
@@ -64,6 +71,22 @@ class ApiError(Exception):
 
 class BadRequest(ApiError):
     status = 400
+
+
+class Unauthorized(ApiError):
+    """No credential, or one nobody issued (or that was revoked)."""
+
+    status = 401
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="telemetron"'}
+
+
+class Forbidden(ApiError):
+    """A valid credential that may not do this (another source, a disabled
+    source, a browser origin the source does not allow, a token's scope)."""
+
+    status = 403
 
 
 class NotFound(ApiError):
@@ -86,3 +109,19 @@ class ServiceUnavailable(ApiError):
     def __init__(self, message: str, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class TooManyRequests(ApiError):
+    """A source over its rate limit: nothing of the request was taken."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

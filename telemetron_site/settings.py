@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
 
-from telemetron_site.config import ConfigError, get_config
+from telemetron_site.config import ConfigError, config_path, get_config
+from telemetron_site.secret_key import secret_key_resolve
 
 CONFIG = get_config()
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = CONFIG.security.secret_key
+# Given by security.secret_key, else generated at first start and kept in a file.
+SECRET_KEY = secret_key_resolve(CONFIG, config_path())
 DEBUG = CONFIG.security.debug
 ALLOWED_HOSTS = CONFIG.security.allowed_hosts
 
@@ -25,8 +28,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_jsonform",  # the admin's plugin parameter forms
     "django_q",
+    "axes",  # admin login throttling
     "ops",
     "plugins",
+    "sources",
     "ingest",
     "processing",
     "stats",
@@ -44,6 +49,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last (django-axes' rule); the admin's chain only, never the API's.
+    "axes.middleware.AxesMiddleware",
 ]
 
 # The API's paths get this chain only (telemetron_site/wsgi.py): the admin's
@@ -111,6 +118,31 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+
+# --- security (security.* keys; `manage.py check --deploy` with deploy/production) ---
+_sec = CONFIG.security
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = _sec.https
+# Probes and scrapers reach a node directly over HTTP: never redirect them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+if _sec.proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _sec.proxy_ssl_header.upper().replace("-", "_"), "https")
+SECURE_HSTS_SECONDS = _sec.hsts_seconds
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _sec.hsts_include_subdomains
+SECURE_HSTS_PRELOAD = _sec.hsts_preload
+CSRF_TRUSTED_ORIGINS = _sec.csrf_trusted_origins
+X_FRAME_OPTIONS = "DENY"
+
+# Admin login throttling (django-axes): failures counted per user name and
+# address in the database (so across processes and nodes), reset on success.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _sec.login_failure_limit
+AXES_COOLOFF_TIME = timedelta(seconds=_sec.login_cooloff)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

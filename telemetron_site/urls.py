@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.contrib.staticfiles.views import serve as static_serve
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path, re_path
 
 from ops.metrics.view import metrics
 from ops.readiness import readyz
+from sources.access import read_access_check
 from telemetron_site.api import api
+from telemetron_site.errors import ApiError
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
@@ -13,10 +15,22 @@ def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse(b"OK", content_type="text/plain")
 
 
+def metrics_guarded(request: HttpRequest) -> HttpResponse:
+    """/metrics behind a read token of scope metrics (``security.read_auth``)."""
+    try:
+        read_access_check(request, scope="metrics")
+    except ApiError as exc:
+        response = JsonResponse(exc.body(), status=exc.status)
+        for name, value in exc.headers().items():
+            response[name] = value
+        return response
+    return metrics(request)
+
+
 urlpatterns = [
-    path("healthz", healthz, name="healthz"),
+    path("healthz", healthz, name="healthz"),  # /healthz and /readyz stay open
     path("readyz", readyz, name="readyz"),
-    path("metrics", metrics, name="metrics"),
+    path("metrics", metrics_guarded, name="metrics"),
     path("admin/", admin.site.urls),
     path("", api.urls),
     # The admin's own CSS/JS, found in the installed apps (no collectstatic step);

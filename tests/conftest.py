@@ -4,6 +4,7 @@ real processes get a ``project``: their own directory, config and fresh database
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,9 @@ from plugins import live
 from plugins.base import PluginSpec
 from plugins.chains import Chains
 from plugins.registry import get_registry
+from sources.live import live_directory
+from sources.ratelimit import rate_limiter
+from telemetron_site.config import Settings, get_config
 from tests.support.installations import installed_project
 from tests.support.procs import Project
 
@@ -49,10 +53,15 @@ def event(
 @pytest.fixture(autouse=True)
 def live_chains() -> Iterator[None]:
     """Each test starts and ends with the chains the database / config.toml give
-    (in-process tests' rows live in a rolled-back transaction)."""
+    (in-process tests' rows live in a rolled-back transaction), and with a fresh
+    directory of sources and keys and empty rate-limit buckets."""
     live.reset()
+    live_directory.reset()
+    rate_limiter.reset()
     yield
     live.reset()
+    live_directory.reset()
+    rate_limiter.reset()
 
 
 @pytest.fixture
@@ -84,3 +93,25 @@ def use_processors() -> UseChains:
         return chains
 
     return use
+
+
+@pytest.fixture
+def use_config() -> Iterator[Callable[..., Settings]]:
+    """``use_config(ingest={"auth": "required"}, security={...})``: this process's
+    configuration with those keys changed, until the test ends (what is read
+    when a request runs; settings.py's values stay as they were)."""
+    with ExitStack() as stack:
+
+        def use(**sections: dict[str, Any]) -> Settings:
+            cfg = get_config()
+            updates = {
+                name: getattr(cfg, name).model_copy(update=values)
+                for name, values in sections.items()
+            }
+            new = cfg.model_copy(update=updates)
+            stack.enter_context(get_config.override(new))
+            live_directory.reset()
+            rate_limiter.reset()
+            return new
+
+        yield use

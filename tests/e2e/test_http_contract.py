@@ -255,6 +255,7 @@ def test_stats_of_one_source(client: httpx.Client) -> None:
 
     expected = {
         "source_id": 6,
+        "name": None,
         "total_events": 3,
         "first_event": "2023-10-27T09:29:59.500Z",
         "last_event": "2023-10-28T04:00:00.000001Z",

@@ -67,6 +67,7 @@ def _expected_sources(events: list[dict[str, Any]]) -> dict[int, dict[str, Any]]
         instants = sorted(datetime.fromisoformat(e["timestamp"]) for e in evs)
         expected[sid] = {
             "source_id": sid,
+            "name": None,
             "total_events": len(evs),
             "first_event": _zulu(instants[0].isoformat()),
             "last_event": _zulu(instants[-1].isoformat()),

@@ -64,9 +64,18 @@ def test_running_serve_follows_changes_within_the_interval_but_never_a_broken_on
         wait_until(lambda: _status(client, 3) == 400, timeout=INTERVAL + 30)
         print(f"web process followed the change after {time.monotonic() - changed_at:.2f} s")
         assert _status(client, 1) == 202
+
         # ... and the worker process, which ran a batch before, runs the newly
-        # enabled processor.
-        wait_until(lambda: record.exists() and record.read_text().strip(), timeout=30)
+        # enabled processor. (Its check is made by a batch: one processed less than
+        # the interval after its previous check still runs the old chain, so keep
+        # sending until a batch shows the new one.)
+        def recorded() -> bool:
+            if record.exists() and record.read_text().strip():
+                return True
+            assert _status(client, 1) == 202  # one more batch for the worker to check with
+            return False
+
+        wait_until(recorded, timeout=30, interval=0.5)
         reloaded = _pids(server, "telemetron.plugins", "plugin configuration reloaded")
         assert web_pid in reloaded and len(reloaded) == 2, server.log()
 

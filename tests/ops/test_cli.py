@@ -14,7 +14,16 @@ from django.core.management import BaseCommand, get_commands, load_command_class
 
 from tests.support.procs import ROOT
 
-OUR_APPS = {"telemetron_site", "ops", "ingest", "processing", "stats", "plugins", "archive"}
+OUR_APPS = {
+    "telemetron_site",
+    "ops",
+    "ingest",
+    "processing",
+    "stats",
+    "plugins",
+    "archive",
+    "sources",
+}
 
 
 def our_commands() -> dict[str, str]:
@@ -29,7 +38,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 
 
 def test_our_commands_are_discovered() -> None:
-    assert {"serve", "dlq", "plugins", "archive"} <= set(our_commands())
+    assert {"serve", "dlq", "plugins", "archive", "sources", "tokens"} <= set(our_commands())
 
 
 def test_every_command_answers_help_from_the_command_line_with_exit_0() -> None:

@@ -49,6 +49,7 @@ def test_source_stats_with_event_type_counts(client: Client) -> None:
         200,
         {
             "source_id": 42,
+            "name": None,  # no Source row for 42
             "total_events": 4,
             "first_event": "2023-10-27T09:29:00Z",
             "last_event": "2023-10-27T09:35:00Z",

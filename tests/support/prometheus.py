@@ -61,20 +61,35 @@ class Prometheus:
 
 @contextmanager
 def prometheus_server(
-    workdir: Path, targets: Sequence[str], *, rule_files: Sequence[Path] = ()
+    workdir: Path,
+    targets: Sequence[str],
+    *,
+    rule_files: Sequence[Path] = (),
+    bearer_token: str | None = None,
+    anonymous_job: bool = False,
 ) -> Iterator[Prometheus]:
     """Run Prometheus scraping ``targets`` (host:port, path /metrics) as job
-    ``telemetron`` every second; stop it afterwards."""
+    ``telemetron`` every second (sending ``bearer_token`` with
+    ``authorization``, when given; with ``anonymous_job``, a second job
+    ``anonymous`` scrapes the same targets without it); stop it afterwards."""
     binary = tool("prometheus")
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "prometheus.yml"
     quoted = ", ".join(f'"{t}"' for t in targets)
     rules = "".join(f'\n  - "{path}"' for path in rule_files)
+    job = f"    metrics_path: /metrics\n    static_configs:\n      - targets: [{quoted}]\n"
+    auth = (
+        f'    authorization:\n      type: Bearer\n      credentials: "{bearer_token}"\n'
+        if bearer_token
+        else ""
+    )
     config.write_text(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
         + (f"rule_files:{rules}\n" if rule_files else "")
-        + "scrape_configs:\n  - job_name: telemetron\n    metrics_path: /metrics\n"
-        f"    static_configs:\n      - targets: [{quoted}]\n"
+        + "scrape_configs:\n  - job_name: telemetron\n"
+        + job
+        + auth
+        + ("  - job_name: anonymous\n" + job if anonymous_job else "")
     )
     port = free_port()
     log_path = workdir / "prometheus.log"

@@ -6,10 +6,12 @@ finishes its running batches; then the command exits 0.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import signal
 import sys
+import tempfile
 from typing import Any
 
 from django.conf import settings
@@ -48,6 +50,29 @@ def tree_children(
     if with_cluster:
         children.append(("cluster", [sys.executable, "-m", "django", "qcluster"]))
     return children
+
+
+RATE_FILE_ENV = "TELEMETRON_RATE_FILE"  # sources.buckets: the node's rate-limit buckets
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def open_ingest_warning(cfg: Settings, *, host: str) -> str | None:
+    """One line when anyone who reaches the port can write any source's events."""
+    if cfg.ingest.auth == "off" and not is_loopback(host):
+        return (
+            f'telemetron: warning: ingest.auth = "off" on {host}: anyone who can reach this'
+            ' port can send events for any source id; set ingest.auth = "required"'
+            " (README: Sources and access)"
+        )
+    return None
 
 
 def serving_line(cfg: Settings, *, host: str, port: int, with_cluster: bool) -> str:
@@ -101,12 +126,22 @@ class Command(cli.Command):
         port = opts["port"] if opts["port"] is not None else cfg.http.port
         with_cluster = not opts["web_only"] and cfg.queue.workers > 0
         timeout = opts["shutdown_timeout"]
+        warning = open_ingest_warning(cfg, host=host)
+        if warning:
+            self.stderr.write(warning)
         # Every child records metrics into one fresh directory that /metrics merges.
         metrics_dir, own_metrics_dir = multiproc_dir_prepare(multiproc_dir())
+        # The web processes share one file of rate-limit buckets (fresh per tree).
+        rate_file = os.environ.get(RATE_FILE_ENV)
+        own_rate_file = not rate_file
+        if own_rate_file:
+            fd, rate_file = tempfile.mkstemp(prefix="telemetron-rate-")
+            os.close(fd)
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
             METRICS_DIR_ENV: str(metrics_dir),
+            RATE_FILE_ENV: str(rate_file),
         }
         children = tree_children(
             cfg, host=host, port=port, with_cluster=with_cluster, shutdown_timeout_s=timeout
@@ -128,6 +163,8 @@ class Command(cli.Command):
         result = tree.run(on_started=started)
         if own_metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+        if own_rate_file:
+            os.unlink(str(rate_file))
         if result.failure:
             raise CommandError(result.failure)
         self.stdout.write("telemetron: stopped")
