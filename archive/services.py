@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from archive.models import ArchivedBatch, ArchivedEvent
 from plugins.base import Event
-from stats.fields import u64_to_db
+from telemetron_site.fields import u64_to_db
 
 __all__ = ["PURGE_CHUNK", "archive_purge", "archive_purge_count", "batch_archive"]
 
