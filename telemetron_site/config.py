@@ -122,6 +122,21 @@ class IngestConfig(_Section):
     # Where the per-source rate-limit buckets live: "node" (shared by this node's
     # web processes) or "redis" (queue.redis_url, shared by every node).
     rate_limit: Literal["node", "redis"] = "node"
+    # Exactly-once by event id (a Segment messageId): how long a (source, id) is
+    # remembered; a repeat within it is acknowledged and not enqueued again.
+    dedup_window: timedelta = timedelta(hours=24)
+
+    @field_validator("dedup_window", mode="before")
+    @classmethod
+    def _window(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("dedup_window")
+    @classmethod
+    def _window_positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration, e.g. 24h")
+        return value
 
     @field_validator("allowed_origins")
     @classmethod
