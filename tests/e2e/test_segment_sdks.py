@@ -10,7 +10,7 @@ server committed (the connection closes after the commit) makes the SDK send
 the batch again; the counts stay exact and telemetron_events_deduplicated_total
 grows by the retried messages. The same through /ingest/batch with ``id`` and a
 plain retry; and one message id posted from many threads at once to both web
-workers is counted once."""
+workers is counted once. Everything runs on the ORM broker and on Redis."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ from tests.support.cutproxy import CutProxy, batch_messages, cut_proxy
 from tests.support.installations import installed_project
 from tests.support.procs import Project, Server, wait_until
 from tests.support.prom import parse_exposition
+from tests.support.queues import broker_config
 
 pytestmark = pytest.mark.e2e
 
@@ -84,11 +85,19 @@ class Served:
         return final
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+@pytest.fixture(scope="module", params=["orm", "redis"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """One serve per broker: the dedup record is the ORM broker's transaction or
+    the Redis broker's script."""
     config = copy.deepcopy(BASE_CONFIG)
     config["http"]["workers"] = 2
-    with installed_project(tmp_path_factory.mktemp("segment"), config) as project:
+    with (
+        broker_config(request.param) as queue,
+        installed_project(tmp_path_factory.mktemp("segment"), config) as project,
+    ):
+        project.config["queue"] = {**project.config["queue"], **queue}
         keys = {}
         for name, source_id in SOURCES.items():
             out = project.manage("sources", "create", str(source_id), "--name", name).stdout
