@@ -116,6 +116,9 @@ def _commit_deduplicated(queue: Any, batches: list[list[WireEvent]], keys: set[K
     fresh = set(keys)
     for _ in range(_REDIS_ROUNDS):
         kept, dropped = _kept(batches, fresh)
+        if not kept:  # every event a repeat: nothing to add
+            events_deduplicated(dropped)
+            return
         with queue.capture() as tasks:
             for events in kept:
                 _enqueue(queue, events)
