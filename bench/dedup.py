@@ -35,8 +35,7 @@ def _setup(workdir: Path, database: str | None, redis_url: str | None) -> None:
     queue = f'broker = "redis"\nredis_url = "{redis_url}"\n' if redis_url else ""
     queue += f'name = "bench-{uuid.uuid4().hex[:8]}"\n'
     (workdir / "config.toml").write_text(
-        f'[database]\nurl = "{url}"\n[queue]\nworkers = 2\n{queue}'
-        '[logging]\nlevel = "WARNING"\n'
+        f'[database]\nurl = "{url}"\n[queue]\nworkers = 2\n{queue}[logging]\nlevel = "WARNING"\n'
     )
     os.environ["TELEMETRON_CONFIG"] = str(workdir / "config.toml")
     os.environ["DJANGO_SETTINGS_MODULE"] = "telemetron_site.settings"
