@@ -2,7 +2,9 @@
 ``cut`` POSTs it forwards the request, waits for the server's answer (so what
 the server committed stays committed) and then closes the client's connection
 without a word, as a network failure after the commit would. The client sees
-the connection drop and retries a request the server already took."""
+the connection drop and retries a request the server already took. A server
+that is down (killed) also closes the client's connection without an answer;
+``retarget`` points the proxy at its successor (a restart gets a new port)."""
 
 from __future__ import annotations
 
@@ -27,7 +29,13 @@ class CutProxy:
     cut_answers: list[int] = field(default_factory=list)  # the statuses withheld
     cut_bodies: list[bytes] = field(default_factory=list)
     forwarded: int = 0
+    failed: int = 0  # requests the server never answered (down)
+    upstream: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def retarget(self, upstream: str) -> None:
+        with self.lock:
+            self.upstream = upstream
 
     def cut(self, count: int) -> None:
         with self.lock:
@@ -36,8 +44,8 @@ class CutProxy:
 
 @contextmanager
 def cut_proxy(upstream: str) -> Iterator[CutProxy]:
-    client = httpx.Client(base_url=upstream, timeout=60)
-    state = CutProxy(url="")
+    client = httpx.Client(timeout=60)
+    state = CutProxy(url="", upstream=upstream)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -48,7 +56,13 @@ def cut_proxy(upstream: str) -> Iterator[CutProxy]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
-            answer = client.post(self.path, content=body, headers=headers)
+            try:
+                answer = client.post(state.upstream + self.path, content=body, headers=headers)
+            except httpx.HTTPError:
+                with state.lock:
+                    state.failed += 1
+                self.close_connection = True
+                return
             with state.lock:
                 state.forwarded += 1
                 cut = state.cut_left > 0
