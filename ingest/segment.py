@@ -56,6 +56,7 @@ _OWN_FIELDS = frozenset({"type", "event", "timestamp", "sentAt", "receivedAt", "
 class SegmentResult:
     accepted: int
     rejected: list[dict[str, Any]]
+    forbidden: int = 0  # of the rejected, refused for access (a disabled source, an origin)
 
 
 def _instant(value: Any, field: str) -> datetime:
@@ -209,4 +210,6 @@ def segment_ingest(request: HttpRequest, *, call: str | None) -> SegmentResult:
     if result is not None:
         rejected += [{**r, "index": where[r["index"]]} for r in result.rejected]
         rejected.sort(key=lambda r: r["index"])
-    return SegmentResult(accepted=result.accepted if result else 0, rejected=rejected)
+    if result is None:
+        return SegmentResult(accepted=0, rejected=rejected)
+    return SegmentResult(result.accepted, rejected, result.forbidden)

@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field
 
 from ingest.segment import CALL_TYPES, segment_ingest
 from sources.cors import cors_mark, cors_preflight, cors_response_headers
-from telemetron_site.errors import BadRequest
+from telemetron_site.errors import BadRequest, Forbidden
 from telemetron_site.schemas import ErrorOut
 
 router = Router(tags=["segment"])
@@ -67,6 +67,8 @@ def _answer(request: HttpRequest, call: str | None) -> HttpResponse:
     result = segment_ingest(request, call=call)
     if result.rejected:
         first = result.rejected[0]["error"]
+        if not result.accepted and result.forbidden == len(result.rejected):
+            raise Forbidden(first, result.rejected)
         if call is not None:
             raise BadRequest(first, result.rejected)
         raise BadRequest(

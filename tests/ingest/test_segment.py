@@ -14,6 +14,7 @@ from django.test import Client
 
 from ingest.segment import message_map
 from ops.metrics.series import EVENTS_DEDUPLICATED
+from sources.live import live_directory
 from sources.services import source_create
 from telemetron_site.config import Settings
 from tests.support.client import post, stats
@@ -248,3 +249,22 @@ def test_openapi_lists_the_segment_routes(client: Client) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     for call in ("batch", "track", "identify", "page", "screen", "group", "alias"):
         assert "post" in paths[f"/v1/{call}"]
+
+
+def test_a_disabled_source_is_403_and_a_foreign_origin_too(client: Client) -> None:
+    _, off = source_create(source_id=8, name="retired", enabled=False)
+    response = post(client, "/v1/batch", {"batch": [track(1), track(2)]}, **basic(off.value))
+    assert response.status_code == 403
+    assert response.json()["error"] == "Source 8 is disabled"
+    _, shop = source_create(source_id=9, name="shop", origins=["https://shop.example"])
+    live_directory.reset()  # (serve's processes see it within plugins.reload_interval)
+    response = post(
+        client, "/v1/track", track(1), Origin="https://evil.example", **basic(shop.value)
+    )
+    assert response.status_code == 403
+    response = post(
+        client, "/v1/track", track(2), Origin="https://shop.example", **basic(shop.value)
+    )
+    assert response.status_code == 200
+    assert response["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert stats(client, 9)[1]["total_events"] == 1
