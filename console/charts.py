@@ -11,6 +11,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 __all__ = ["Line", "bar_chart", "line_chart", "nice_ceiling"]
 
+_DASHED = ' stroke-dasharray="5 3"'
 _PAD_LEFT, _PAD_RIGHT, _PAD_TOP, _PAD_BOTTOM = 56, 12, 12, 26
 
 
@@ -19,6 +20,7 @@ class Line:
     label: str
     values: Sequence[float]
     color: str
+    dashed: bool = False  # a line drawn over another stays visible when they are equal
 
 
 def nice_ceiling(value: float) -> float:
@@ -86,7 +88,7 @@ def line_chart(
         parts.append(
             f'<polyline class="series" data-label="{escape(line.label)}"'
             f' data-total="{sum(line.values):.0f}" fill="none" stroke="{escape(line.color)}"'
-            f' stroke-width="1.5" points="{points}"/>'
+            f' stroke-width="1.5"{_DASHED if line.dashed else ""} points="{points}"/>'
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # every value above is a number or escaped

@@ -65,7 +65,7 @@ def _chart(chart_id: str, title: str, series: list[MinuteFigures], every: int) -
         title=title,
         lines=[
             Line("accepted", [f.accepted for f in series], ACCEPTED),
-            Line("processed", [f.processed for f in series], PROCESSED),
+            Line("processed", [f.processed for f in series], PROCESSED, dashed=True),
         ],
         x_labels=labels,
     )
