@@ -37,6 +37,10 @@ Source = apps.get_model("sources", "Source")
 TYPES_SHOWN = 3
 
 
+class SourcesPaginator(LargeTablePaginator):
+    key_field = "source_id"  # the last column of both orderings' indexes
+
+
 class SourcesChangeList(ChangeList):
     def get_ordering(self, request: HttpRequest, queryset: QuerySet[Any]) -> list[Any]:
         """The clicked column, then source_id in the same direction (unique: no
@@ -73,7 +77,7 @@ class SourceOverviewAdmin(SourceAdmin):
     # and an exact id: get_search_results
     search_fields = ("name",)  # type: ignore[assignment]
     search_help_text = "An exact source id, or a part of the name."
-    paginator = LargeTablePaginator
+    paginator = SourcesPaginator
     show_full_result_count = False
     list_per_page = 100
 

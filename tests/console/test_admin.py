@@ -15,6 +15,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from console import paginator
+from console.admin import SourcesPaginator as admin_paginator
 from sources.models import Source
 from sources.services import source_create, write_key_create
 from tests.conftest import event
@@ -126,3 +127,19 @@ def test_a_sources_page_draws_its_counts_by_type_and_lists_its_keys(
 def test_a_source_without_events_says_so(staff: Client, shops: None) -> Any:
     source = Source.objects.get(source_id=3)
     assert "No events counted yet." in staff.get(f"{LIST}{source.pk}/change/").content.decode()
+
+
+@pytest.mark.parametrize("deferred_from", [0, 10_000], ids=["keys-first", "plain-offset"])
+def test_a_far_page_is_the_same_read_by_its_keys_first(
+    monkeypatch: pytest.MonkeyPatch, deferred_from: int
+) -> None:
+    Source.objects.bulk_create(
+        [Source(source_id=i, name=f"n{(i * 7) % 25:02d}") for i in range(25)]
+    )
+    monkeypatch.setattr(paginator, "DEFERRED_FROM", deferred_from)
+    pages = admin_paginator(Source.objects.order_by("-name", "-source_id"), 10)
+    got = [s.source_id for n in pages.page_range for s in pages.page(n).object_list]
+    expected = list(
+        Source.objects.order_by("-name", "-source_id").values_list("source_id", flat=True)
+    )
+    assert got == expected and len(got) == 25
