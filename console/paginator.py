@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.db import connections
 from django.utils.functional import cached_property
 
@@ -50,9 +50,9 @@ class LargeTablePaginator(Paginator):
             top = self.count
         queryset: Any = self.object_list
         if bottom < DEFERRED_FROM:
-            return self._get_page(queryset[bottom:top], number, self)
+            return Page(queryset[bottom:top], number, self)
         keys = list(queryset.values_list(self.key_field, flat=True)[bottom:top])
-        return self._get_page(queryset.filter(**{f"{self.key_field}__in": keys}), number, self)
+        return Page(queryset.filter(**{f"{self.key_field}__in": keys}), number, self)
 
     @cached_property
     def count(self) -> int:
