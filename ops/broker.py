@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from datetime import datetime
 from typing import Any
 
-from plugins.base import batch_id_new
+from plugins.base import batch_id_new, batch_received_at
 from telemetron_site.process_wide import process_wide
 
-__all__ = ["PROCESS_TASK", "WireEvent", "broker", "broker_commit"]
+__all__ = ["PROCESS_TASK", "WireEvent", "broker", "broker_commit", "oldest_batch_received_at"]
 
 WireEvent = dict[str, Any]
 
@@ -129,3 +130,21 @@ def _commit_deduplicated(queue: Any, batches: list[list[WireEvent]], keys: set[K
             return
         fresh -= seen
     raise RuntimeError("event ids kept changing under the commit; not enqueued")
+
+
+def oldest_batch_received_at() -> datetime | None:
+    """When the oldest batch still in the broker (waiting, or claimed and not yet
+    acknowledged) was received; None when the queue is empty or its broker cannot
+    tell (one without ``oldest_task``)."""
+    from django.core.signing import BadSignature
+    from django_q.signing import SignedPackage
+
+    oldest = getattr(broker(), "oldest_task", None)
+    payload = oldest() if oldest is not None else None
+    if not payload:
+        return None
+    try:
+        task = SignedPackage.loads(payload)
+    except BadSignature:
+        return None
+    return batch_received_at(str(task.get("name", "")))

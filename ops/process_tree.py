@@ -8,10 +8,21 @@ unless web-only, a django-q2 cluster, supervised as one.
   :meth:`ProcessTree.stop` is called (``serve``'s SIGTERM/SIGINT handler), waits
   for them up to a deadline and kills what is left. No Django in here: a test
   can run a tree of any commands.
+
+While it waits, the tree asks the children of ``resignal`` children (granian's
+workers) to stop again every ``resignal_s``: granian (2.8) forks a worker with
+its main process' signal handler, which only sets a flag, and keeps it until the
+worker has loaded the application (our Django start-up, a second or more on a
+loaded machine). The one SIGTERM granian sends a worker that is still starting
+(its shutdown right after it respawned a dead worker) is lost, and its shutdown
+would wait ``--workers-kill-timeout`` for that worker: seen in CI as ``serve``
+not stopping in 60 s. Asked again once it serves, the worker stops gracefully.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -72,6 +83,16 @@ def _die_with_parent() -> None:
         pass
 
 
+def _signal_children(pid: int, sig: int) -> None:
+    """Send ``sig`` to ``pid``'s children (Linux: /proc/PID/task/*/children)."""
+    with contextlib.suppress(OSError):
+        for task in os.scandir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"{task.path}/children") as f:
+                for child in f.read().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(child), sig)
+
+
 @dataclass
 class TreeResult:
     """How the tree ended: each child's exit code, and what went wrong (None: a
@@ -89,8 +110,12 @@ class ProcessTree:
         env: Mapping[str, str],
         shutdown_timeout_s: float,
         poll_s: float = 0.2,
+        resignal: Sequence[str] = (),
+        resignal_s: float = 1.0,
     ) -> None:
         self._commands = list(children)
+        self._resignal = set(resignal)
+        self._resignal_s = resignal_s
         self._env = dict(env)
         self._shutdown_timeout = shutdown_timeout_s
         self._poll = poll_s
@@ -135,18 +160,27 @@ class ProcessTree:
         return None
 
     def wait(self) -> TreeResult:
-        """Wait for every child up to the shutdown deadline; kill the late ones."""
+        """Wait for every child up to the shutdown deadline (asking ``resignal``
+        children's own children to stop again meanwhile); kill the late ones."""
         result = TreeResult()
         deadline = time.monotonic() + self._shutdown_timeout
         for name, child in self._children:
-            try:
-                result.codes[name] = child.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-                result.codes[name] = child.wait()
-                result.failure = result.failure or (
-                    f"{name} process did not stop in time and was killed"
-                )
+            while True:
+                left = deadline - time.monotonic()
+                step = min(left, self._resignal_s) if name in self._resignal else left
+                try:
+                    result.codes[name] = child.wait(max(0.1, step))
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() < deadline:
+                        _signal_children(child.pid, signal.SIGTERM)
+                        continue
+                    child.kill()
+                    result.codes[name] = child.wait()
+                    result.failure = result.failure or (
+                        f"{name} process did not stop in time and was killed"
+                    )
+                    break
         return result
 
     def run(self, on_started: Callable[[], None] | None = None) -> TreeResult:

@@ -107,6 +107,7 @@ def _statements(connection: Any) -> dict[str, str]:
         "purge": f"DELETE FROM {tq} WHERE queue = %s",
         "waiting": f"SELECT COUNT(*) FROM {tq} WHERE queue = %s AND claimed_until < {now}",
         "claimed": f"SELECT COUNT(*) FROM {tq} WHERE queue = %s AND claimed_until >= {now}",
+        "oldest": f"SELECT payload FROM {tq} WHERE queue = %s ORDER BY id LIMIT 1",
         # Params: id, queue, host, pid, pid_start, stat, stat ttl, dead_after.
         "heartbeat": f"INSERT INTO {tl} (cluster_id, queue, host, pid, pid_start, heartbeat,"
         " fresh_since, dead, stat, stat_expires)"
@@ -301,6 +302,11 @@ class OrmBroker(Broker):
     def lock_size(self) -> int:
         """Tasks claimed by a cluster."""
         return int(self._run("claimed", [self.list_key], fetch="one")[0])
+
+    def oldest_task(self) -> str | None:
+        """The payload of the oldest task not yet acknowledged (waiting or claimed)."""
+        row = self._run("oldest", [self.list_key], fetch="one")
+        return None if row is None else str(row[0])
 
     def purge_queue(self) -> None:
         self._run("purge", [self.list_key])

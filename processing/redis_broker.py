@@ -321,6 +321,11 @@ class RedisStreamsBroker(Broker):
         """Entries claimed by a cluster and not acknowledged."""
         return self._sizes()[1]
 
+    def oldest_task(self) -> str | None:
+        """The oldest entry not yet acknowledged (acknowledged ones are deleted)."""
+        entries = self.connection.xrange(self.stream, count=1)
+        return _text(entries[0][1].get(b"t", b"")) if entries else None
+
     def purge_queue(self) -> None:
         self.connection.delete(self.stream)
         self._group_ready = False

@@ -17,6 +17,7 @@ __all__ = [
     "dead_letter_events",
     "dead_letter_get",
     "dead_letter_list",
+    "dead_letters_pending_by_plugin",
 ]
 
 _WIRE_ORDER = ("sourceId", "type", "timestamp", "data")
@@ -81,3 +82,15 @@ def dead_letter_counts() -> dict[str, int]:
     for row in DeadLetter.objects.order_by().values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
     return counts
+
+
+def dead_letters_pending_by_plugin() -> dict[str, int]:
+    """Pending entries per plugin, most first (one GROUP BY)."""
+    rows = (
+        DeadLetter.objects.filter(status=DeadLetter.Status.PENDING)
+        .order_by()
+        .values("plugin")
+        .annotate(n=Count("id"))
+    )
+    pairs = sorted(((r["plugin"], r["n"]) for r in rows), key=lambda p: (-p[1], p[0]))
+    return dict(pairs)

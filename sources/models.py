@@ -49,6 +49,8 @@ class Source(models.Model):
 
     class Meta:
         ordering = ("source_id",)
+        # The admin's sources list sorted by name, a page at a time (console/admin.py).
+        indexes = [models.Index(fields=["name", "source_id"], name="sources_name_id_idx")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.source_id})"

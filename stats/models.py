@@ -65,3 +65,29 @@ class ProcessedBatch(models.Model):
 
     def __str__(self) -> str:
         return self.batch_id
+
+
+class MinuteCounts(models.Model):
+    """Events per minute for the admin's dashboard, written by the merge (one
+    upsert per batch, :mod:`stats.minutes`). A ring: the row of a minute is
+    ``(minute % RING_MINUTES) * SHARDS + shard``, so the table never holds more
+    than ``RING_MINUTES * SHARDS`` rows, and a minute's row is taken over by the
+    minute ``RING_MINUTES`` later (retention bounded with no purge statement).
+
+    ``accepted``: events by the minute their batch was received (the time its
+    UUIDv7 id carries), counted when that batch is merged; ``processed``: events
+    by the minute they were merged; ``lag_ms_sum``/``lag_ms_max``: received →
+    merged, per event, of the events processed in that minute."""
+
+    id = models.IntegerField(primary_key=True)
+    minute = models.BigIntegerField(help_text="Minutes since the Unix epoch (UTC).")
+    accepted = models.BigIntegerField(default=0)
+    processed = models.BigIntegerField(default=0)
+    lag_ms_sum = models.BigIntegerField(default=0)
+    lag_ms_max = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "minute counts"
+
+    def __str__(self) -> str:
+        return f"minute {self.minute}: {self.accepted} accepted, {self.processed} processed"

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from stats.aggregator import SourceAggregate, from_micros
 from stats.fields import u64_to_db
+from stats.minutes import minute_counts_add
 from stats.models import ProcessedBatch, SourceEventType, SourceStats, StatsTotals
 from telemetron_site.config import get_config
 from telemetron_site.process_wide import process_wide
@@ -87,9 +88,10 @@ class DatabaseStore:
     """Every statement of a merge is raw SQL: in the workers the ORM's query
     building cost more than the database work (bench/RESULTS.md).
 
-    A merge is four statements in one transaction, whatever the batch's size:
+    A merge is five statements in one transaction, whatever the batch's size:
     the ledger row, one upsert of the batch's sources, one of their event types,
-    and one totals row. Nothing in it waits for a merge of other sources:
+    one totals row, and one upsert of the events per minute (:mod:`stats.minutes`).
+    Nothing in it waits for a merge of other sources:
 
     * sources and types are upserted in sorted order (every merge takes its row
       locks in the same order: no deadlock), and a merge waits only for a merge
@@ -149,7 +151,7 @@ class DatabaseStore:
             # PostgreSQL: the first shard no other merge holds, never waiting.
             "add_free_shard": f"UPDATE {tot} SET sources_count = sources_count + %s,"
             f" events_count = events_count + %s WHERE id = (SELECT id FROM {tot}"
-            " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)",
+            " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id",
             # SQLite, or every shard busy, or none there (`manage.py flush`).
             "add_shard": f"INSERT INTO {tot} (id, sources_count, events_count)"
             " VALUES (%s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
@@ -185,14 +187,16 @@ class DatabaseStore:
                 out.extend(raw.fetchall())
         return out
 
-    def _add_totals(self, cur: Any, *, sources: int, events: int) -> None:
+    def _add_totals(self, cur: Any, *, sources: int, events: int) -> int:
+        """Add to a totals shard; the shard's id (this transaction holds its row)."""
         sql = self._sql()
         if connection.vendor == "postgresql":
             cur.execute(sql["add_free_shard"], [sources, events])
-            if cur.rowcount:
-                return
+            if row := cur.fetchone():
+                return int(row[0])
         shard = random.randint(1, TOTALS_SHARDS) if connection.vendor == "postgresql" else 1
         cur.execute(sql["add_shard"], [shard, sources, events])
+        return shard
 
     def merge(self, *, batch_id: str, aggregates: dict[int, SourceAggregate]) -> bool:
         if not aggregates:
@@ -214,7 +218,9 @@ class DatabaseStore:
             # New: its total is this batch's count (a stored source has at least 1).
             new_sources = sum(1 for sid, total in stored if total == own_totals[sid])
             self._upsert(cur, "upsert_types", type_rows)
-            self._add_totals(cur, sources=new_sources, events=events)
+            shard = self._add_totals(cur, sources=new_sources, events=events)
+            # The dashboard's; in the totals shard's row of the minute (held by no other).
+            minute_counts_add(cur, batch_id=batch_id, events=events, shard=shard)
         return True
 
     def _merge_nothing(self, batch_id: str) -> bool:

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "processing",
     "stats",
     "archive",  # the ArchiveProcessor's tables and `manage.py archive`
+    "console",  # the admin's dashboard and sources list (after the apps it reads)
 ]
 
 # Kept short on purpose: every request pays for each one (DESIGN §10). The

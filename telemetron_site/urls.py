@@ -3,6 +3,7 @@ from django.contrib.staticfiles.views import serve as static_serve
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path, re_path
 
+from console.views import dashboard
 from ops.metrics.view import metrics
 from ops.readiness import readyz
 from sources.access import read_access_check
@@ -31,6 +32,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),  # /healthz and /readyz stay open
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_guarded, name="metrics"),
+    path("admin/", dashboard, name="dashboard"),  # the admin's landing page (before its index)
     path("admin/", admin.site.urls),
     path("", api.urls),
     # The admin's own CSS/JS, found in the installed apps (no collectstatic step);

@@ -22,6 +22,7 @@ APPS = (
     "sources",
     "archive",
     "webhooks",
+    "console",
 )
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60

@@ -3,6 +3,7 @@ acknowledgement modes. The stats are read after a restart on the same database."
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -13,7 +14,7 @@ import pytest
 
 from tests.conftest import event
 from tests.support.dbread import wait_queue_empty
-from tests.support.procs import Project, wait_until
+from tests.support.procs import Project, children_of, wait_until
 from tests.support.traffic import wait_for_totals
 
 pytestmark = pytest.mark.e2e
@@ -108,3 +109,21 @@ def test_sigterm_flushes_the_buffered_events(project: Project) -> None:
     assert server.stop(signal.SIGTERM) == 0, server.log()
     assert "buffered events not committed" not in server.log()
     _restart_and_count(project, capacity)
+
+
+def test_sigterm_while_a_respawned_web_worker_starts_stops_serve_at_once(project: Project) -> None:
+    """granian forks a new worker for one that died; until the worker has loaded the
+    application, a SIGTERM to it used to be lost (ops/worker_start.py) and serve's
+    shutdown waited granian's kill timeout (60 s) for it. SIGTERM right after the
+    respawn: serve stops within seconds, exit 0."""
+    project.config["http"] = {**project.config["http"], "workers": 2}
+    server = project.start("--web-only")
+    granian = wait_until(lambda: children_of(server.process.pid))
+    assert len(granian) == 1
+    (main,) = granian
+    workers = wait_until(lambda: len(w := children_of(main)) == 2 and w)
+    os.kill(min(workers), signal.SIGKILL)
+    wait_until(lambda: children_of(main) - workers, timeout=30, interval=0.005)
+    asked = time.monotonic()
+    assert server.stop(timeout=40) == 0  # the kill timeout is 60 s: a lost signal fails
+    print(f"serve stopped {time.monotonic() - asked:.2f} s after SIGTERM")

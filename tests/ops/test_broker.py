@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from django.db import DatabaseError
 from django_q.conf import Conf
 
-from ops.broker import broker, broker_commit
+from ops.broker import broker, broker_commit, oldest_batch_received_at
 from processing.broker import OrmBroker
 from processing.models import QueuedTask
 
@@ -36,3 +38,16 @@ def test_broker_commit_writes_several_batches_all_or_none(monkeypatch: pytest.Mo
     with broker.override(OrmBroker(list_key="all-or-none")):
         broker_commit(batches)
     assert QueuedTask.objects.filter(queue="all-or-none").count() == 3
+
+
+def test_the_oldest_batch_received_is_read_from_its_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Conf, "SYNC", False)  # really enqueue
+    broker().purge_queue()
+    assert oldest_batch_received_at() is None
+    before = datetime.now(UTC)
+    broker_commit([[{"sourceId": 1, "type": "A", "timestamp": "2023-10-27T09:30:00Z"}]])
+    broker_commit([[{"sourceId": 2, "type": "A", "timestamp": "2023-10-27T09:30:00Z"}]])
+    received = oldest_batch_received_at()
+    assert received is not None
+    assert before - timedelta(milliseconds=1) <= received <= datetime.now(UTC)
+    broker().purge_queue()

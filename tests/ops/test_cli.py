@@ -23,6 +23,7 @@ OUR_APPS = {
     "plugins",
     "archive",
     "sources",
+    "console",
 }
 
 

@@ -17,6 +17,22 @@ STUBBORN = (  # ignores SIGTERM, then says so by creating the file named by its 
     "pathlib.Path(sys.argv[1]).touch()\nwhile True: time.sleep(0.05)"
 )
 QUITTER = [sys.executable, "-c", "raise SystemExit(3)"]
+# A parent whose worker loses the first SIGTERM it gets (as a granian worker still
+# starting does) and stops on the next; the parent forwards its SIGTERM once, then
+# waits for the worker. The worker says it is ready by creating the file.
+DEAF_ONCE = (
+    "import pathlib, signal, sys, time\n"
+    "heard = []\n"
+    "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0) if heard else heard.append(1))\n"
+    "pathlib.Path(sys.argv[1]).touch()\n"
+    "while True: time.sleep(0.05)"
+)
+FORWARDS_ONCE = (
+    "import signal, subprocess, sys\n"
+    "worker = subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2]])\n"
+    "signal.signal(signal.SIGTERM, lambda *a: worker.terminate())\n"
+    "sys.exit(worker.wait())"
+)
 
 
 def _alive(pid: int) -> bool:
@@ -64,6 +80,20 @@ def test_a_child_that_ignores_sigterm_is_killed_at_the_deadline(tmp_path: Path) 
     assert result.failure == "stubborn process did not stop in time and was killed"
     assert result.codes["stubborn"] == -9
     assert not _alive(tree.pids["stubborn"])
+
+
+def test_a_worker_that_lost_its_sigterm_is_asked_again(tmp_path: Path) -> None:
+    ready = tmp_path / "worker"
+    web = [sys.executable, "-c", FORWARDS_ONCE, DEAF_ONCE, str(ready)]
+    tree = ProcessTree(
+        [("web", web)], env=os.environ, shutdown_timeout_s=30, resignal=("web",), resignal_s=0.2
+    )
+    tree.start()
+    wait_until(ready.exists, timeout=30, interval=0.01)
+    tree.stop()
+    result = tree.wait()  # without resignal: killed at the 30 s deadline
+    assert result.failure is None
+    assert result.codes["web"] == 0
 
 
 def test_granian_command_carries_the_serving_flags() -> None:

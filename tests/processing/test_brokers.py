@@ -315,3 +315,17 @@ def test_two_clusters_never_claim_the_same_task(kit: Kit) -> None:
     claims = Counter(claimed_by[0] + claimed_by[1])
     assert len(claims) == total
     assert set(claims.values()) == {1}
+
+
+def test_the_oldest_task_is_the_first_not_yet_acknowledged(kit: Kit) -> None:
+    a = kit.cluster()
+    assert a.oldest_task() is None
+    for name in ("first", "second", "third"):
+        a.enqueue(batch_task(name))
+    got = a.dequeue()  # claimed, not acknowledged: still the oldest
+    assert SignedPackage.loads(a.oldest_task())["name"] == "first"
+    a.acknowledge(ids(got)[0])
+    assert SignedPackage.loads(a.oldest_task())["name"] == "second"
+    for task_id in ids(got)[1:]:
+        a.acknowledge(task_id)
+    assert a.oldest_task() is None

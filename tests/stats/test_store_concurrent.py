@@ -136,7 +136,7 @@ def test_merges_creating_the_same_source_at_once_count_it_once(held: list[HeldMe
 
 @sqlite_only
 def test_sqlite_holds_the_write_lock_for_the_merge_statements_only() -> None:
-    """Between BEGIN and COMMIT only the merge's four statements run, whatever the
+    """Between BEGIN and COMMIT only the merge's five statements run, whatever the
     batch (here 100 sources, 200 types): the rows are built before BEGIN, and
     the sources and types go in one statement each."""
     aggregates = _aggregates(range(1, 101), per_source=2)
@@ -159,5 +159,6 @@ def test_sqlite_holds_the_write_lock_for_the_merge_statements_only() -> None:
         'INSERT INTO "stats_sourcestats"',
         'INSERT INTO "stats_sourceeventtype"',
         'INSERT INTO "stats_statstotals"',
+        'INSERT INTO "stats_minutecounts"',
     ]
     assert store.totals() == (101, 203)  # with the warm-up's 3 events

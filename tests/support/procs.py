@@ -201,8 +201,8 @@ class Project:
                 server.stop(timeout=60)
 
 
-def descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (from /proc), however deep."""
+def _children_by_parent() -> dict[int, list[int]]:
+    """Every process's children, from /proc (a snapshot)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -213,6 +213,17 @@ def descendants(pid: int) -> set[int]:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def children_of(pid: int) -> set[int]:
+    """The processes whose parent is ``pid``."""
+    return set(_children_by_parent().get(pid, []))
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid``, however deep."""
+    children = _children_by_parent()
     found: set[int] = set()
     todo = [pid]
     while todo:

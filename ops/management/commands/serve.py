@@ -146,7 +146,7 @@ class Command(cli.Command):
         children = tree_children(
             cfg, host=host, port=port, with_cluster=with_cluster, shutdown_timeout_s=timeout
         )
-        tree = ProcessTree(children, env=env, shutdown_timeout_s=timeout)
+        tree = ProcessTree(children, env=env, shutdown_timeout_s=timeout, resignal=("web",))
 
         def stop(signum: int, frame: object) -> None:
             if not tree.stopping:

@@ -1,0 +1,91 @@
+"""What the dashboard's events-per-minute counter costs the stats merge: the
+merge alone, in this process (``stats.store.DatabaseStore.merge``), ``--batches``
+batches of 100 events over 10,000 sources, with the counter's statement and
+without it (replaced by nothing), alternating rounds; client CPU and wall time
+per event.
+
+    .venv/bin/python -m bench.merge_minutes --database sqlite:///bench/.work/merge.sqlite3
+    .venv/bin/python -m bench.merge_minutes --database postgresql://postgres@127.0.0.1:5432/telemetron_bench_merge
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _setup(url: str) -> None:
+    if url.startswith("postgres"):
+        import psycopg
+
+        admin, name = url.rsplit("/", 1)
+        with psycopg.connect(f"{admin}/postgres", autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+                conn.execute(f'CREATE DATABASE "{name}"')
+    else:
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    os.environ["TELEMETRON_DATABASE__URL"] = url
+    os.environ.setdefault("TELEMETRON_CONFIG", str(ROOT / "config.toml"))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "telemetron_site.settings"
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def _round(batches: int, counter: bool) -> tuple[float, float]:
+    from plugins.base import batch_id_new
+    from stats import store as store_module
+    from stats.aggregator import SourceAggregate
+
+    real = store_module.minute_counts_add
+    if not counter:
+        store_module.minute_counts_add = lambda *a, **k: None  # type: ignore[assignment]
+    try:
+        store = store_module.DatabaseStore()
+        rng = random.Random(7)
+        work = []
+        for _ in range(batches):
+            aggs: dict[int, SourceAggregate] = {}
+            for _ in range(100):
+                sid = rng.randrange(10_000)
+                aggs.setdefault(sid, SourceAggregate()).add(1_700_000_000_000_000, "Click")
+            work.append((batch_id_new(), aggs))
+        cpu, wall = time.process_time(), time.perf_counter()
+        for batch_id, aggs in work:
+            store.merge(batch_id=batch_id, aggregates=aggs)
+        events = batches * 100
+        return (
+            (time.process_time() - cpu) / events * 1e6,
+            (time.perf_counter() - wall) / events * 1e6,
+        )
+    finally:
+        store_module.minute_counts_add = real
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", required=True, help="sqlite:///FILE or postgresql://…")
+    parser.add_argument("--batches", type=int, default=300, help="Batches per round (300).")
+    parser.add_argument("--rounds", type=int, default=3, help="Rounds of each (3).")
+    args = parser.parse_args()
+    _setup(args.database)
+    _round(50, True)  # warm: statements prepared, caches filled
+    for _ in range(args.rounds):
+        for counter in (False, True):
+            cpu, wall = _round(args.batches, counter)
+            label = "with the counter   " if counter else "without the counter"
+            print(f"{label}: client CPU {cpu:5.1f} µs/event, wall {wall:6.1f} µs/event")
+
+
+if __name__ == "__main__":
+    main()
