@@ -113,6 +113,7 @@ def _commit_deduplicated(queue: Any, batches: list[list[WireEvent]], keys: set[K
             for events in kept:
                 _enqueue(queue, events)
         events_deduplicated(dropped)
+        queue.seen_housekeeping(window_s=window_s)  # after the commit, not in it
         return
     fresh = set(keys)
     for _ in range(_REDIS_ROUNDS):

@@ -151,6 +151,7 @@ class OrmBroker(Broker):
         self._standalone = False
         self._next_housekeeping = 0.0
         self._next_cleanup = 0.0
+        self._next_seen_purge = 0.0
         self._dead_after = get_config().queue.dead_after
         self.host = host_id()  # a test may place the broker on another host
 
@@ -228,6 +229,14 @@ class OrmBroker(Broker):
                 )
                 fresh.update((int(sid) + BIAS, str(mid)) for sid, mid in cursor.fetchall())
         return fresh
+
+    def seen_housekeeping(self, *, window_s: float) -> None:
+        """Purge old event ids at most once a minute per process: the web
+        processes' share (with ``queue.workers = 0`` no cluster runs to do it)."""
+        now = time.monotonic()
+        if now >= self._next_seen_purge:
+            self._next_seen_purge = now + _CLEANUP_S
+            self.seen_purge(window_s=window_s)
 
     def seen_purge(self, *, window_s: float) -> None:
         """Delete the event ids older than the dedup window."""

@@ -171,3 +171,17 @@ def test_the_orm_clusters_housekeeping_purges_old_records(monkeypatch: pytest.Mo
     broker.cluster_id = f"cluster-{uuid.uuid4().hex[:8]}"
     broker.set_stat(f"{Conf.Q_STAT}:{broker.cluster_id}", "status", 3)
     assert list(SeenMessage.objects.values_list("message_id", flat=True)) == ["new"]
+
+
+def test_the_web_processes_purge_old_records_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With queue.workers = 0 no cluster runs: the commits purge, once a minute."""
+    monkeypatch.setattr(Conf, "SYNC", False)
+    queue = Queue("orm")
+    broker = queue.broker()
+    queue.commit(broker, [[ev(1, "old")]])
+    SeenMessage.objects.update(seen_at=time.time() - 25 * 3600)
+    queue.commit(broker, [[ev(1, "new")]])  # within the minute: not yet
+    assert SeenMessage.objects.count() == 2
+    broker._next_seen_purge = 0.0  # a minute later
+    queue.commit(broker, [[ev(1, "newer")]])
+    assert sorted(SeenMessage.objects.values_list("message_id", flat=True)) == ["new", "newer"]
