@@ -32,11 +32,12 @@ A first delivery pays no query for it.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic_core import from_json
 
 from ops.metrics.recording import batch_observe, plugin_failed, plugin_observe
 from plugins.base import Batch, Event, ProcessingError, Processor
@@ -159,7 +160,7 @@ def process_batch(
     pickles a task's arguments three times on its way, web → broker → worker →
     monitor, and one string costs a fraction of a hundred dicts), or as a list.
     ``redelivered``: set by our brokers on a delivery after the first."""
-    wire: list[dict[str, Any]] = json.loads(events) if isinstance(events, str) else events
+    wire: list[dict[str, Any]] = from_json(events) if isinstance(events, str) else events
     batch = Batch(id=batch_id, events=tuple(Event.from_wire(e) for e in wire))
     maybe_redelivered = redelivered or time.time() - enqueued_at >= get_config().queue.retry
     resume = bisections_started(batch_id=batch_id) if maybe_redelivered else frozenset()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 from django.db import DatabaseError
 from django_q.conf import Conf
@@ -36,3 +39,25 @@ def test_broker_commit_writes_several_batches_all_or_none(monkeypatch: pytest.Mo
     with broker.override(OrmBroker(list_key="all-or-none")):
         broker_commit(batches)
     assert QueuedTask.objects.filter(queue="all-or-none").count() == 3
+
+
+def test_a_committed_task_is_the_package_django_q2_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What broker_commit writes (without async_task) is a signed django-q2 task
+    of process_batch whose events read back as they were sent."""
+    from django_q.signing import SignedPackage
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    events = [
+        {"sourceId": 2**64 - 1, "type": "Click", "timestamp": "2026-11-26T10:00:00Z", "data": None},
+        {"sourceId": 1, "type": "é", "timestamp": "2026-11-26T10:00:00.5Z", "data": {"x": [1.5]}},
+        {"sourceId": 1, "type": "Big", "timestamp": "2026-11-26T10:00:00Z", "data": float("inf")},
+    ]
+    with broker.override(OrmBroker(list_key="package")):
+        broker_commit([events])
+    task = SignedPackage.loads(QueuedTask.objects.get(queue="package").payload)
+    assert task["func"] == "processing.tasks.process_batch"
+    batch_id, payload, enqueued_at = task["args"]
+    assert task["name"] == batch_id and len(task["id"]) == 32
+    assert task["kwargs"] == {} and task["started"] is not None
+    assert json.loads(payload) == events  # Infinity written as json.dumps writes it
+    assert enqueued_at == pytest.approx(time.time(), abs=60)
