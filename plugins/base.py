@@ -186,13 +186,56 @@ def batch_received_at(batch_id: str) -> datetime | None:
     return datetime.fromtimestamp(millis / 1000, UTC)
 
 
-@dataclass(frozen=True, slots=True)
 class Batch:
     """What a processor receives: a stable id (the same on every redelivery and
-    replay) and the events."""
+    replay) and the events.
 
-    id: str
-    events: tuple[Event, ...]
+    A worker builds it from the broker's wire events (``Batch(id, wire=...)``);
+    the :class:`Event` objects are then made only when a plugin reads
+    :attr:`events` (one model object per event cost the workers more than the
+    StorageProcessor's folding, which reads :attr:`wire`)."""
+
+    __slots__ = ("_events", "_wire", "id")
+
+    def __init__(
+        self,
+        id: str,
+        events: Sequence[Event] | None = None,
+        *,
+        wire: Sequence[dict[str, Any]] | None = None,
+    ) -> None:
+        if events is None and wire is None:
+            raise TypeError("Batch needs events or wire")
+        self.id = id
+        self._events = tuple(events) if events is not None else None
+        self._wire = wire
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        if self._events is None:
+            assert self._wire is not None
+            self._events = tuple(Event.from_wire(e) for e in self._wire)
+        return self._events
+
+    @property
+    def wire(self) -> Sequence[dict[str, Any]]:
+        """The events in the wire format (:meth:`Event.to_wire`), as plain data."""
+        if self._wire is None:
+            self._wire = [e.to_wire() for e in self.events]
+        return self._wire
+
+    def __len__(self) -> int:
+        return len(self._events if self._events is not None else self.wire)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Batch):
+            return NotImplemented
+        return self.id == other.id and self.events == other.events
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Batch(id={self.id!r}, events={len(self)})"
 
     @property
     def received_at(self) -> datetime | None:
