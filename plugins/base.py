@@ -1,3 +1,4 @@
+# Long: the whole plugin contract lives in one module (STYLE), Batch and validate_batch too.
 """The plugin contract every app depends on: the event and batch shapes, the
 ``Validator`` and ``Processor`` base classes, their errors and the ``Params``
 convention. Nothing here imports an app.
