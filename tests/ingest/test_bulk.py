@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY
 
 from ingest import services
 from ingest.bulk import event_parse_fast, events_parse_fast
+from plugins.base import Event
 from sources.services import source_create
 from tests.conftest import UseChains, event
 from tests.support.client import post, stats
@@ -25,16 +26,50 @@ def raw(value: Any) -> bytes:
     return json.dumps(value).encode()
 
 
+def _deep(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
 # --- the fast parse: exact or declined ----------------------------------------------------
 
 
 def test_a_valid_array_is_parsed_whole() -> None:
-    events = events_parse_fast(raw([event(1), event(2, "Click", data={"a": [1, 2.5, None]})]))
-    assert events is not None
-    assert [(e.source_id, e.type, e.data) for e in events] == [
+    parsed = events_parse_fast(raw([event(1), event(2, "Click", data={"a": [1, 2.5, None]})]))
+    assert parsed is not None and len(parsed) == 2
+    assert [(w["sourceId"], w["type"], w["data"]) for w in parsed.wire] == [
         (1, "Heartbeat", None),
         (2, "Click", {"a": [1, 2.5, None]}),
     ]
+
+
+TIMESTAMPS = [
+    "2023-10-27T09:30:00Z",
+    "2023-10-27T09:30:00.000Z",
+    "2023-10-27T09:30:00.120Z",
+    "2023-10-27T09:30:00.123456Z",
+    "2023-10-27T09:30:00.123000Z",
+    "2023-10-27T09:30:00.000000Z",
+    "2023-10-27T09:30:00.1Z",
+    "2023-10-27T09:30:00.123456789Z",
+    "2023-10-27T11:30:00+02:00",
+    "2023-10-27t09:30:00z",
+    "2023-10-27 09:30:00Z",
+    "0999-01-01T00:00:00Z",
+    "2024-02-29T23:59:59.999999-00:30",
+]
+
+
+@pytest.mark.parametrize("ts", TIMESTAMPS)
+def test_each_event_is_what_event_makes_of_it(ts: str) -> None:
+    sent = event(3, "Open", ts, data={"k": "é", "n": 10**30}, extra="ignored")
+    parsed = events_parse_fast(raw([sent]))
+    assert parsed is not None
+    model = Event.model_validate(sent)
+    assert parsed.wire == [model.to_wire()]
+    assert parsed.event(0) == model
 
 
 @pytest.mark.parametrize(
@@ -47,6 +82,16 @@ def test_a_valid_array_is_parsed_whole() -> None:
         b'[{"sourceId": 1, "type": "X", "timestamp": "2023-10-27T09:30:00Z", "data": NaN}]',
         b'[{"sourceId": 1, "type": "X", "timestamp": "2023-10-27T09:30:00Z", "data": Infinity}]',
         b'[{"sourceId": 1, "type": "X", "timestamp": "2023-10-27T09:30:00Z", "data": "\\ud800"}]',
+        raw([event(1, "   ")]),  # blank type
+        raw([event(1, "a\x00b")]),
+        raw([event(1, data={"a": "\x00"})]),
+        raw([event(1, data=_deep(70))]),
+        raw([event(1, ts="2023-13-27T09:30:00Z")]),  # month 13
+        raw([event(1, ts="0000-01-01T00:00:00Z")]),
+        raw([event(1, ts="2023-10-27T09:30:00")]),  # no offset
+        raw([{"source_id": 1, "type": "X", "timestamp": "2023-10-27T09:30:00Z"}]),
+        raw([event(True)]),
+        raw([event(2**64)]),
     ],
 )
 def test_anything_else_is_declined(body: bytes) -> None:
