@@ -233,7 +233,8 @@ class Batch:
             return NotImplemented
         return self.id == other.id and self.events == other.events
 
-    __hash__ = None  # type: ignore[assignment]
+    def __hash__(self) -> int:
+        return hash((self.id, self.events))
 
     def __repr__(self) -> str:
         return f"Batch(id={self.id!r}, events={len(self)})"

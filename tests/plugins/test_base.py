@@ -345,6 +345,10 @@ def test_a_batch_from_wire_has_the_events_from_wire_makes() -> None:
     assert batch.wire is WIRE
     assert batch.events == tuple(Event.from_wire(e) for e in WIRE)
     assert batch == Batch(id="b", events=[Event.from_wire(e) for e in WIRE])
+    plain = WIRE[:1]  # hashable as its events are (data None)
+    assert hash(Batch(id="b", wire=plain)) == hash(
+        Batch(id="b", events=[Event.from_wire(plain[0])])
+    )
 
 
 def test_a_batch_from_events_has_their_wire_format() -> None:
