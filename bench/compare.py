@@ -95,6 +95,14 @@ def _by_tag(phases: list[Phase]) -> dict[str, Phase]:
     return {p.tag: p for p in phases}
 
 
+def _end_to_end(phase: Phase | None) -> float | None:
+    """Events counted in /stats per second, from the load's start until the last
+    acknowledged one was counted."""
+    if phase is None or phase.visible_events is None or phase.drain_s is None:
+        return None
+    return phase.visible_events / (phase.wrk.duration_s + max(phase.drain_s, 0.0))
+
+
 def _fmt(value: float | None, spec: str = ",.0f") -> str:
     if value is None or value != value:  # None or NaN
         return ""
@@ -149,6 +157,10 @@ def side_by_side(
     row(
         "`/ingest/batch` 100 events: events/s, p99 ms",
         [f"{p.wrk.events_per_s:,.0f}, {p.wrk.p99_ms:.1f}" if p else "" for p in batch],
+    )
+    row(
+        "`/ingest/batch`: events/s counted end to end (counted / (load + catch-up))",
+        [_fmt(_end_to_end(p)) for p in batch],
     )
     row(
         "`/ingest/batch`: server CPU µs/event: web + workers = all",
@@ -212,8 +224,14 @@ def targets(
     single, batch = tags.get("ingest"), tags.get("batch")
     out: list[tuple[str, bool]] = []
     if batch is not None:
-        eps, us = batch.wrk.events_per_s, batch.us_per("event", "all")
-        out.append((f"/ingest/batch ≥ {BATCH_EPS:,} events/s ({eps:,.0f})", eps >= BATCH_EPS))
+        eps, us = _end_to_end(batch) or 0.0, batch.us_per("event", "all")
+        out.append(
+            (
+                f"/ingest/batch ≥ {BATCH_EPS:,} events/s counted end to end ({eps:,.0f}; "
+                f"{batch.wrk.events_per_s:,.0f} accepted)",
+                eps >= BATCH_EPS,
+            )
+        )
         out.append(
             (
                 f"/ingest/batch ≤ {BATCH_US_PER_EVENT:.0f} µs CPU/event ({us:.1f})",
