@@ -28,10 +28,12 @@ run: $(VENV)/.installed
 services:
 	bash scripts/ensure-services.sh
 
-# The benchmark report (loopback only, about a minute; figures in bench/RESULTS.md).
+# The benchmark (loopback only, ~6 min; figures in bench/RESULTS.md): BENCH_BEFORE
+# (default main) against this tree in one run, with py-spy profiles of both.
+BENCH_BEFORE ?= main
 bench: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[bench]'
-	bash bench/run.sh
+	bash bench/run.sh compare --before $(BENCH_BEFORE) --profile bench/.work/profile
 
 test: $(VENV)/.installed-dev services
 	$(MAKE) --no-print-directory test-sqlite

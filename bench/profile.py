@@ -17,6 +17,8 @@ from pathlib import Path
 
 __all__ = ["Profile", "children_of", "profile_read", "pyspy_start"]
 
+_ROOT = Path(__file__).resolve().parent.parent  # frames of this tree: shown relative to it
+
 # Each sample goes to the leaf-most frame that matches one of these owners (so a
 # database write inside the broker call counts as the broker write, and a view
 # running inside the middlewares counts as the view).
@@ -134,9 +136,11 @@ def _short(frame: str) -> str:
     """``func (path/to/file.py:123)`` -> ``func (path/to/file.py)``: merge lines."""
     name, _, where = frame.partition(" (")
     file = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/work/main/"):
+    for marker in ("site-packages/", "/bench/.work/before-", f"{_ROOT}/"):
         if marker in file:
             file = file.split(marker, 1)[1]
+            if marker == "/bench/.work/before-":  # before-<rev>/path: the tree's own path
+                file = file.partition("/")[2]
     return f"{name} ({file})" if file else name
 
 

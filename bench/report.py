@@ -32,7 +32,7 @@ from typing import Any
 
 from bench.backlog import BacklogSampler
 from bench.load import WrkResult, wrk_run
-from bench.machine import CpuMeter, CpuShare, load_average
+from bench.machine import CpuMeter, CpuShare, load_average, tree_pss_mb
 from bench.probe import MARKER_BASE, ProbeResult, VisibilityProbe
 from bench.profile import children_of, profile_read, pyspy_start
 from bench.servers import REPO, Server, start_floor, start_telemetron
@@ -60,6 +60,27 @@ class Phase:
     backlog_max: int | None = None
     backlog_end: int | None = None
     batches: int | None = None  # broker tasks written during the load
+    # CPU seconds of the server's tree from the load's start until every acked
+    # event was counted (so the workers' catching up after the load is in), split
+    # into the web processes (granian) and the rest (serve and the queue workers).
+    cpu_web_s: float | None = None
+    cpu_workers_s: float | None = None
+    pss_mb: float | None = None  # the serve tree's PSS at the end of the phase
+
+    @property
+    def events(self) -> int:
+        """Events acknowledged (or requests, for the floors)."""
+        if self.acked_events is not None:
+            return self.acked_events
+        return self.wrk.ok_requests * self.wrk.events_per_request
+
+    def us_per(self, what: str, part: str) -> float:
+        """CPU µs per ``what`` ("request" or "event") of ``part`` ("web", "workers", "all")."""
+        web = self.cpu_web_s if self.cpu_web_s is not None else self.cpu.web_s
+        workers = self.cpu_workers_s if self.cpu_workers_s is not None else self.cpu.workers_s
+        seconds = {"web": web, "workers": workers, "all": web + workers}[part]
+        count = self.wrk.ok_requests if what == "request" else self.events
+        return 1e6 * seconds / count if count else float("nan")
 
 
 @dataclass
@@ -75,6 +96,7 @@ class Options:
     probe_interval: float
     profile_dir: Path | None
     switch_interval: float | None
+    profile_prefix: str = ""  # bench.compare: "before-" / "after-"
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -149,8 +171,9 @@ def _measure(
     probe: bool = False,
     profile: bool = False,
     backlog_db: Path | None = None,
-) -> tuple[Phase, ProbeResult | None, float]:
-    """One measured load; returns the phase, the probe's result and when the load ended."""
+) -> tuple[Phase, ProbeResult | None, float, CpuMeter]:
+    """One measured load; returns the phase, the probe's result, when the load
+    ended and its CPU meter (still readable: :meth:`CpuMeter.since_start`)."""
     meter = CpuMeter(server.proc.pid)
     load_before = load_average()
     vis = None
@@ -194,7 +217,7 @@ def _measure(
         phase.backlog_max, phase.backlog_end = max(samples), samples[-1]
     if backlog is not None:
         phase.batches = backlog.enqueued
-    return phase, probe_result, load_end
+    return phase, probe_result, load_end, meter
 
 
 def _profile_start(
@@ -214,7 +237,7 @@ def _profile_start(
     spies = []
     for kind, pids in (("web", web), ("cluster", cluster)):
         for pid in pids:
-            out = opts.profile_dir / f"{tag}-{kind}{pid}.txt"
+            out = opts.profile_dir / f"{opts.profile_prefix}{tag}-{kind}{pid}.txt"
             spies.append((out, pyspy_start(pid, out, duration_s=max(opts.duration - 2, 1))))
     return spies
 
@@ -252,15 +275,19 @@ def _floors(opts: Options, workers: int, threads: int, workdir: Path) -> list[Ph
         server = start_floor(tag, target, workers=workers, threads=threads, workdir=workdir)
         try:
             _warmup(server, "ingest.lua", opts)
-            phase, _, _ = _measure(server, tag, name, "ingest.lua", opts)
+            phase, _, _, _ = _measure(server, tag, name, "ingest.lua", opts)
         finally:
             server.stop()
         phases.append(phase)
     return phases
 
 
-def _ours(opts: Options, workdir: Path) -> tuple[list[Phase], int]:
-    server = start_telemetron(workdir, opts.overrides, switch_interval=opts.switch_interval)
+def _ours(opts: Options, workdir: Path, tree: Path = REPO) -> tuple[list[Phase], int]:
+    """Telemetron's phases; ``tree``: the source tree to serve (bench.compare
+    serves an earlier revision's with the same virtualenv)."""
+    server = start_telemetron(
+        workdir, opts.overrides, switch_interval=opts.switch_interval, tree=tree
+    )
     phases: list[Phase] = []
     try:
         _warmup(server, "ingest.lua", opts)
@@ -269,7 +296,7 @@ def _ours(opts: Options, workdir: Path) -> tuple[list[Phase], int]:
         if opts.batch:
             runs.append(("batch", "Telemetron POST /ingest/batch (100 events)", "batch.lua"))
         for tag, name, script in runs:
-            phase, probe, load_end = _measure(
+            phase, probe, load_end, meter = _measure(
                 server,
                 tag,
                 name,
@@ -283,6 +310,8 @@ def _ours(opts: Options, workdir: Path) -> tuple[list[Phase], int]:
             acked += probe.acked if probe else 0
             visible, drain_s = _drain(server, base + acked, load_end)
             phase.acked_events, phase.visible_events, phase.drain_s = acked, visible - base, drain_s
+            phase.cpu_web_s, phase.cpu_workers_s = meter.since_start()
+            phase.pss_mb = tree_pss_mb(server.proc.pid)
             base = visible
             phases.append(phase)
     finally:

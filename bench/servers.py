@@ -79,11 +79,13 @@ class Server:
         return code
 
 
-def _spawn(name: str, cmd: list[str], env: dict[str, str], port: int, workdir: Path) -> Server:
+def _spawn(
+    name: str, cmd: list[str], env: dict[str, str], port: int, workdir: Path, cwd: Path = REPO
+) -> Server:
     log_path = workdir / f"{name}.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(
-        cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     return Server(name=name, port=port, proc=proc, log_path=log_path, _log=log)
 
@@ -103,11 +105,13 @@ def start_floor(name: str, target: str, *, workers: int, threads: int, workdir: 
     return server
 
 
-def telemetron_env(workdir: Path, overrides: dict[str, str]) -> dict[str, str]:
-    """The embedded default (the repository's config.toml) on a fresh SQLite file."""
+def telemetron_env(workdir: Path, overrides: dict[str, str], tree: Path = REPO) -> dict[str, str]:
+    """The embedded default (the tree's config.toml) on a fresh SQLite file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRON_")}
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    env["TELEMETRON_CONFIG"] = str(REPO / "config.toml")
+    # The tree's own packages before the virtualenv's editable install of this one.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tree), env.get("PYTHONPATH")) if p)
+    env["TELEMETRON_CONFIG"] = str(tree / "config.toml")
     env["TELEMETRON_DATABASE__URL"] = f"sqlite:///{workdir / 'telemetron.sqlite3'}"
     env.update(overrides)
     return env
@@ -123,17 +127,25 @@ def _switch_interval_hook(workdir: Path, seconds: float) -> str:
 
 
 def start_telemetron(
-    workdir: Path, overrides: dict[str, str], *, switch_interval: float | None = None
+    workdir: Path,
+    overrides: dict[str, str],
+    *,
+    switch_interval: float | None = None,
+    tree: Path = REPO,
 ) -> Server:
-    env = telemetron_env(workdir, overrides)
+    """``tree``: the source tree to serve (another revision's checkout runs with
+    this virtualenv: its directory comes first on ``sys.path``)."""
+    env = telemetron_env(workdir, overrides, tree)
     if switch_interval is not None:
         hook = _switch_interval_hook(workdir, switch_interval)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (hook, env.get("PYTHONPATH")) if p)
-    manage = [sys.executable, str(REPO / "manage.py")]
+    manage = [sys.executable, str(tree / "manage.py")]
     subprocess.run(
-        [*manage, "migrate", "--noinput", "-v", "0"], cwd=REPO, env=env, check=True, timeout=300
+        [*manage, "migrate", "--noinput", "-v", "0"], cwd=tree, env=env, check=True, timeout=300
     )
     port = free_port()
-    server = _spawn("telemetron", [*manage, "serve", "--port", str(port)], env, port, workdir)
+    server = _spawn(
+        "telemetron", [*manage, "serve", "--port", str(port)], env, port, workdir, cwd=tree
+    )
     server.wait_ready("GET", "/healthz", None, timeout_s=120)
     return server

@@ -6,7 +6,9 @@ per batch of at most ``processor.batch_size`` events (DESIGN §4).
   open batch with room for all its events becomes a new batch's leader: it
   lingers ``ingest.linger_ms`` so concurrent requests can join, takes the
   per-process flush lock (the batch keeps growing while it waits), seals the
-  batch and commits it with one broker write. A request's events are never
+  batch and commits it with one broker write; every other batch whose leader is
+  waiting for the flush lock by then is sealed and committed in the same write
+  (group commit: each batch its own task, all in one transaction). A request's events are never
   split over batches committed separately, so its answer is exact: 202 when all
   of them are committed, 503 when none is. A request over ``batch_size`` events
   commits its batches alone, in one transaction; a joiner whose batch is not yet
@@ -80,6 +82,7 @@ class GroupCommitBatcher:
         self._lock = threading.Lock()  # guards _open and every pending's events/sealed
         self._flush_lock = threading.Lock()  # one commit at a time per process
         self._open: _Pending | None = None
+        self._ready: list[_Pending] = []  # batches whose leaders wait for the flush lock
 
     def submit(self, events: list[WireEvent]) -> None:
         if len(events) > self._batch_size:
@@ -109,18 +112,35 @@ class GroupCommitBatcher:
     def _lead(self, pending: _Pending) -> None:
         if self._linger and len(pending.events) < self._batch_size:
             time.sleep(self._linger)
+        with self._lock:
+            self._ready.append(pending)
         with self._flush_lock:
             with self._lock:
-                if self._open is pending:
-                    self._open = None
-                pending.sealed = True
+                # Group commit: every batch whose leader is waiting for the flush
+                # lock goes in this one commit (each its own task, in one
+                # transaction), so under load a commit carries several batches.
+                group, self._ready = self._ready, []
+                for batch in group:
+                    if self._open is batch:
+                        self._open = None
+                    batch.sealed = True
+            if not group:
+                return  # an earlier leader committed this batch with its own
             try:
-                self._commit([pending.events])
+                self._commit([batch.events for batch in group])
             except Exception as exc:
-                log.exception("batch commit of %d events failed", len(pending.events))
-                pending.error = exc
+                events = sum(len(batch.events) for batch in group)
+                if len(group) == 1:
+                    log.exception("batch commit of %d events failed", events)
+                else:
+                    log.exception(
+                        "batch commit of %d events in %d batches failed", events, len(group)
+                    )
+                for batch in group:
+                    batch.error = exc
             finally:
-                pending.done.set()
+                for batch in group:
+                    batch.done.set()
 
     def _commit_alone(self, events: list[WireEvent]) -> None:
         """A request over batch_size events: its batches, in one commit."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from pydantic import Field
@@ -33,6 +34,16 @@ class SourceIdValidator(Validator):
         if self._allowed and event.source_id not in self._allowed:
             raise EventRejected(f"Disallowed source_id: {event.source_id}")
 
+    def validate_batch(self, events: Sequence[Event]) -> dict[int, EventRejected]:
+        if not self._allowed:
+            return {}  # an empty allow-list accepts every event: nothing to look at
+        allowed = self._allowed
+        return {
+            i: EventRejected(f"Disallowed source_id: {e.source_id}")
+            for i, e in enumerate(events)
+            if e.source_id not in allowed
+        }
+
 
 class EventTypeValidator(Validator):
     """Accept only events whose ``type`` is in ``allowed``."""
@@ -54,3 +65,13 @@ class EventTypeValidator(Validator):
     def validate(self, event: Event) -> None:
         if self._allowed and event.type not in self._allowed:
             raise EventRejected(f"Disallowed event type: {event.type}")
+
+    def validate_batch(self, events: Sequence[Event]) -> dict[int, EventRejected]:
+        if not self._allowed:
+            return {}
+        allowed = self._allowed
+        return {
+            i: EventRejected(f"Disallowed event type: {e.type}")
+            for i, e in enumerate(events)
+            if e.type not in allowed
+        }

@@ -1,3 +1,4 @@
+# Long: the whole plugin contract lives in one module (STYLE), Batch and validate_batch too.
 """The plugin contract every app depends on: the event and batch shapes, the
 ``Validator`` and ``Processor`` base classes, their errors and the ``Params``
 convention. Nothing here imports an app.
@@ -8,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
@@ -202,13 +204,57 @@ def batch_received_at(batch_id: str) -> datetime | None:
     return datetime.fromtimestamp(millis / 1000, UTC)
 
 
-@dataclass(frozen=True, slots=True)
 class Batch:
     """What a processor receives: a stable id (the same on every redelivery and
-    replay) and the events."""
+    replay) and the events.
 
-    id: str
-    events: tuple[Event, ...]
+    A worker builds it from the broker's wire events (``Batch(id, wire=...)``);
+    the :class:`Event` objects are then made only when a plugin reads
+    :attr:`events` (one model object per event cost the workers more than the
+    StorageProcessor's folding, which reads :attr:`wire`)."""
+
+    __slots__ = ("_events", "_wire", "id")
+
+    def __init__(
+        self,
+        id: str,
+        events: Sequence[Event] | None = None,
+        *,
+        wire: Sequence[dict[str, Any]] | None = None,
+    ) -> None:
+        if events is None and wire is None:
+            raise TypeError("Batch needs events or wire")
+        self.id = id
+        self._events = tuple(events) if events is not None else None
+        self._wire = wire
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        if self._events is None:
+            assert self._wire is not None
+            self._events = tuple(Event.from_wire(e) for e in self._wire)
+        return self._events
+
+    @property
+    def wire(self) -> Sequence[dict[str, Any]]:
+        """The events in the wire format (:meth:`Event.to_wire`), as plain data."""
+        if self._wire is None:
+            self._wire = [e.to_wire() for e in self.events]
+        return self._wire
+
+    def __len__(self) -> int:
+        return len(self._events if self._events is not None else self.wire)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Batch):
+            return NotImplemented
+        return self.id == other.id and self.events == other.events
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.events))
+
+    def __repr__(self) -> str:
+        return f"Batch(id={self.id!r}, events={len(self)})"
 
     @property
     def received_at(self) -> datetime | None:
@@ -262,6 +308,20 @@ class Validator(Plugin):
     def validate(self, event: Event) -> None:
         """Return to accept; raise :class:`EventRejected` to reject."""
         raise NotImplementedError
+
+    def validate_batch(self, events: Sequence[Event]) -> dict[int, EventRejected]:
+        """Check a request's events at once: the rejected ones by index (an empty
+        dict accepts them all). The default calls :meth:`validate` on each event;
+        a validator that can decide for a whole batch more cheaply (the built-in
+        ones with an empty allow-list: nothing to check) overrides it, with the
+        same outcome as :meth:`validate` event by event."""
+        rejected: dict[int, EventRejected] = {}
+        for index, event in enumerate(events):
+            try:
+                self.validate(event)
+            except EventRejected as exc:
+                rejected[index] = exc
+        return rejected
 
 
 class Processor(Plugin):

@@ -32,14 +32,15 @@ A first delivery pays no query for it.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic_core import from_json
+
 from ops.metrics.recording import batch_observe, plugin_failed, plugin_observe
-from plugins.base import Batch, Event, ProcessingError, Processor
+from plugins.base import Batch, ProcessingError, Processor
 from plugins.live import get_chains
 from processing.bisection import bisect_and_dead_letter, bisections_started
 from processing.dead_letters import dead_letter_create
@@ -92,7 +93,7 @@ def _dead_letter(
 ) -> set[int]:
     """Dead-letter what ``processor`` fails on for good: the batch bisected, or
     its one event. Returns the indices of the dead-lettered events."""
-    if len(batch.events) > 1:
+    if len(batch) > 1:
         return bisect_and_dead_letter(
             plugin=processor.name,
             batch=batch,
@@ -108,7 +109,7 @@ def _dead_letter(
         error=error,
         attempts=attempts,
     )
-    return set(range(len(batch.events)))
+    return set(range(len(batch)))
 
 
 def processor_chain_run(
@@ -125,10 +126,10 @@ def processor_chain_run(
     """
     chain = tuple(get_chains().processors) if processors is None else processors
     policy = _policy()
-    report = BatchReport(batch_id=batch.id, events=len(batch.events))
+    report = BatchReport(batch_id=batch.id, events=len(batch))
     unprocessed: set[int] = set()
     for processor in chain:
-        if processor.name in resume_bisection and len(batch.events) > 1:
+        if processor.name in resume_bisection and len(batch) > 1:
             error: BaseException = ProcessingError("bisection resumed on redelivery")
             attempts = 0
         else:
@@ -142,7 +143,7 @@ def processor_chain_run(
         if lost:
             report.dead_lettered[processor.name] = len(lost)
             unprocessed |= lost
-    report.processed = len(batch.events) - len(unprocessed)
+    report.processed = len(batch) - len(unprocessed)
     return report
 
 
@@ -159,8 +160,8 @@ def process_batch(
     pickles a task's arguments three times on its way, web → broker → worker →
     monitor, and one string costs a fraction of a hundred dicts), or as a list.
     ``redelivered``: set by our brokers on a delivery after the first."""
-    wire: list[dict[str, Any]] = json.loads(events) if isinstance(events, str) else events
-    batch = Batch(id=batch_id, events=tuple(Event.from_wire(e) for e in wire))
+    wire: list[dict[str, Any]] = from_json(events) if isinstance(events, str) else events
+    batch = Batch(id=batch_id, wire=wire)  # Event objects only if a plugin reads them
     maybe_redelivered = redelivered or time.time() - enqueued_at >= get_config().queue.retry
     resume = bisections_started(batch_id=batch_id) if maybe_redelivered else frozenset()
     report = processor_chain_run(batch=batch, wire_events=wire, resume_bisection=resume)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from plugins.base import Event
 
-__all__ = ["SourceAggregate", "aggregate", "from_micros", "to_micros"]
+__all__ = ["SourceAggregate", "aggregate", "aggregate_wire", "from_micros", "to_micros"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -53,6 +54,20 @@ class SourceAggregate:
         self.total += other.total
         for event_type, n in other.types.items():
             self.types[event_type] = self.types.get(event_type, 0) + n
+
+
+def aggregate_wire(events: Iterable[Mapping[str, Any]]) -> dict[int, SourceAggregate]:
+    """:func:`aggregate` of wire events (:meth:`Event.to_wire`'s dicts), without
+    building an Event per event: their timestamps are ingest's RFC 3339 in UTC."""
+    out: dict[int, SourceAggregate] = {}
+    parse = datetime.fromisoformat
+    for event in events:
+        source_id = event["sourceId"]
+        agg = out.get(source_id)
+        if agg is None:
+            agg = out[source_id] = SourceAggregate()
+        agg.add(to_micros(parse(event["timestamp"])), event["type"])
+    return out
 
 
 def aggregate(events: Iterable[Event]) -> dict[int, SourceAggregate]:

@@ -4,7 +4,7 @@ working. Folds each batch in memory and merges it into the stats store once."""
 from __future__ import annotations
 
 from plugins.base import Batch, Processor
-from stats.aggregator import aggregate
+from stats.aggregator import aggregate_wire
 from stats.store import MemoryStore, get_store
 
 __all__ = ["StorageProcessor"]
@@ -16,7 +16,7 @@ class StorageProcessor(Processor):
     name = "StorageProcessor"
 
     def process(self, batch: Batch) -> None:
-        get_store().merge(batch_id=batch.id, aggregates=aggregate(batch.events))
+        get_store().merge(batch_id=batch.id, aggregates=aggregate_wire(batch.wire))
 
     def state_is_process_local(self) -> bool:
         return isinstance(get_store(), MemoryStore)

@@ -79,7 +79,7 @@ class QueueConfig(_Section):
         360, ge=2, description="seconds before an unacknowledged batch is redelivered"
     )
     max_attempts: int = Field(10, ge=1, description="deliveries of a batch whose task crashes")
-    bulk: int = Field(10, ge=1)
+    bulk: int = Field(40, ge=1)
     queue_limit: int = Field(40, ge=1)
     poll: float = Field(0.05, gt=0)
     dead_after: float = Field(

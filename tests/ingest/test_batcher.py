@@ -169,6 +169,28 @@ def test_a_request_never_shares_a_batch_it_does_not_fit_in_whole() -> None:
     assert sorted(commit.committed[1:], key=len) == [four, six]
 
 
+def test_batches_whose_leaders_wait_for_the_flush_lock_share_one_commit() -> None:
+    """Group commit: full batches queued behind a commit go in the next one
+    together (each its own batch), not one commit each."""
+    commit = FakeCommit(hold_first=True)
+    batcher = durable(commit, batch_size=2)
+    first = Submitter(batcher, [ev(0), ev(1)])
+    first.start()
+    assert commit.first_started.wait(30)
+    full = [Submitter(batcher, [ev(i), ev(i + 1)]) for i in (10, 20, 30)]
+    for t in full:
+        t.start()
+    wait_until(lambda: len(batcher._ready) == 3, timeout=30, interval=0.002)
+    assert not any(t.returned for t in full)  # nobody is acked before its commit
+    commit.release()
+    finish([first, *full])
+    assert all(t.returned for t in [first, *full])
+    assert len(commit.calls) == 2  # the three queued batches in one commit
+    assert sorted(commit.calls[1], key=lambda b: b[0]["sourceId"]) == [
+        [ev(i), ev(i + 1)] for i in (10, 20, 30)
+    ]
+
+
 def test_a_failed_commit_gives_every_waiter_service_unavailable(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

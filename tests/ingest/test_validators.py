@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from ingest.validators import EventTypeValidator, SourceIdValidator
-from plugins.base import U64_MAX, Event, EventRejected, PluginSpec
+from plugins.base import U64_MAX, Event, EventRejected, PluginParams, PluginSpec, Validator
 from plugins.chains import build_plugin
 from plugins.registry import get_registry
 from tests.conftest import event
@@ -101,3 +101,52 @@ def test_built_from_a_spec_with_params() -> None:
 def test_unknown_params_are_refused() -> None:
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         SourceIdValidator.Params(allowed=[1], allow=[2])  # type: ignore[call-arg]
+
+
+# --- validate_batch: the same outcome as validate, event by event -------------------------
+
+
+def one_by_one(validator: Any, events: list[Event]) -> dict[int, str]:
+    out = {}
+    for index, e in enumerate(events):
+        try:
+            validator.validate(e)
+        except EventRejected as exc:
+            out[index] = exc.reason
+    return out
+
+
+BATCH = [parsed(1), parsed(5, "Click"), parsed(2, "Spam"), parsed(5)]
+
+
+@pytest.mark.parametrize(
+    "validator",
+    [
+        source_ids(),
+        source_ids(allowed=[1, 2]),
+        source_ids(allowed=[9]),
+        event_types(),
+        event_types(allowed=["Heartbeat"]),
+        event_types(allowed=["Nope"]),
+    ],
+    ids=["ids-empty", "ids-some", "ids-none", "types-empty", "types-some", "types-none"],
+)
+def test_validate_batch_rejects_what_validate_rejects(validator: Any) -> None:
+    got = {i: exc.reason for i, exc in validator.validate_batch(BATCH).items()}
+    assert got == one_by_one(validator, BATCH)
+
+
+def test_the_default_validate_batch_calls_validate_on_each_event() -> None:
+    seen: list[int] = []
+
+    class OddOnly(Validator):
+        name = "OddOnly"
+
+        def validate(self, event: Event) -> None:
+            seen.append(event.source_id)
+            if event.source_id % 2 == 0:
+                raise EventRejected(f"even: {event.source_id}")
+
+    rejected = OddOnly(PluginParams()).validate_batch(BATCH)
+    assert seen == [1, 5, 2, 5]
+    assert {i: exc.reason for i, exc in rejected.items()} == {2: "even: 2"}

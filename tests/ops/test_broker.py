@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -51,3 +53,25 @@ def test_the_oldest_batch_received_is_read_from_its_id(monkeypatch: pytest.Monke
     assert received is not None
     assert before - timedelta(milliseconds=1) <= received <= datetime.now(UTC)
     broker().purge_queue()
+
+
+def test_a_committed_task_is_the_package_django_q2_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What broker_commit writes (without async_task) is a signed django-q2 task
+    of process_batch whose events read back as they were sent."""
+    from django_q.signing import SignedPackage
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    events = [
+        {"sourceId": 2**64 - 1, "type": "Click", "timestamp": "2026-11-26T10:00:00Z", "data": None},
+        {"sourceId": 1, "type": "é", "timestamp": "2026-11-26T10:00:00.5Z", "data": {"x": [1.5]}},
+        {"sourceId": 1, "type": "Big", "timestamp": "2026-11-26T10:00:00Z", "data": float("inf")},
+    ]
+    with broker.override(OrmBroker(list_key="package")):
+        broker_commit([events])
+    task = SignedPackage.loads(QueuedTask.objects.get(queue="package").payload)
+    assert task["func"] == "processing.tasks.process_batch"
+    batch_id, payload, enqueued_at = task["args"]
+    assert task["name"] == batch_id and len(task["id"]) == 32
+    assert task["kwargs"] == {} and task["started"] is not None
+    assert json.loads(payload) == events  # Infinity written as json.dumps writes it
+    assert enqueued_at == pytest.approx(time.time(), abs=60)

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from plugins.base import MAX_DATA_DEPTH, MAX_TYPE_LENGTH, U64_MAX, Event, format_timestamp
+from plugins.base import (
+    MAX_DATA_DEPTH,
+    MAX_TYPE_LENGTH,
+    U64_MAX,
+    Batch,
+    Event,
+    format_timestamp,
+)
 from tests.conftest import event
 
 
@@ -321,3 +328,37 @@ def test_format_timestamp_is_utc_z_with_a_fraction_only_when_present(
     value: datetime, text: str
 ) -> None:
     assert format_timestamp(value) == text
+
+
+# --- Batch: built from the broker's wire events, Event objects on demand ------------------
+
+
+WIRE = [
+    {"sourceId": 1, "type": "Click", "timestamp": "2026-11-26T10:00:00Z", "data": None},
+    {"sourceId": 2, "type": "Open", "timestamp": "2026-11-26T10:00:00.500Z", "data": {"a": 1}},
+]
+
+
+def test_a_batch_from_wire_has_the_events_from_wire_makes() -> None:
+    batch = Batch(id="b", wire=WIRE)
+    assert len(batch) == 2
+    assert batch.wire is WIRE
+    assert batch.events == tuple(Event.from_wire(e) for e in WIRE)
+    assert batch == Batch(id="b", events=[Event.from_wire(e) for e in WIRE])
+    plain = WIRE[:1]  # hashable as its events are (data None)
+    assert hash(Batch(id="b", wire=plain)) == hash(
+        Batch(id="b", events=[Event.from_wire(plain[0])])
+    )
+
+
+def test_a_batch_from_events_has_their_wire_format() -> None:
+    events = tuple(Event.from_wire(e) for e in WIRE)
+    batch = Batch(id="b", events=events)
+    assert batch.events == events
+    assert list(batch.wire) == WIRE
+    assert batch != Batch(id="other", events=events)
+
+
+def test_a_batch_needs_events_or_wire() -> None:
+    with pytest.raises(TypeError):
+        Batch(id="b")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from plugins.base import U64_MAX, Event
-from stats.aggregator import SourceAggregate, aggregate, from_micros, to_micros
+from stats.aggregator import SourceAggregate, aggregate, aggregate_wire, from_micros, to_micros
 from tests.conftest import event
 
 
@@ -128,3 +128,18 @@ def test_microsecond_timestamps_round_trip_without_loss(value: datetime) -> None
 def test_micros_fit_a_signed_64_bit_column() -> None:
     for value in (datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)):
         assert -(2**63) <= to_micros(value) < 2**63
+
+
+def test_aggregate_wire_folds_the_wire_events_as_aggregate_folds_events() -> None:
+    wire = [
+        Event.model_validate(event(sid, typ, ts)).to_wire()
+        for sid, typ, ts in [
+            (1, "Click", "2023-10-27T09:30:00.250+02:00"),
+            (U64_MAX, "Open", "2023-10-27T09:30:00Z"),
+            (1, "Open", "2023-10-26T23:59:59.999999Z"),
+            (1, "Click", "2023-10-28T00:00:00Z"),
+        ]
+    ]
+    got, want = aggregate_wire(wire), aggregate(Event.from_wire(e) for e in wire)
+    assert got == want
+    assert got[1].total == 3 and got[1].types == {"Click": 2, "Open": 1}
