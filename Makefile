@@ -13,9 +13,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e .
 	touch $@
 
-# Test tools and the test-only plugin package.
-$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml tests/fixtures/testplugins/pyproject.toml
+# Test tools, the test-only plugin package, and the Node.js SDK the Segment tests
+# drive (tests/e2e/segment_node, pinned by its package-lock.json; `npm ci` uses
+# npm's cache when it has the packages).
+$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml tests/fixtures/testplugins/pyproject.toml tests/e2e/segment_node/package-lock.json
 	$(PY) -m pip install -q -e '.[dev]' -e tests/fixtures/testplugins
+	npm ci --prefix tests/e2e/segment_node --no-audit --no-fund --prefer-offline --loglevel=error
 	touch $@
 
 run: $(VENV)/.installed

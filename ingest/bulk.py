@@ -31,6 +31,7 @@ from typing_extensions import TypedDict
 from ops.metrics.recording import events_rejected
 from plugins.base import (
     MAX_DATA_DEPTH,
+    MAX_ID_LENGTH,
     MAX_TYPE_LENGTH,
     U64_MAX,
     Event,
@@ -54,6 +55,7 @@ class _Row(TypedDict):
     type: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_TYPE_LENGTH)]
     timestamp: Annotated[str, Strict()]
     data: NotRequired[Any]
+    id: NotRequired[Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID_LENGTH)]]
 
 
 _ROWS: TypeAdapter[list[_Row]] = TypeAdapter(list[_Row])
@@ -104,7 +106,11 @@ class Parsed:
         if made is None:
             w = self.wire[index]
             made = self._events[index] = Event.model_construct(
-                source_id=w["sourceId"], type=w["type"], timestamp=self.times[index], data=w["data"]
+                source_id=w["sourceId"],
+                type=w["type"],
+                timestamp=self.times[index],
+                data=w["data"],
+                id=w.get("id"),
             )
         return made
 
@@ -155,9 +161,12 @@ def events_parse_fast(body: bytes) -> Parsed | None:
             value, text = _timestamp(row["timestamp"])
         except ValueError:
             return None
-        wire.append(
-            {"sourceId": row["sourceId"], "type": event_type, "timestamp": text, "data": data}
-        )
+        one = {"sourceId": row["sourceId"], "type": event_type, "timestamp": text, "data": data}
+        if "id" in row:  # exactly once by id (ops/broker.py)
+            if string_problem(row["id"]) is not None:
+                return None
+            one["id"] = row["id"]
+        wire.append(one)
         times.append(value)
     return Parsed(wire, times)
 

@@ -36,7 +36,14 @@ FORBIDDEN = "forbidden"  # telemetron_events_rejected_total{reason=...}
 RATE_LIMITED = "rate_limited"
 UNAUTHORIZED = "unauthorized"
 
-__all__ = ["BatchResult", "access_for", "batch_ingest", "event_ingest", "event_parse"]
+__all__ = [
+    "BatchResult",
+    "access_for",
+    "batch_ingest",
+    "event_ingest",
+    "event_parse",
+    "values_ingest",
+]
 
 
 def _schema_details(exc: ValidationError) -> list[dict[str, str]]:
@@ -141,6 +148,7 @@ def event_ingest(*, body: bytes, access: WriteAccess) -> None:
 class BatchResult:
     accepted: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    forbidden: int = 0  # of the rejected, refused for access (403)
 
 
 def _nothing_accepted(rejected: list[dict[str, Any]], forbidden: int) -> ApiError:
@@ -192,21 +200,30 @@ def _batch_ingest_per_event(*, body: bytes, max_events: int, access: WriteAccess
         raise PayloadTooLarge(f"Batch has {len(values)} events; the limit is {max_events}")
     if not values:
         raise BadRequest("Batch is empty: nothing accepted")
+    result = values_ingest(values=values, access=access)
+    if not result.accepted:
+        raise _nothing_accepted(result.rejected, result.forbidden)
+    return result
 
+
+def values_ingest(*, values: list[Any], access: WriteAccess) -> BatchResult:
+    """Accept the valid events of decoded JSON values (the /ingest/batch path,
+    shared by the Segment API): schema, access, validators, then the rate limit
+    and the commit for all the valid ones at once. Nothing is taken when none
+    is valid (``accepted == 0``; the caller answers)."""
     chain = get_chains().validators
     result = BatchResult()
     accepted: list[Event] = []
-    forbidden = 0
     for index, value in enumerate(values):
         try:
             event = event_parse(value)
             _access_check(event, access)
             _validate(event, chain)
         except (BadRequest, Forbidden) as exc:
-            forbidden += isinstance(exc, Forbidden)
+            result.forbidden += isinstance(exc, Forbidden)
             result.rejected.append({"index": index, "error": exc.message})
             continue
         accepted.append(event)
     if not accepted:
-        raise _nothing_accepted(result.rejected, forbidden)
+        return result
     return _batch_submit([e.to_wire() for e in accepted], access, result)

@@ -86,8 +86,14 @@ def _package(batch_id: str, args: tuple[Any, ...]) -> str:
 def broker_commit(batches: list[list[WireEvent]]) -> None:
     """Write each batch as one django-q2 task; several batches all or none: in
     one database transaction on the ORM broker, one MULTI/EXEC on Redis (our
-    brokers' ``atomic()``), in turn on a broker without it."""
+    brokers' ``atomic()``), in turn on a broker without it. Events with an
+    ``id`` are taken exactly once per source within ``ingest.dedup_window``
+    (:func:`_commit_deduplicated`)."""
     queue = broker()
+    keys = _event_ids(batches)
+    if keys and (hasattr(queue, "seen_claim") or hasattr(queue, "enqueue_unseen")):
+        _commit_deduplicated(queue, batches, keys)
+        return
     if len(batches) == 1:
         _enqueue(queue, batches[0])
         return
@@ -95,6 +101,78 @@ def broker_commit(batches: list[list[WireEvent]]) -> None:
     with atomic() if atomic is not None else contextlib.nullcontext():
         for events in batches:
             _enqueue(queue, events)
+
+
+# --- exactly-once by event id -------------------------------------------------------
+
+Key = tuple[int, str]  # (source id, event id)
+
+# Rounds of the Redis script when concurrent requests keep recording ids this
+# commit has too: each round drops at least one id, so this bounds nothing real.
+_REDIS_ROUNDS = 50
+
+
+def _event_ids(batches: list[list[WireEvent]]) -> set[Key]:
+    return {(e["sourceId"], e["id"]) for events in batches for e in events if "id" in e}
+
+
+def _kept(batches: list[list[WireEvent]], fresh: set[Key]) -> tuple[list[list[WireEvent]], int]:
+    """The batches less the events whose id is not in ``fresh`` and the repeats
+    of an id within the commit itself (the first one is kept); and how many
+    were dropped."""
+    taken: set[Key] = set()
+    kept: list[list[WireEvent]] = []
+    dropped = 0
+    for events in batches:
+        mine = []
+        for event in events:
+            if "id" in event:
+                key = (event["sourceId"], event["id"])
+                if key not in fresh or key in taken:
+                    dropped += 1
+                    continue
+                taken.add(key)
+            mine.append(event)
+        if mine:
+            kept.append(mine)
+    return kept, dropped
+
+
+def _commit_deduplicated(queue: Any, batches: list[list[WireEvent]], keys: set[Key]) -> None:
+    """The ids are recorded in the same atomic step as the enqueue of their
+    events: in the transaction of the tasks' INSERTs on the ORM broker, in the
+    Lua script that adds the stream entries on Redis. So a request whose answer
+    was lost, retried, finds its ids recorded exactly when its events are
+    queued, and a repeat is acknowledged (the caller's 202/200) but not queued."""
+    from ops.metrics.recording import events_deduplicated
+    from telemetron_site.config import get_config
+
+    window_s = get_config().ingest.dedup_window.total_seconds()
+    if hasattr(queue, "seen_claim"):
+        with queue.atomic():
+            fresh = queue.seen_claim(sorted(keys), window_s=window_s)
+            kept, dropped = _kept(batches, fresh)
+            for events in kept:
+                _enqueue(queue, events)
+        events_deduplicated(dropped)
+        queue.seen_housekeeping(window_s=window_s)  # after the commit, not in it
+        return
+    fresh = set(keys)
+    for _ in range(_REDIS_ROUNDS):
+        kept, dropped = _kept(batches, fresh)
+        if not kept:  # every event a repeat: nothing to add
+            events_deduplicated(dropped)
+            return
+        with queue.capture() as tasks:
+            for events in kept:
+                _enqueue(queue, events)
+        taken = sorted(_event_ids(kept))
+        seen = queue.enqueue_unseen(taken, tasks, window_s=window_s)
+        if not seen:
+            events_deduplicated(dropped)
+            return
+        fresh -= seen
+    raise RuntimeError("event ids kept changing under the commit; not enqueued")
 
 
 def oldest_batch_received_at() -> datetime | None:

@@ -29,6 +29,7 @@ from plugins.storable import data_problem, string_problem
 
 __all__ = [
     "MAX_DATA_DEPTH",
+    "MAX_ID_LENGTH",
     "MAX_TYPE_LENGTH",
     "U64_MAX",
     "Batch",
@@ -58,6 +59,8 @@ MAX_DATA_DEPTH = 64
 # The longest ``type``: PostgreSQL's unique index on (source, type) refuses rows
 # over 2704 bytes, and 256 characters are at most 1024 bytes of UTF-8.
 MAX_TYPE_LENGTH = 256
+# The longest event id (``id``; a Segment ``messageId``), the dedup record's key.
+MAX_ID_LENGTH = 200
 
 
 # RFC 3339 date-time: a full date, a time with seconds, optional fraction, and an offset.
@@ -110,6 +113,9 @@ class Event(BaseModel):
     type: StrictStr = Field(min_length=1, max_length=MAX_TYPE_LENGTH)
     timestamp: datetime
     data: Any = None
+    # The sender's id of the event (a Segment messageId): a repeat of (source, id)
+    # within ingest.dedup_window is acknowledged and not enqueued again.
+    id: StrictStr | None = Field(None, min_length=1, max_length=MAX_ID_LENGTH)
 
     @field_validator("type")
     @classmethod
@@ -117,6 +123,13 @@ class Event(BaseModel):
         if not v.strip():
             raise ValueError("must not be empty")
         if problem := string_problem(v):
+            raise ValueError(problem)
+        return v
+
+    @field_validator("id")
+    @classmethod
+    def _id_storable(cls, v: str | None) -> str | None:
+        if v is not None and (problem := string_problem(v)):
             raise ValueError(problem)
         return v
 
@@ -136,12 +149,15 @@ class Event(BaseModel):
 
     def to_wire(self) -> dict[str, Any]:
         """Plain data for the broker and the dead-letter queue (normalised to UTC)."""
-        return {
+        wire = {
             "sourceId": self.source_id,
             "type": self.type,
             "timestamp": format_timestamp(self.timestamp),
             "data": self.data,
         }
+        if self.id is not None:
+            wire["id"] = self.id
+        return wire
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Event:
@@ -154,6 +170,7 @@ class Event(BaseModel):
             type=data["type"],
             timestamp=datetime.fromisoformat(data["timestamp"]),
             data=data.get("data"),
+            id=data.get("id"),
         )
 
 

@@ -20,7 +20,10 @@ clocks never matter.
 * ``acknowledge``/``delete``: one DELETE;
 * ``set_stat`` (the sentinel's heartbeat, every 0.5 s): one upsert of the lease,
   which also holds django-q2's status of the cluster for /readyz; once a second
-  the leases of this host whose sentinel is gone are marked dead.
+  the leases of this host whose sentinel is gone are marked dead; once a minute
+  old leases and the event ids older than ``ingest.dedup_window`` are deleted;
+* ``seen_claim``: the exactly-once record of event ids (ops/broker.py), one
+  upsert per 300 ids in the enqueue's transaction.
 
 Stale connections are closed at most once a second and whenever the queue is
 empty, instead of on every call; one that failed is closed at once.
@@ -51,8 +54,9 @@ from processing.leases import (
     process_alive,
     process_start,
 )
-from processing.models import ClusterLease, QueuedTask
+from processing.models import ClusterLease, QueuedTask, SeenMessage
 from telemetron_site.config import get_config
+from telemetron_site.fields import BIAS
 
 __all__ = ["OrmBroker"]
 
@@ -61,6 +65,7 @@ log = logging.getLogger("telemetron.processing")
 _CHECK_INTERVAL_S = 1.0
 _HOUSEKEEPING_S = 1.0
 _CLEANUP_S = 60.0
+_SEEN_CHUNK = 300  # rows per dedup INSERT (3 parameters each)
 
 _NOW = {
     "postgresql": "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS DOUBLE PRECISION)",
@@ -72,6 +77,7 @@ def _statements(connection: Any) -> dict[str, str]:
     q = connection.ops.quote_name
     now = _NOW[connection.vendor]
     tq, tl = q(QueuedTask._meta.db_table), q(ClusterLease._meta.db_table)
+    ts = q(SeenMessage._meta.db_table)
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     # Params: me, dead_after, me, dead_after. A task is claimable when its claim
     # expired, or its owner (another cluster) has no live lease: none, marked
@@ -118,6 +124,7 @@ def _statements(connection: Any) -> dict[str, str]:
         " WHERE cluster_id = %s AND pid = %s AND pid_start = %s",
         "cleanup": f"DELETE FROM {tl} WHERE (dead OR heartbeat < {now} - %s)"
         f" AND NOT EXISTS (SELECT 1 FROM {tq} WHERE owner = {tl}.cluster_id)",
+        "seen_purge": f"DELETE FROM {ts} WHERE seen_at < %s",
         "stats": f"SELECT stat FROM {tl} WHERE queue = %s AND stat <> '' AND stat_expires >= {now}",
         "stat": f"SELECT stat FROM {tl} WHERE cluster_id = %s AND stat <> ''"
         f" AND stat_expires >= {now}",
@@ -144,6 +151,7 @@ class OrmBroker(Broker):
         self._standalone = False
         self._next_housekeeping = 0.0
         self._next_cleanup = 0.0
+        self._next_seen_purge = 0.0
         self._dead_after = get_config().queue.dead_after
         self.host = host_id()  # a test may place the broker on another host
 
@@ -192,6 +200,47 @@ class OrmBroker(Broker):
     def atomic(self) -> Any:
         """Enqueues inside it are committed together or not at all."""
         return transaction.atomic(using=Conf.ORM)
+
+    def seen_claim(self, keys: list[tuple[int, str]], *, window_s: float) -> set[tuple[int, str]]:
+        """Record the event ids ``keys`` (distinct (source, id) pairs) as seen now;
+        return those that were not seen within ``window_s``. Call it inside
+        :meth:`atomic` with the enqueues, so the record and the events commit
+        together: a concurrent transaction with the same id waits for this one
+        and then finds it (PostgreSQL), or runs after it (SQLite's one writer).
+        Keys are written in order, so two such transactions cannot deadlock."""
+        connection = self._connection()
+        table = connection.ops.quote_name(SeenMessage._meta.db_table)
+        now = time.time()
+        fresh: set[tuple[int, str]] = set()
+        ordered = sorted(keys)
+        with self._cursor() as cursor:
+            for start in range(0, len(ordered), _SEEN_CHUNK):
+                chunk = ordered[start : start + _SEEN_CHUNK]
+                rows = ", ".join(["(%s, %s, %s)"] * len(chunk))
+                params: list[Any] = []
+                for source_id, message_id in chunk:
+                    params += [source_id - BIAS, message_id, now]
+                # A row older than the window (not purged yet) is taken over.
+                cursor.execute(
+                    f"INSERT INTO {table} (source_id, message_id, seen_at) VALUES {rows}"
+                    " ON CONFLICT (source_id, message_id) DO UPDATE SET seen_at = excluded.seen_at"
+                    f" WHERE {table}.seen_at < %s RETURNING source_id, message_id",
+                    [*params, now - window_s],
+                )
+                fresh.update((int(sid) + BIAS, str(mid)) for sid, mid in cursor.fetchall())
+        return fresh
+
+    def seen_housekeeping(self, *, window_s: float) -> None:
+        """Purge old event ids at most once a minute per process: the web
+        processes' share (with ``queue.workers = 0`` no cluster runs to do it)."""
+        now = time.monotonic()
+        if now >= self._next_seen_purge:
+            self._next_seen_purge = now + _CLEANUP_S
+            self.seen_purge(window_s=window_s)
+
+    def seen_purge(self, *, window_s: float) -> None:
+        """Delete the event ids older than the dedup window."""
+        self._run("seen_purge", [time.time() - window_s])
 
     def enqueue(self, task: str) -> int:
         with self._cursor() as cursor:
@@ -311,6 +360,7 @@ class OrmBroker(Broker):
         if now >= self._next_cleanup:
             self._next_cleanup = now + _CLEANUP_S
             self._run("cleanup", [LEASE_CLEANUP_S])
+            self.seen_purge(window_s=get_config().ingest.dedup_window.total_seconds())
 
     def _mark_dead_of_this_host(self) -> None:
         """Clusters of this host whose sentinel is gone are dead: their tasks are

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from django.db import models
 
+from plugins.base import MAX_ID_LENGTH
+from telemetron_site.fields import U64Field
+
 
 class DeadLetter(models.Model):
     class Status(models.TextChoices):
@@ -126,3 +129,26 @@ class ClusterLease(models.Model):
 
     def __str__(self) -> str:
         return f"cluster {self.cluster_id} on {self.host}"
+
+
+class SeenMessage(models.Model):
+    """An event id a source has sent (``id``; a Segment ``messageId``), written in
+    the transaction that enqueues the event (ops/broker.py): a repeat within
+    ``ingest.dedup_window`` is acknowledged and not enqueued again. ``seen_at``:
+    seconds since the epoch; rows older than the window are purged by the
+    clusters' housekeeping (processing/broker.py) and never match meanwhile."""
+
+    source_id = U64Field()
+    message_id = models.CharField(max_length=MAX_ID_LENGTH)
+    seen_at = models.FloatField(db_index=True)
+
+    class Meta:
+        verbose_name = "seen message id"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_id", "message_id"], name="processing_seenmessage_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}/{self.message_id}"

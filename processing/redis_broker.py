@@ -11,6 +11,9 @@ fetched (up to ``queue.queue_limit`` of them) is gone if the cluster dies. Here:
   and those unacknowledged past ``queue.retry`` (``XAUTOCLAIM``), then read new
   entries (``XREADGROUP``), up to ``queue.bulk``; each cluster is one consumer
   of the group, named by its cluster id;
+* ``enqueue_unseen``: the exactly-once record of event ids (ops/broker.py): one
+  script checks the ids, sets them (expiring after ``ingest.dedup_window``) and
+  adds the tasks (``XADD``), or adds nothing when one was seen;
 * ``acknowledge``: ``XACK`` + ``XDEL`` in one script (an acknowledged entry
   leaves the stream: its length is what is waiting or claimed);
 * ``set_stat`` (the sentinel's heartbeat, every 0.5 s): the cluster's lease,
@@ -131,6 +134,22 @@ return {again, new}
 """
 )
 
+# KEYS: the dedup keys of event ids, then the stream. ARGV: window ms, then the tasks.
+# When none of the ids is seen: records them all (expiring after the window) and
+# adds the tasks, in one atomic step; else adds nothing and returns the 1-based
+# indexes of the ids already seen.
+_ENQUEUE_UNSEEN = """
+local n = #KEYS - 1
+local seen = {}
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[i]) == 1 then seen[#seen + 1] = i end
+end
+if #seen > 0 then return seen end
+for i = 1, n do redis.call('SET', KEYS[i], '1', 'PX', ARGV[1]) end
+for i = 2, #ARGV do redis.call('XADD', KEYS[n + 1], '*', 't', ARGV[i]) end
+return seen
+"""
+
 # KEYS: stream. ARGV: group, entry id.
 _ACK = "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) return redis.call('XDEL', KEYS[1], ARGV[2])"
 
@@ -172,6 +191,7 @@ class RedisStreamsBroker(Broker):
                 ("claim", _CLAIM),
                 ("ack", _ACK),
                 ("sizes", _SIZES),
+                ("enqueue_unseen", _ENQUEUE_UNSEEN),
             )
         }
 
@@ -195,7 +215,37 @@ class RedisStreamsBroker(Broker):
             self._pipes.current = None
             pipe.reset()
 
+    @contextmanager
+    def capture(self) -> Iterator[list[str]]:
+        """Enqueues inside it are collected, not sent (for :meth:`enqueue_unseen`)."""
+        tasks: list[str] = []
+        self._pipes.capture = tasks
+        try:
+            yield tasks
+        finally:
+            self._pipes.capture = None
+
+    def enqueue_unseen(
+        self, keys: list[tuple[int, str]], tasks: list[str], *, window_s: float
+    ) -> set[tuple[int, str]]:
+        """Add ``tasks`` and record the event ids ``keys`` in one atomic step (a
+        Lua script), unless one of the ids is already recorded: then nothing is
+        added and those ids are returned (the caller drops them and tries again).
+        The records expire after ``window_s`` (Redis purges them)."""
+        names = [self.seen_key(source_id, message_id) for source_id, message_id in keys]
+        seen = self._scripts["enqueue_unseen"](
+            keys=[*names, self.stream], args=[max(int(window_s * 1000), 1), *tasks]
+        )
+        return {keys[int(i) - 1] for i in seen or []}
+
+    def seen_key(self, source_id: int, message_id: str) -> str:
+        return f"django_q:{self.list_key}:seen:{source_id}:{message_id}"
+
     def enqueue(self, task: str) -> str | None:
+        capture = getattr(self._pipes, "capture", None)
+        if capture is not None:
+            capture.append(task)
+            return None
         pipe = getattr(self._pipes, "current", None)
         if pipe is not None:
             pipe.xadd(self.stream, {"t": task})

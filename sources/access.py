@@ -27,7 +27,7 @@ from sources.live import get_directory, live_directory
 from telemetron_site.config import get_config
 from telemetron_site.errors import Forbidden, Unauthorized
 
-__all__ = ["WriteAccess", "presented_key", "read_access_check", "write_access"]
+__all__ = ["WriteAccess", "key_access", "presented_key", "read_access_check", "write_access"]
 
 _MISSING_KEY = (
     "A write key is required: send it as 'Authorization: Bearer <key>', HTTP Basic"
@@ -136,15 +136,26 @@ def write_access(request: HttpRequest) -> WriteAccess:
     origin = request_origin(request)
     key_source = None
     if get_config().ingest.auth == "required":
-        key = presented_key(request)
-        if key is None:
-            raise Unauthorized(_MISSING_KEY)
-        entry = directory.keys.get(digest(key))
-        if entry is None:
-            raise Unauthorized("Unknown or revoked write key")
-        live_directory().used_keys.add(entry.id)
-        key_source = entry.source
+        key_source = _key_source(directory, presented_key(request))
     return WriteAccess(directory, key_source, origin, request)
+
+
+def _key_source(directory: Directory, key: str | None) -> SourceEntry:
+    if key is None:
+        raise Unauthorized(_MISSING_KEY)
+    entry = directory.keys.get(digest(key))
+    if entry is None:
+        raise Unauthorized("Unknown or revoked write key")
+    live_directory().used_keys.add(entry.id)
+    return entry.source
+
+
+def key_access(request: HttpRequest, key: str | None) -> WriteAccess:
+    """The access of a write key, whatever ``ingest.auth`` says (the Segment API,
+    whose events name no source: the key's is theirs); Unauthorized (401)
+    without a live one."""
+    directory = get_directory()
+    return WriteAccess(directory, _key_source(directory, key), request_origin(request), request)
 
 
 def read_access_check(request: HttpRequest, *, scope: str) -> None:

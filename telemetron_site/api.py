@@ -10,6 +10,7 @@ from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
 from ingest.api import router as ingest_router
+from ingest.segment_api import router as segment_router
 from sources.cors import cors_response_headers
 from stats.api import router as stats_router
 from telemetron_site.errors import ApiError, loc_text, validation_messages
@@ -25,6 +26,7 @@ api = NinjaAPI(
 )
 api.add_router("", ingest_router)
 api.add_router("", stats_router)
+api.add_router("", segment_router)
 
 
 @api.exception_handler(ApiError)

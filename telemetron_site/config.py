@@ -106,6 +106,11 @@ class QueueConfig(_Section):
         return self
 
 
+def _duration_text(cls: type, value: object) -> object:
+    """A duration as text ("90d", "24h") for pydantic's timedelta."""
+    return parse_duration(value) if isinstance(value, str) else value
+
+
 class IngestConfig(_Section):
     ack: Literal["durable", "buffered"] = "durable"
     linger_ms: float = Field(5, ge=0, le=1000)
@@ -122,6 +127,9 @@ class IngestConfig(_Section):
     # Where the per-source rate-limit buckets live: "node" (shared by this node's
     # web processes) or "redis" (queue.redis_url, shared by every node).
     rate_limit: Literal["node", "redis"] = "node"
+    # Exactly-once by event id: how long a (source, id) is remembered ("24h").
+    dedup_window: timedelta = Field(timedelta(hours=24), gt=timedelta(0))
+    _window = field_validator("dedup_window", mode="before")(classmethod(_duration_text))  # type: ignore[var-annotated]
 
     @field_validator("allowed_origins")
     @classmethod
@@ -138,10 +146,7 @@ class ArchiveConfig(_Section):
     # purge` deletes when given no --older-than (e.g. "30d"); None: kept forever.
     retention: timedelta | None = None
 
-    @field_validator("retention", mode="before")
-    @classmethod
-    def _duration(cls, value: object) -> object:
-        return parse_duration(value) if isinstance(value, str) else value
+    _duration = field_validator("retention", mode="before")(classmethod(_duration_text))  # type: ignore[var-annotated]
 
     @field_validator("retention")
     @classmethod

@@ -10,6 +10,7 @@ from ops.metrics.series import (
     BATCH_SIZE,
     EVENT_LAG,
     EVENTS_ACCEPTED,
+    EVENTS_DEDUPLICATED,
     EVENTS_PROCESSED,
     EVENTS_REJECTED,
     INVALID,
@@ -20,6 +21,7 @@ from ops.metrics.series import (
 __all__ = [
     "batch_observe",
     "events_accepted",
+    "events_deduplicated",
     "events_rejected",
     "plugin_failed",
     "plugin_observe",
@@ -39,6 +41,11 @@ def _child(metric: MetricWrapperBase, *labels: str) -> MetricWrapperBase:
 
 def events_accepted(count: int) -> None:
     EVENTS_ACCEPTED.inc(count)
+
+
+def events_deduplicated(count: int) -> None:
+    if count:
+        EVENTS_DEDUPLICATED.inc(count)
 
 
 def events_rejected(reason: str = INVALID, count: int = 1) -> None:

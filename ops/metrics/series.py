@@ -16,6 +16,7 @@ from prometheus_client import Counter, Histogram, disable_created_metrics
 __all__ = [
     "BATCH_SIZE",
     "EVENTS_ACCEPTED",
+    "EVENTS_DEDUPLICATED",
     "EVENTS_PROCESSED",
     "EVENTS_REJECTED",
     "EVENT_LAG",
@@ -61,6 +62,11 @@ EVENTS_PROCESSED = Counter(
 EVENTS_ACCEPTED = Counter(
     "telemetron_events_accepted",
     "Events accepted by /ingest and /ingest/batch (answered 202).",
+)
+EVENTS_DEDUPLICATED = Counter(
+    "telemetron_events_deduplicated",
+    "Events acknowledged but not enqueued: their (source, id) was already taken within "
+    "ingest.dedup_window (a retried Segment message, a repeated /ingest id).",
 )
 EVENTS_REJECTED = Counter(
     "telemetron_events_rejected",

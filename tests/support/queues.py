@@ -31,7 +31,11 @@ def broker_config(kind: str) -> Iterator[dict[str, Any]]:
     try:
         yield {"broker": "redis", "redis_url": REDIS_URL, "name": name}
     finally:
-        redis.from_url(REDIS_URL).delete(f"django_q:{name}:stream", f"django_q:{name}:leases")
+        client = redis.from_url(REDIS_URL)
+        client.delete(f"django_q:{name}:stream", f"django_q:{name}:leases")
+        seen = list(client.scan_iter(f"django_q:{name}:seen:*"))  # event ids (exactly-once)
+        if seen:
+            client.delete(*seen)
 
 
 class QueueView:
