@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from ingest.backpressure import queue_gate_check
 from ingest.batcher import get_batcher
 from ops.metrics.recording import events_accepted, events_rejected
+from ops.metrics.series import FORBIDDEN, RATE_LIMITED, UNAUTHORIZED
 from plugins.base import Event, EventRejected, Validator
 from plugins.live import get_chains
 from sources.access import WriteAccess, write_access
@@ -30,10 +31,6 @@ from telemetron_site.errors import (
     loc_text,
     validation_messages,
 )
-
-FORBIDDEN = "forbidden"  # telemetron_events_rejected_total{reason=...}
-RATE_LIMITED = "rate_limited"
-UNAUTHORIZED = "unauthorized"
 
 __all__ = ["BatchResult", "access_for", "batch_ingest", "event_ingest", "event_parse"]
 
