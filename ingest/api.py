@@ -52,21 +52,55 @@ _WHEN_BATCH = {
 }
 
 
-def _body(schema: dict[str, object], example: object, errors: dict[int, str]) -> dict[str, object]:
+_EXAMPLES: dict[int, dict[str, object]] = {
+    400: {
+        "error": "Invalid event: sourceId: Field required",
+        "details": [{"field": "sourceId", "message": "Field required"}],
+    },
+    401: {"error": "Unknown or revoked write key"},
+    403: {
+        "error": "The write key is for source 1, not 2",
+        "details": [{"source_id": 2, "reason": "The write key is for source 1, not 2"}],
+    },
+    413: {"error": "Request body exceeds the limit of 1048576 bytes"},
+    415: {"error": "Unsupported Content-Encoding: br (use gzip or none)"},
+    429: {"error": "Rate limit exceeded for source 1; retry in 0.50 s"},
+    503: {
+        "error": "Queue backlog of 10000 batches is at its limit of 10000 (workers down or "
+        "behind); retry later"
+    },
+}
+_EXAMPLES_BATCH: dict[int, dict[str, object]] = {
+    **_EXAMPLES,
+    400: {
+        "error": "No event accepted",
+        "details": [{"index": 0, "error": "Invalid event: type: Field required"}],
+    },
+    413: {"error": "Batch has 1001 events; the limit is 1000"},
+}
+
+
+def _body(
+    schema: dict[str, object],
+    example: object,
+    errors: dict[int, str],
+    examples: dict[int, dict[str, object]],
+) -> dict[str, object]:
     return {
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": schema, "example": example}},
         },
-        "responses": error_responses_openapi(errors),
+        "responses": error_responses_openapi(errors, examples),
     }
 
 
-_EVENT_BODY = _body(event_body_schema(), EVENT_EXAMPLE, _WHEN)
+_EVENT_BODY = _body(event_body_schema(), EVENT_EXAMPLE, _WHEN, _EXAMPLES)
 _BATCH_BODY = _body(
     batch_body_schema(max_events=get_config().ingest.max_batch_events),
     [EVENT_EXAMPLE, {**EVENT_EXAMPLE, "sourceId": 2}],
     _WHEN_BATCH,
+    _EXAMPLES_BATCH,
 )
 
 

@@ -40,13 +40,17 @@ _HEADERS: dict[int, dict[str, Any]] = {
 }
 
 
-def error_responses_openapi(descriptions: Mapping[int, str]) -> dict[int, dict[str, Any]]:
+def error_responses_openapi(
+    descriptions: Mapping[int, str], examples: Mapping[int, dict[str, Any]] | None = None
+) -> dict[int, dict[str, Any]]:
     """``openapi_extra["responses"]`` of an operation: for each error status
     (its schema is ``ErrorOut``, from the operation's ``response``) when the
-    server answers it, and the headers it sends with it."""
+    server answers it, the headers it sends with it and an example answer."""
     out: dict[int, dict[str, Any]] = {}
     for status, text in descriptions.items():
         out[status] = {"description": text}
         if status in _HEADERS:
             out[status]["headers"] = _HEADERS[status]
+        if examples and status in examples:
+            out[status]["content"] = {"application/json": {"example": examples[status]}}
     return out
