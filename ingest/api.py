@@ -16,7 +16,7 @@ from ingest.schemas import (
 from ingest.services import access_for, batch_ingest, event_ingest
 from sources.cors import cors_mark, cors_preflight, cors_response_headers
 from telemetron_site.config import get_config
-from telemetron_site.schemas import ErrorOut, error_responses_openapi
+from telemetron_site.schemas import ErrorOut, error_responses_openapi, security_openapi
 
 router = Router(tags=["ingest"])
 
@@ -46,7 +46,8 @@ _WHEN_BATCH = {
     **_WHEN,
     400: "Not a JSON array, an empty one, or no valid event in it (`details` lists each "
     "refused event by index).",
-    403: "Every event refused for access (another source's, a disabled source's).",
+    403: "Every valid event refused for access (another source's, a disabled source's); "
+    "`details` lists the invalid ones too.",
     413: "Too large, more than `ingest.max_batch_events` events, or more events of a "
     "source than its burst.",
 }
@@ -86,13 +87,16 @@ def _body(
     errors: dict[int, str],
     examples: dict[int, dict[str, object]],
 ) -> dict[str, object]:
-    return {
+    out: dict[str, object] = {
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": schema, "example": example}},
         },
         "responses": error_responses_openapi(errors, examples),
     }
+    if get_config().ingest.auth == "required":  # a source's write key, any of four ways
+        out |= security_openapi("writeKey", "writeKeyBasic", "writeKeyHeader", "writeKeyQuery")
+    return out
 
 
 _EVENT_BODY = _body(event_body_schema(), EVENT_EXAMPLE, _WHEN, _EXAMPLES)

@@ -138,7 +138,9 @@ class BatchResult:
 
 
 def _nothing_accepted(rejected: list[dict[str, Any]], forbidden: int) -> ApiError:
-    if forbidden == len(rejected):
+    # A 400 when no element was a valid event; when some were, every one of
+    # them was refused for access: a 403 (the OpenAPI document's `contains`).
+    if forbidden:
         return Forbidden("No event accepted: none may be written with this access", rejected)
     return BadRequest("No event accepted", rejected)
 

@@ -14,8 +14,9 @@ from plugins.base import U64_MAX, format_timestamp
 from sources.access import read_access_check
 from sources.live import get_directory
 from stats.store import get_store
+from telemetron_site.config import get_config
 from telemetron_site.errors import BadRequest, NotFound
-from telemetron_site.schemas import ErrorOut, error_responses_openapi
+from telemetron_site.schemas import ErrorOut, error_responses_openapi, security_openapi
 
 router = Router(tags=["stats"])
 _READ_ERRORS = {401: ErrorOut, 403: ErrorOut}
@@ -28,6 +29,7 @@ _WHEN_SOURCE = {
     400: "The id is not a non-negative integer in decimal digits, or over 2^64-1.",
     404: "No event of this source id was counted.",
 }
+_SECURITY = security_openapi("readToken") if get_config().security.read_auth == "token" else {}
 # The view reads the id itself (source_id_parse, its own 400s); the document says
 # what it takes.
 SourceIdParam = Annotated[
@@ -80,7 +82,7 @@ def source_id_parse(text: str) -> int:
 @router.get(
     "/stats",
     response={200: Summary, **_READ_ERRORS},
-    openapi_extra={"responses": error_responses_openapi(_WHEN)},
+    openapi_extra={"responses": error_responses_openapi(_WHEN), **_SECURITY},
     summary="Totals over every source",
 )
 def stats_summary(request: HttpRequest) -> dict[str, int]:
@@ -92,7 +94,7 @@ def stats_summary(request: HttpRequest) -> dict[str, int]:
 @router.get(
     "/stats/{source_id}",
     response={200: SourceOut, 400: ErrorOut, 404: ErrorOut, **_READ_ERRORS},
-    openapi_extra={"responses": error_responses_openapi(_WHEN_SOURCE)},
+    openapi_extra={"responses": error_responses_openapi(_WHEN_SOURCE), **_SECURITY},
     summary="Statistics of one source",
 )
 def stats_source(request: HttpRequest, source_id: SourceIdParam) -> dict[str, object]:

@@ -16,17 +16,29 @@ from ingest.schemas import OPENAPI_COMPONENTS
 from sources.cors import cors_response_headers
 from stats.api import router as stats_router
 from telemetron_site.errors import ApiError, loc_text, validation_messages
+from telemetron_site.schemas import SECURITY_SCHEMES
 
 log = logging.getLogger("telemetron.api")
 
 
 class TelemetronAPI(NinjaAPI):
     """django-ninja's API with the schemas the ingest views declare by hand (they
-    read their bodies raw) added to the document's components."""
+    read their bodies raw) added to the document's components, and the security
+    schemes the operations name (``ingest.auth``, ``security.read_auth``)."""
 
     def get_openapi_schema(self, *args: Any, **kwargs: Any) -> OpenAPISchema:
         schema = super().get_openapi_schema(*args, **kwargs)
-        schema["components"].setdefault("schemas", {}).update(OPENAPI_COMPONENTS)
+        components = schema["components"]
+        components.setdefault("schemas", {}).update(OPENAPI_COMPONENTS)
+        named = {
+            name
+            for path in schema["paths"].values()
+            for operation in path.values()
+            for requirement in operation.get("security", ())
+            for name in requirement
+        }
+        if named:
+            components["securitySchemes"] = {n: SECURITY_SCHEMES[n] for n in sorted(named)}
         return schema
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from ninja import Schema
 from pydantic import Field
 
-__all__ = ["ErrorOut", "error_responses_openapi"]
+__all__ = ["SECURITY_SCHEMES", "ErrorOut", "error_responses_openapi", "security_openapi"]
 
 
 class ErrorOut(Schema):
@@ -54,3 +54,36 @@ def error_responses_openapi(
         if examples and status in examples:
             out[status]["content"] = {"application/json": {"example": examples[status]}}
     return out
+
+
+# The ways a request carries a source's write key (sources.access.presented_key)
+# and a read token; telemetron_site.api adds those the operations name.
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "writeKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A source's write key (`manage.py sources create`).",
+    },
+    "writeKeyBasic": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "The write key as the user name (what Segment-style SDKs send).",
+    },
+    "writeKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Write-Key"},
+    "writeKeyQuery": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "key",
+        "description": "For `navigator.sendBeacon`, which can set no header.",
+    },
+    "readToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A read token of the operation's scope (`manage.py tokens create`).",
+    },
+}
+
+
+def security_openapi(*schemes: str) -> dict[str, Any]:
+    """``openapi_extra`` of an operation that takes any one of ``schemes``."""
+    return {"security": [{name: []} for name in schemes]}
