@@ -149,7 +149,7 @@ AXES_VERBOSE = False
 
 # Static files: collected into STATIC_ROOT by `manage.py serve` at start-up
 # (ops/static.py: only when an installed package changed them), with hashed names,
-# gzip and brotli copies; served by whitenoise with a year's immutable caching.
+# gzip copies; served by whitenoise with a year's immutable caching.
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {

@@ -12,7 +12,7 @@ from ops.metrics.collectors import ScrapeTimeCollector
 from ops.metrics.multiproc import multiproc_dir, scrape_registry
 from ops.metrics.recording import known_series_init
 from ops.middleware import endpoints_known
-from plugins.live import get_chains
+from plugins.live import plugins_in_use
 
 __all__ = ["metrics"]
 
@@ -21,11 +21,7 @@ _scrape_time = ScrapeTimeCollector()
 
 def metrics(request: HttpRequest) -> HttpResponse:
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    chains = get_chains()  # the enabled plugins now (hot reload included)
-    known_series_init(
-        validators=[v.name for v in chains.validators],
-        processors=[p.name for p in chains.processors],
-        endpoints=endpoints_known(),
-    )
+    validators, processors = plugins_in_use()  # as this process last read them
+    known_series_init(validators=validators, processors=processors, endpoints=endpoints_known())
     registry = scrape_registry(multiproc_dir(), _scrape_time)
     return HttpResponse(encoder(registry), content_type=content_type)
