@@ -6,11 +6,17 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Router, Status
 
 from ingest.body import read_body
-from ingest.schemas import Accepted, BatchAccepted, Event
+from ingest.schemas import (
+    EVENT_EXAMPLE,
+    Accepted,
+    BatchAccepted,
+    batch_body_schema,
+    event_body_schema,
+)
 from ingest.services import access_for, batch_ingest, event_ingest
 from sources.cors import cors_mark, cors_preflight, cors_response_headers
 from telemetron_site.config import get_config
-from telemetron_site.schemas import ErrorOut
+from telemetron_site.schemas import ErrorOut, error_responses_openapi, security_openapi
 
 router = Router(tags=["ingest"])
 
@@ -24,22 +30,82 @@ _ERRORS = {
     429: ErrorOut,
     503: ErrorOut,
 }
-_EVENT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": Event.model_json_schema(by_alias=True)}},
-    }
+
+
+_WHEN = {
+    400: "Not JSON, not a valid event, or refused by a validator (`details` says which).",
+    401: 'No or unknown write key (`ingest.auth = "required"`).',
+    403: "Another source's event, a disabled source, or a browser origin the source "
+    "does not allow.",
+    413: "The body is larger than `ingest.max_body_bytes` (after gzip).",
+    415: "A Content-Encoding other than gzip or identity.",
+    429: "Over the source's rate limit: nothing was taken.",
+    503: "The queue cannot take the events now, or its backlog is full: nothing was taken.",
 }
-_BATCH_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {"type": "array", "items": Event.model_json_schema(by_alias=True)}
-            }
+_WHEN_BATCH = {
+    **_WHEN,
+    400: "Not a JSON array, an empty one, or no valid event in it (`details` lists each "
+    "refused event by index).",
+    403: "Every valid event refused for access (another source's, a disabled source's); "
+    "`details` lists the invalid ones too.",
+    413: "Too large, more than `ingest.max_batch_events` events, or more events of a "
+    "source than its burst.",
+}
+
+
+_EXAMPLES: dict[int, dict[str, object]] = {
+    400: {
+        "error": "Invalid event: sourceId: Field required",
+        "details": [{"field": "sourceId", "message": "Field required"}],
+    },
+    401: {"error": "Unknown or revoked write key"},
+    403: {
+        "error": "The write key is for source 1, not 2",
+        "details": [{"source_id": 2, "reason": "The write key is for source 1, not 2"}],
+    },
+    413: {"error": "Request body exceeds the limit of 1048576 bytes"},
+    415: {"error": "Unsupported Content-Encoding: br (use gzip or none)"},
+    429: {"error": "Rate limit exceeded for source 1; retry in 0.50 s"},
+    503: {
+        "error": "Queue backlog of 10000 batches is at its limit of 10000 (workers down or "
+        "behind); retry later"
+    },
+}
+_EXAMPLES_BATCH: dict[int, dict[str, object]] = {
+    **_EXAMPLES,
+    400: {
+        "error": "No event accepted",
+        "details": [{"index": 0, "error": "Invalid event: type: Field required"}],
+    },
+    413: {"error": "Batch has 1001 events; the limit is 1000"},
+}
+
+
+def _body(
+    schema: dict[str, object],
+    example: object,
+    errors: dict[int, str],
+    examples: dict[int, dict[str, object]],
+) -> dict[str, object]:
+    out: dict[str, object] = {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema, "example": example}},
         },
+        "responses": error_responses_openapi(errors, examples),
     }
-}
+    if get_config().ingest.auth == "required":  # a source's write key, any of four ways
+        out |= security_openapi("writeKey", "writeKeyBasic", "writeKeyHeader", "writeKeyQuery")
+    return out
+
+
+_EVENT_BODY = _body(event_body_schema(), EVENT_EXAMPLE, _WHEN, _EXAMPLES)
+_BATCH_BODY = _body(
+    batch_body_schema(max_events=get_config().ingest.max_batch_events),
+    [EVENT_EXAMPLE, {**EVENT_EXAMPLE, "sourceId": 2}],
+    _WHEN_BATCH,
+    _EXAMPLES_BATCH,
+)
 
 
 @router.post(

@@ -29,6 +29,7 @@ from pydantic import Field, Strict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from ops.metrics.recording import events_rejected
+from ops.metrics.series import FORBIDDEN
 from plugins.base import (
     MAX_DATA_DEPTH,
     MAX_ID_LENGTH,
@@ -43,8 +44,6 @@ from plugins.storable import data_problem, string_problem
 from sources.access import WriteAccess
 
 __all__ = ["Checked", "Parsed", "event_parse_fast", "events_check", "events_parse_fast"]
-
-FORBIDDEN = "forbidden"  # as ingest.services.FORBIDDEN (the metric's reason label)
 
 
 class _Row(TypedDict):

@@ -28,8 +28,9 @@ from typing import Any
 from django.http import HttpRequest
 
 from ingest.body import read_body
-from ingest.services import UNAUTHORIZED, json_parse, values_ingest
+from ingest.services import json_parse, values_ingest
 from ops.metrics.recording import events_rejected
+from ops.metrics.series import UNAUTHORIZED
 from plugins.base import format_timestamp
 from sources.access import WriteAccess, key_access, presented_key
 from telemetron_site.config import get_config

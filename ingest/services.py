@@ -15,6 +15,7 @@ from ingest.backpressure import queue_gate_check
 from ingest.batcher import get_batcher
 from ingest.bulk import event_parse_fast, events_check, events_parse_fast
 from ops.metrics.recording import events_accepted, events_rejected
+from ops.metrics.series import FORBIDDEN, RATE_LIMITED, UNAUTHORIZED
 from plugins.base import Event, EventRejected, Validator
 from plugins.live import get_chains
 from sources.access import WriteAccess, write_access
@@ -31,10 +32,6 @@ from telemetron_site.errors import (
     loc_text,
     validation_messages,
 )
-
-FORBIDDEN = "forbidden"  # telemetron_events_rejected_total{reason=...}
-RATE_LIMITED = "rate_limited"
-UNAUTHORIZED = "unauthorized"
 
 __all__ = [
     "BatchResult",
@@ -152,7 +149,9 @@ class BatchResult:
 
 
 def _nothing_accepted(rejected: list[dict[str, Any]], forbidden: int) -> ApiError:
-    if forbidden == len(rejected):
+    # A 400 when no element was a valid event; when some were, every one of
+    # them was refused for access: a 403 (the OpenAPI document's `contains`).
+    if forbidden:
         return Forbidden("No event accepted: none may be written with this access", rejected)
     return BadRequest("No event accepted", rejected)
 

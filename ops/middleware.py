@@ -14,14 +14,16 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import cache
 from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
+from django.urls import URLPattern, URLResolver, get_resolver
 
 from ops.metrics.series import HTTP_REQUESTS, HTTP_REQUESTS_DURATION
 
-__all__ = ["UNMATCHED", "RequestMetricsMiddleware", "route_template"]
+__all__ = ["UNMATCHED", "RequestMetricsMiddleware", "endpoints_known", "route_template"]
 
 log = logging.getLogger("telemetron.request")
 
@@ -35,6 +37,24 @@ def route_template(route: str) -> str:
     route = _NAMED_GROUP.sub(r"{\1}", route)
     route = _CONVERTER.sub(r"{\1}", route)
     return "/" + route.replace("^", "").replace("$", "")
+
+
+def _routes(resolver: URLResolver, prefix: str) -> Iterator[str]:
+    for entry in resolver.url_patterns:
+        route = prefix + str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            if entry.namespace != "admin":  # the admin's hundreds of routes: not the API
+                yield from _routes(entry, route)
+        elif isinstance(entry, URLPattern) and route:  # (django-ninja's empty root route)
+            yield route
+
+
+@cache
+def endpoints_known() -> tuple[str, ...]:
+    """The ``endpoint`` label of every route outside the admin (the API, /docs,
+    /metrics, the probes), as the middleware names them, plus ``unmatched``."""
+    templates = {route_template(route) for route in _routes(get_resolver(), "")}
+    return (*sorted(templates), UNMATCHED)
 
 
 class RequestMetricsMiddleware:

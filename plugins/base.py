@@ -16,6 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -64,8 +65,11 @@ MAX_ID_LENGTH = 200
 
 
 # RFC 3339 date-time: a full date, a time with seconds, optional fraction, and an offset.
+# ASCII digits, and a T (RFC 3339 section 5.6; its note's space is left out, as in
+# JSON Schema's date-time format: the OpenAPI document, ingest/schemas.py).
 _RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?P<frac>\.\d+)?(?P<tz>[Zz]|[+-]\d{2}:\d{2})$"
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?P<frac>\.[0-9]+)?"
+    r"(?P<tz>[Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
 
 
@@ -104,12 +108,23 @@ def format_timestamp(value: datetime) -> str:
     return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
+def _integral_number(value: Any) -> Any:
+    """A JSON number without a fraction (``1325.0``) is that integer, as in JSON
+    Schema's ``integer``; anything else goes on to the strict check unchanged
+    (a string, a boolean, ``1325.5`` are refused)."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
 class Event(BaseModel):
     """One telemetry event as clients send it (unknown fields are ignored)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
-    source_id: StrictInt = Field(alias="sourceId", ge=0, le=U64_MAX)
+    source_id: Annotated[StrictInt, BeforeValidator(_integral_number)] = Field(
+        alias="sourceId", ge=0, le=U64_MAX
+    )
     type: StrictStr = Field(min_length=1, max_length=MAX_TYPE_LENGTH)
     timestamp: datetime
     data: Any = None

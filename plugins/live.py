@@ -27,7 +27,7 @@ from plugins.chains import Chains, config_chains, specs_from_config
 from plugins.registry import get_registry
 from telemetron_site.config import get_config
 
-__all__ = ["clock_override", "get_chains", "reset"]
+__all__ = ["clock_override", "get_chains", "plugins_in_use", "reset"]
 
 log = logging.getLogger("telemetron.plugins")
 
@@ -51,6 +51,23 @@ def get_chains() -> Chains:
     if live is not None and _clock() < live.next_check:
         return live.chains
     return _refresh(live)
+
+
+def plugins_in_use() -> tuple[list[str], list[str]]:
+    """The names of the validators and of the processors this process holds,
+    without asking the database or building a plugin (what ``/metrics`` names
+    its series after: a scrape opens no connection, which on SQLite would
+    create a database file that was taken away); config.toml's before the
+    process built any chains."""
+    live = _live
+    if live is not None:
+        chains = live.chains
+        return [v.name for v in chains.validators], [p.name for p in chains.processors]
+    specs = specs_from_config(get_config())
+    return (
+        [s.name for s in specs if s.kind == "validator"],
+        [s.name for s in specs if s.kind == "processor"],
+    )
 
 
 def _refresh(seen: _Live | None) -> Chains:

@@ -4,25 +4,54 @@ error to one JSON shape ``{"error": ..., "details": [...]}``."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Swagger
 from ninja.errors import HttpError, ValidationError
+from ninja.openapi.schema import OpenAPISchema
 
 from ingest.api import router as ingest_router
+from ingest.schemas import OPENAPI_COMPONENTS
 from ingest.segment_api import router as segment_router
 from sources.cors import cors_response_headers
 from stats.api import router as stats_router
 from telemetron_site.errors import ApiError, loc_text, validation_messages
+from telemetron_site.schemas import SECURITY_SCHEMES
 
 log = logging.getLogger("telemetron.api")
 
-api = NinjaAPI(
+
+class TelemetronAPI(NinjaAPI):
+    """django-ninja's API with the schemas the ingest views declare by hand (they
+    read their bodies raw) added to the document's components, and the security
+    schemes the operations name (``ingest.auth``, ``security.read_auth``)."""
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> OpenAPISchema:
+        schema = super().get_openapi_schema(*args, **kwargs)
+        components = schema["components"]
+        components.setdefault("schemas", {}).update(OPENAPI_COMPONENTS)
+        named = {
+            name
+            for path in schema["paths"].values()
+            for operation in path.values()
+            for requirement in operation.get("security", ())
+            for name in requirement
+        }
+        if named:
+            components["securitySchemes"] = {n: SECURITY_SCHEMES[n] for n in sorted(named)}
+        return schema
+
+
+api = TelemetronAPI(
     title="Telemetron",
     version="0.1.0",
     description="Telemetry event ingestion and processing",
     docs_url="/docs",
     openapi_url="/openapi.json",
+    # Swagger UI from django-ninja's own static files ("ninja" is an installed
+    # app); no online validator badge: /docs asks nothing of any other host.
+    docs=Swagger(settings={"validatorUrl": None}),
 )
 api.add_router("", ingest_router)
 api.add_router("", stats_router)

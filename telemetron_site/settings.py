@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",  # django-ninja's own Swagger UI files for /docs (no CDN)
     "django_jsonform",  # the admin's plugin parameter forms
     "django_q",
     "axes",  # admin login throttling
@@ -45,6 +46,8 @@ MIDDLEWARE = [
     # Outermost, so it times the whole request: HTTP metrics + the request log line.
     "ops.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's, /docs' Swagger UI) before the admin's middlewares.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -145,8 +148,15 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 
+# Static files: collected into STATIC_ROOT by `manage.py serve` at start-up
+# (ops/static.py: only when an installed package changed them), with hashed names,
+# gzip copies; served by whitenoise with a year's immutable caching.
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 _queue = CONFIG.queue
 Q_CLUSTER: dict[str, Any] = {

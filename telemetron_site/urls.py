@@ -1,7 +1,6 @@
 from django.contrib import admin
-from django.contrib.staticfiles.views import serve as static_serve
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import path, re_path
+from django.urls import path
 
 from console.views import dashboard
 from ops.metrics.view import metrics
@@ -35,7 +34,5 @@ urlpatterns = [
     path("admin/", dashboard, name="dashboard"),  # the admin's landing page (before its index)
     path("admin/", admin.site.urls),
     path("", api.urls),
-    # The admin's own CSS/JS, found in the installed apps (no collectstatic step);
-    # last, so the API routes never pay for it.
-    re_path(r"^static/(?P<path>.+)$", static_serve, {"insecure": True}),
+    # /static/ is whitenoise's (its middleware answers before URL resolution).
 ]

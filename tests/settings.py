@@ -15,3 +15,11 @@ os.environ.setdefault(
 (_ROOT / ".work").mkdir(exist_ok=True)
 
 from telemetron_site.settings import *  # noqa: E402, F403
+
+# The in-process tests render the admin without a collected STATIC_ROOT (no
+# manifest of hashed names); `serve` collects for the e2e tests (ops/static.py).
+STATIC_ROOT.mkdir(exist_ok=True)  # noqa: F405  (whitenoise warns of a missing one)
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

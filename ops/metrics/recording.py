@@ -4,6 +4,8 @@ per series."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client.metrics import MetricWrapperBase
 
 from ops.metrics.series import (
@@ -13,9 +15,14 @@ from ops.metrics.series import (
     EVENTS_DEDUPLICATED,
     EVENTS_PROCESSED,
     EVENTS_REJECTED,
+    HTTP_REQUESTS,
+    HTTP_REQUESTS_DURATION,
+    HTTP_STATUS_CLASSES,
     INVALID,
     PLUGIN_DURATION,
     PLUGIN_ERRORS,
+    PLUGIN_STATUSES,
+    REJECTION_REASONS,
 )
 
 __all__ = [
@@ -23,6 +30,7 @@ __all__ = [
     "events_accepted",
     "events_deduplicated",
     "events_rejected",
+    "known_series_init",
     "plugin_failed",
     "plugin_observe",
 ]
@@ -71,3 +79,25 @@ def batch_observe(*, size: int, lag_s: float, processed: int) -> None:
     EVENT_LAG.observe(max(lag_s, 0.0))
     if processed:
         EVENTS_PROCESSED.inc(processed)
+
+
+def known_series_init(
+    *, validators: Iterable[str], processors: Iterable[str], endpoints: Iterable[str]
+) -> None:
+    """Make every series whose label values are known exist, at zero until
+    recorded (Prometheus' advice: a series missing until its first error is
+    invisible to ``rate()`` and alerts): each rejection reason (the fixed ones
+    and each validator's name), each processor's errors and run durations, and
+    each endpoint's requests and durations by status class. In multiprocess mode
+    a child's creation writes its zero into this process's file, which every
+    scrape merges. Cheap once done: a dictionary lookup per series."""
+    for reason in (*REJECTION_REASONS, *validators):
+        _child(EVENTS_REJECTED, reason)
+    for plugin in processors:
+        _child(PLUGIN_ERRORS, plugin)
+        for status in PLUGIN_STATUSES:
+            _child(PLUGIN_DURATION, plugin, status)
+    for endpoint in endpoints:
+        _child(HTTP_REQUESTS, endpoint)
+        for status_class in HTTP_STATUS_CLASSES:
+            _child(HTTP_REQUESTS_DURATION, endpoint, status_class)

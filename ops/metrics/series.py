@@ -20,11 +20,17 @@ __all__ = [
     "EVENTS_PROCESSED",
     "EVENTS_REJECTED",
     "EVENT_LAG",
+    "FORBIDDEN",
     "HTTP_REQUESTS",
     "HTTP_REQUESTS_DURATION",
+    "HTTP_STATUS_CLASSES",
     "INVALID",
     "PLUGIN_DURATION",
     "PLUGIN_ERRORS",
+    "PLUGIN_STATUSES",
+    "RATE_LIMITED",
+    "REJECTION_REASONS",
+    "UNAUTHORIZED",
 ]
 
 # `_created` series are not merged across processes; leave them out everywhere
@@ -86,5 +92,15 @@ EVENT_LAG = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
 )
 
-# The rejection reason of an event that is not JSON, or not a valid event.
-INVALID = "invalid"
+# The rejection reasons besides the validators' names (telemetron_events_rejected_total):
+INVALID = "invalid"  # not JSON, or not a valid event
+FORBIDDEN = "forbidden"  # another source's event, a disabled source, an origin not allowed
+RATE_LIMITED = "rate_limited"  # over the source's rate limit (429, or 413 over its burst)
+UNAUTHORIZED = "unauthorized"  # no or unknown write key (401)
+REJECTION_REASONS = (INVALID, FORBIDDEN, RATE_LIMITED, UNAUTHORIZED)
+
+# The values of the other fixed labels: every one is exported at zero from the
+# first scrape (ops.metrics.recording.known_series_init), so rate() and alerts
+# on them see a series before the first error.
+HTTP_STATUS_CLASSES = ("2xx", "4xx", "5xx")
+PLUGIN_STATUSES = ("success", "error")

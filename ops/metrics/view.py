@@ -1,5 +1,7 @@
 """``GET /metrics``: the Prometheus exposition of every process of this node
-(web and queue workers, merged in multiprocess mode) plus the scrape-time gauges."""
+(web and queue workers, merged in multiprocess mode) plus the scrape-time gauges.
+Every series of a known label value is there from the first scrape, at zero
+(each enabled plugin's, each rejection reason's, each endpoint's)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ from prometheus_client.exposition import choose_encoder
 
 from ops.metrics.collectors import ScrapeTimeCollector
 from ops.metrics.multiproc import multiproc_dir, scrape_registry
+from ops.metrics.recording import known_series_init
+from ops.middleware import endpoints_known
+from plugins.live import plugins_in_use
 
 __all__ = ["metrics"]
 
@@ -16,5 +21,7 @@ _scrape_time = ScrapeTimeCollector()
 
 def metrics(request: HttpRequest) -> HttpResponse:
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    validators, processors = plugins_in_use()  # as this process last read them
+    known_series_init(validators=validators, processors=processors, endpoints=endpoints_known())
     registry = scrape_registry(multiproc_dir(), _scrape_time)
     return HttpResponse(encoder(registry), content_type=content_type)

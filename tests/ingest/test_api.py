@@ -149,7 +149,7 @@ def test_missing_field_is_400_naming_it(client: Client, field: str) -> None:
         ("sourceId", 2**64),
         ("sourceId", "1"),
         ("sourceId", 1.5),
-        ("sourceId", 1.0),
+        ("sourceId", 2.0**64),
         ("sourceId", True),
         ("sourceId", None),
         ("type", 5),

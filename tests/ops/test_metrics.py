@@ -19,7 +19,8 @@ from ops.metrics.multiproc import (
     multiproc_dir_prepare,
     scrape_registry,
 )
-from ops.middleware import route_template
+from ops.metrics.recording import known_series_init
+from ops.middleware import endpoints_known, route_template
 from plugins.chains import Chains
 from plugins.live import get_chains, reset
 from processing.tasks import process_batch, processor_chain_run
@@ -294,3 +295,58 @@ def test_serve_creates_its_own_directory_when_none_is_configured() -> None:
         assert created and path.is_dir() and not list(path.iterdir())
     finally:
         path.rmdir()
+
+
+# --- known series at zero ------------------------------------------------------------
+
+
+def test_known_series_exist_at_zero_before_anything_is_recorded(client: Client) -> None:
+    known_series_init(
+        validators=["ZeroValidator"], processors=["ZeroProcessor"], endpoints=["/zero"]
+    )
+    exp = scrape(client)
+
+    def at_zero(name: str, **labels: str) -> bool:
+        return exp.has(name, **labels) and exp.value(name, **labels) == 0
+
+    assert at_zero("telemetron_events_rejected_total", reason="ZeroValidator")
+    assert at_zero("telemetron_processor_plugin_errors_total", plugin="ZeroProcessor")
+    for status in ("success", "error"):
+        duration = "telemetron_processor_plugin_duration_seconds_count"
+        assert at_zero(duration, plugin="ZeroProcessor", status=status)
+    assert at_zero("telemetron_http_requests_total", endpoint="/zero")
+    for status_class in ("2xx", "4xx", "5xx"):
+        duration = "telemetron_http_requests_duration_seconds_count"
+        assert at_zero(duration, endpoint="/zero", status=status_class)
+
+
+def test_metrics_exports_the_live_chains_plugins_every_reason_and_endpoint(
+    client: Client,
+) -> None:
+    poison = PoisonProcessor(PoisonProcessor.Params())
+    reset(Chains(validators=(), processors=(poison,)))  # as a hot reload would
+    exp = scrape(client)
+    assert exp.has("telemetron_processor_plugin_errors_total", plugin="PoisonProcessor")
+    for reason in ("invalid", "forbidden", "rate_limited", "unauthorized"):
+        assert exp.has("telemetron_events_rejected_total", reason=reason)
+    endpoints = {labels["endpoint"] for labels in exp.label_sets("telemetron_http_requests_total")}
+    assert endpoints >= {
+        "/ingest",
+        "/ingest/batch",
+        "/stats",
+        "/stats/{source_id}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/docs",
+        "/openapi.json",
+        "unmatched",
+    }
+
+
+def test_endpoints_known_are_the_middlewares_labels() -> None:
+    assert endpoints_known()[-1] == "unmatched"
+    assert "/stats/{source_id}" in endpoints_known()
+    assert "/" not in endpoints_known()  # django-ninja's empty root route
+    # The admin site's own routes are left out (a URL of ours under /admin/ is not).
+    assert not {"/admin/login/", "/admin/{app_label}/"} & set(endpoints_known())

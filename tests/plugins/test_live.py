@@ -131,3 +131,15 @@ def test_registry_lists_where_each_plugin_comes_from() -> None:
     registry = get_registry()
     assert registry.packages[("validator", "SourceIdValidator")] == ("telemetron", "0.1.0")
     assert registry.packages[("processor", "FlakyProcessor")][0] == "telemetron-testplugins"
+
+
+def test_plugins_in_use_asks_no_database_and_builds_nothing() -> None:
+    live.reset()  # nothing read yet: config.toml's names (tests/config.toml)
+    with CaptureQueriesContext(connection) as queries:
+        validators, processors = live.plugins_in_use()
+    assert len(queries) == 0
+    assert validators == ["SourceIdValidator", "EventTypeValidator"]
+    assert processors == ["StorageProcessor"]
+    chains = Chains.build([], get_registry())
+    live.reset(chains)
+    assert live.plugins_in_use() == ([], [])

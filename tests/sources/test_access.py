@@ -135,6 +135,17 @@ def test_a_batch_of_only_foreign_sources_is_403_and_takes_nothing(
     assert stats(client)[1]["events_count"] == 0
 
 
+def test_a_batch_whose_valid_events_are_all_foreign_is_403_with_the_invalid_ones_listed(
+    client: Client, keys: Keys
+) -> None:
+    # The valid events were refused for access: 403, not the 400 of "no valid event".
+    body = [event(1), {"sourceId": 2}, event(2, type="")]
+    response = post(client, "/ingest/batch", body, Authorization=f"Bearer {keys.blog}")
+    assert response.status_code == 403
+    assert [r["index"] for r in response.json()["details"]] == [0, 1, 2]
+    assert stats(client)[1]["events_count"] == 0
+
+
 def test_a_disabled_source_is_403_with_its_own_key(client: Client, keys: Keys) -> None:
     response = post(client, "/ingest", event(3), Authorization=f"Bearer {keys.off}")
     assert (response.status_code, response.json()["error"]) == (403, "Source 3 is disabled")

@@ -110,7 +110,8 @@ def test_unknown_source_is_404(client: Client) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["abc", "-1", "1.5", "1e3", "+1", "0x10", "%20", "1%20", "%EF%BC%91", "\uff11"]
+    "raw",
+    ["abc", "-1", "1.5", "1e-3", "-1.0", "+1", "0x10", "%20", "1%20", "%EF%BC%91", "\uff11", "1."],
 )
 def test_non_integer_id_is_400(client: Client, raw: str) -> None:
     response = client.get(f"/stats/{raw}")
@@ -121,7 +122,27 @@ def test_non_integer_id_is_400(client: Client, raw: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", [str(U64_MAX + 1), str(2**70), "9" * 21, "9" * 5000, "1" + "0" * 4400]
+    ("raw", "sid"), [("7.0", 7), ("7.000", 7), ("0.7e1", 7), ("7e0", 7), ("-0.0", 0), ("00007", 7)]
+)
+def test_id_of_integer_value_in_decimal_notation_is_that_id(
+    client: Client, raw: str, sid: int
+) -> None:
+    # The document declares an integer (JSON Schema: 7.0 is the integer 7).
+    response = client.get(f"/stats/{raw}")
+    assert response.status_code == 404
+    assert response.json() == {"error": f"Source id {sid} not found"}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        str(U64_MAX + 1),
+        str(2**70),
+        "9" * 21,
+        "9" * 5000,
+        "1" + "0" * 4400,
+        "1.8446744073709551616e19",
+    ],
 )
 def test_id_over_u64_max_is_400(client: Client, raw: str) -> None:
     response = client.get(f"/stats/{raw}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,7 +25,9 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "e2e" / "artifacts"
 
 
 @contextmanager
-def chromium() -> Iterator[WebDriver]:
+def chromium(extra_args: Sequence[str] = ()) -> Iterator[WebDriver]:
+    """A headless chromium; ``extra_args``: more command-line switches (e.g.
+    ``--host-resolver-rules``)."""
     for path in (CHROMIUM, CHROMEDRIVER):
         if not Path(path).exists():
             raise AssertionError(f"{path} is missing: run `make services` (Debian's chromium)")
@@ -43,6 +45,7 @@ def chromium() -> Iterator[WebDriver]:
         "--disable-dev-shm-usage",
         f"--user-data-dir={profile}",
         "--window-size=1600,1100",
+        *extra_args,
     ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)

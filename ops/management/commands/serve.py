@@ -23,6 +23,7 @@ from ops import cli
 from ops.metrics.multiproc import ENV as METRICS_DIR_ENV
 from ops.metrics.multiproc import multiproc_dir, multiproc_dir_prepare
 from ops.process_tree import ProcessTree, granian_command
+from ops.static import static_collect_if_stale
 from plugins.chains import specs_from_config
 from plugins.registry import get_registry
 from plugins.sync import startup_sync
@@ -121,6 +122,8 @@ class Command(cli.Command):
             )
         for line in startup_sync(specs=specs_from_config(cfg), registry=get_registry()):
             self.stdout.write(line)  # config.toml seeds the plugin rows (DESIGN §5)
+        if static_collect_if_stale():  # the admin's and /docs' files, for whitenoise
+            self.stdout.write(f"telemetron: static files collected into {settings.STATIC_ROOT}")
         connections.close_all()
         host = opts["host"] or cfg.http.host
         port = opts["port"] if opts["port"] is not None else cfg.http.port
