@@ -79,6 +79,13 @@ def _event_schema() -> dict[str, Any]:
     props["type"]["pattern"] = TYPE_PATTERN
     props["type"]["description"] = "Not only whitespace; no NUL character."
     props["timestamp"]["pattern"] = TIMESTAMP_PATTERN
+    for option in props["id"]["anyOf"]:
+        if option.get("type") == "string":
+            option["pattern"] = _NO_NUL
+    props["id"]["description"] = (
+        "Optional, no NUL character: a repeat of (source, id) within ingest.dedup_window"
+        " is acknowledged and not counted again."
+    )
     props["timestamp"]["description"] = (
         "RFC 3339 with an offset, within years 1 to 9999 once in UTC; stored in UTC."
     )

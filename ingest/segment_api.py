@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field
 from ingest.segment import CALL_TYPES, segment_ingest
 from sources.cors import cors_mark, cors_preflight, cors_response_headers
 from telemetron_site.errors import BadRequest, Forbidden
-from telemetron_site.schemas import ErrorOut
+from telemetron_site.schemas import ErrorOut, security_openapi
 
 router = Router(tags=["segment"])
 
@@ -53,12 +53,31 @@ class SegmentBatch(Schema):
     context: dict[str, Any] | None = None
 
 
+def _inlined(schema: Any, defs: dict[str, Any]) -> Any:
+    """``schema`` with its ``#/$defs/…`` references replaced by what they name: in
+    the OpenAPI document such a reference would point at the document's root."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inlined(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inlined(v, defs) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inlined(v, defs) for v in schema]
+    return schema
+
+
+# /v1 always needs a write key (it names the source), whatever ingest.auth says.
+_SECURITY = security_openapi("writeKeyBasic", "writeKey", "writeKeyHeader", "writeKeyQuery")
+
+
 def _body_doc(model: Any) -> dict[str, Any]:
+    schema = model.model_json_schema()
     return {
+        **_SECURITY,
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
+            "content": {"application/json": {"schema": _inlined(schema, schema.get("$defs", {}))}},
+        },
     }
 
 
