@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from tests.support.databases import BROKERS
 from tests.support.load import Load, LoadResult
 from tests.support.procs import Project, kill_tree, wait_until
 from tests.support.queues import QueueView, broker_config
@@ -49,7 +50,7 @@ def _assert_counted_once(result: LoadResult, per_source: dict[int, int]) -> None
         assert low <= counted <= high, (sid, counted, low, high)
 
 
-@pytest.mark.parametrize("broker", ["orm", "redis"])
+@pytest.mark.parametrize("broker", BROKERS)
 def test_whole_tree_sigkill_under_load_then_restart(project: Project, broker: str) -> None:
     with broker_config(broker) as queue:
         project.config["queue"].update(queue)

@@ -18,10 +18,14 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.support.browser import ARTIFACTS, chromium, save_page_screenshot
+from tests.support.databases import sqlite_pass_only
 from tests.support.procs import Project
 from tests.support.prom import parse_exposition
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    sqlite_pass_only("docs, static files, metric names: no database"),
+]
 
 # Every name resolves to nothing except the server's own address.
 OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"

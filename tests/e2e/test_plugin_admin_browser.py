@@ -14,9 +14,10 @@ from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.conftest import event
 from tests.support.browser import ARTIFACTS, admin_login, chromium, save_page_screenshot
+from tests.support.databases import sqlite_pass_only
 from tests.support.procs import Project, wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, sqlite_pass_only("the admin in a browser, not the database")]
 
 INTERVAL = 1.0
 PASSWORD = "e2e-admin-password"

@@ -17,9 +17,10 @@ from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.e2e.test_sources_browser import page_server
 from tests.support.browser import ARTIFACTS, chromium, save_page_screenshot
+from tests.support.databases import sqlite_pass_only
 from tests.support.procs import Project, free_port, wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, sqlite_pass_only("a browser page, not the database")]
 
 SOURCE = 43
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.support.cutproxy import cut_proxy
+from tests.support.databases import BROKERS
 from tests.support.procs import Project, kill_tree, wait_until
 from tests.support.prom import parse_exposition
 from tests.support.queues import broker_config
@@ -35,7 +36,7 @@ def _total(url: str) -> int:
     return int(r.json()["total_events"]) if r.status_code == 200 else 0
 
 
-@pytest.mark.parametrize("broker", ["orm", "redis"])
+@pytest.mark.parametrize("broker", BROKERS)
 def test_sigkill_mid_load_then_restart_counts_each_message_once(
     project: Project, broker: str
 ) -> None:

@@ -34,6 +34,7 @@ import pytest
 
 from tests.conftest import BASE_CONFIG
 from tests.support.cutproxy import CutProxy, batch_messages, cut_proxy
+from tests.support.databases import BROKERS
 from tests.support.installations import installed_project
 from tests.support.procs import Project, Server, wait_until
 from tests.support.prom import parse_exposition
@@ -85,7 +86,7 @@ class Served:
         return final
 
 
-@pytest.fixture(scope="module", params=["orm", "redis"])
+@pytest.fixture(scope="module", params=BROKERS)
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:

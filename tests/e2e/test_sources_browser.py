@@ -22,10 +22,11 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.support.browser import ARTIFACTS, chromium, save_page_screenshot
+from tests.support.databases import sqlite_pass_only
 from tests.support.procs import Project, free_port, wait_until
 from tests.support.prom import parse_exposition
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, sqlite_pass_only("CORS in a browser, not the database")]
 
 SOURCE = 41
 

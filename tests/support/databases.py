@@ -13,9 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+import pytest
 from django.conf import settings
 
-__all__ = ["backend", "fresh_database_url"]
+__all__ = ["BROKERS", "backend", "fresh_database_url", "postgres_pass_only", "sqlite_pass_only"]
 
 PG_ADMIN = os.environ.get(
     "TELEMETRON_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -26,6 +27,26 @@ def backend() -> str:
     return (
         "postgresql" if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else "sqlite"
     )
+
+
+def sqlite_pass_only(why: str) -> pytest.MarkDecorator:
+    """Run in the SQLite pass only: what the test holds does not depend on the
+    database (the browser, the OpenAPI document), and the suite must stay short."""
+    return pytest.mark.skipif(backend() != "sqlite", reason=f"{why}: SQLite pass only")
+
+
+def postgres_pass_only(why: str) -> pytest.MarkDecorator:
+    """Run in the PostgreSQL pass only (a configuration that goes with PostgreSQL)."""
+    return pytest.mark.skipif(backend() != "postgresql", reason=f"{why}: PostgreSQL pass only")
+
+
+# Broker parameters of fault tests: the Redis broker goes with PostgreSQL (README,
+# Deployment shapes), so its variant runs in the PostgreSQL pass; the ORM broker's
+# in both (SQLite + ORM is the embedded default).
+BROKERS = [
+    pytest.param("orm"),
+    pytest.param("redis", marks=postgres_pass_only("the Redis broker goes with PostgreSQL")),
+]
 
 
 def _pg_url(dbname: str) -> str:
