@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.database import django_start
+
 INDEXES = {
     "archive_source_time": "(source_id, received_at, id)",
     "archive_time": "(received_at, id)",
@@ -34,19 +33,7 @@ DAYS = 30
 
 
 def _setup(url: str) -> None:
-    import psycopg
-
-    admin, name = url.rsplit("/", 1)
-    with psycopg.connect(f"{admin}/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    os.environ["TELEMETRON_DATABASE__URL"] = url
-    os.environ.setdefault("TELEMETRON_CONFIG", str(ROOT / "config.toml"))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "telemetron_site.settings"
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    django_start(url)
     from django.core.management import call_command
 
     call_command("migrate", "archive", verbosity=0)

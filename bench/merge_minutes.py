@@ -11,32 +11,14 @@ per event.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.database import django_start
 
 
 def _setup(url: str) -> None:
-    if url.startswith("postgres"):
-        import psycopg
-
-        admin, name = url.rsplit("/", 1)
-        with psycopg.connect(f"{admin}/postgres", autocommit=True) as conn:
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-                conn.execute(f'CREATE DATABASE "{name}"')
-    else:
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    os.environ["TELEMETRON_DATABASE__URL"] = url
-    os.environ.setdefault("TELEMETRON_CONFIG", str(ROOT / "config.toml"))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "telemetron_site.settings"
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    django_start(url)
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)

@@ -17,31 +17,17 @@ The database is created when missing and filled once (later runs reuse it).
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.database import django_start
+
 BIAS = 2**63
 LIST = "/admin/sources/source/"
 
 
 def _setup(url: str) -> None:
-    import psycopg
-
-    admin, name = url.rsplit("/", 1)
-    with psycopg.connect(f"{admin}/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    os.environ["TELEMETRON_DATABASE__URL"] = url
-    os.environ.setdefault("TELEMETRON_CONFIG", str(ROOT / "config.toml"))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "telemetron_site.settings"
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    django_start(url)
     from django.core.management import call_command
     from django.test.utils import setup_test_environment
 
