@@ -9,10 +9,9 @@ server refuses it (403); nothing is counted."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
@@ -23,6 +22,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.support.browser import ARTIFACTS, chromium, save_page_screenshot
 from tests.support.databases import sqlite_pass_only
+from tests.support.loopback import http_server
 from tests.support.procs import Project, free_port, wait_until
 from tests.support.prom import parse_exposition
 
@@ -78,14 +78,8 @@ def page_server(port: int, html_for: Any) -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(Handler, port):
         yield origin
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _result(driver: WebDriver, origin: str) -> dict[str, Any]:

@@ -13,9 +13,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
+
+from tests.support.loopback import http_server
 
 __all__ = ["CutProxy", "cut_proxy"]
 
@@ -81,16 +83,11 @@ def cut_proxy(upstream: str) -> Iterator[CutProxy]:
             self.end_headers()
             self.wfile.write(answer.content)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield state
+        with http_server(Handler) as url:
+            state.url = url
+            yield state
     finally:
-        server.shutdown()
-        server.server_close()
         client.close()
 
 
