@@ -31,6 +31,8 @@ from pathlib import Path
 import psycopg
 import redis
 
+from bench.profile import pyspy_start
+
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / ".work"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -176,7 +178,16 @@ class Project:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def drain(setup: str, processor: str, workers: int, batches: int) -> Run:
+def _profile(pids: list[int], out: Path | None, label: str) -> list[subprocess.Popen[bytes]]:
+    """py-spy on every process of the cluster (``--gil``, until it exits or 30 s)."""
+    if out is None:
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    return [pyspy_start(pid, out / f"{label}-{pid}.txt", duration_s=30) for pid in pids]
+
+
+def drain(setup: str, processor: str, workers: int, batches: int,
+          profile: Path | None = None) -> Run:  # fmt: skip
     project = Project(setup, processor, workers)
     try:
         project.manage("migrate", "--noinput")
@@ -186,12 +197,14 @@ def drain(setup: str, processor: str, workers: int, batches: int) -> Run:
         load_before = os.getloadavg()[0]
         cluster = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "qcluster"],
                                    cwd=project.dir, env=project.env())  # fmt: skip
+        spies: list[subprocess.Popen[bytes]] = []
         try:
             while project.waiting()[1] == 0:  # until the first claim
                 time.sleep(0.01)
             start = time.monotonic()
             tree, pg, rs = _tree(cluster.pid), project.backends(), _pids_named("redis-server")
             ticks0 = (_ticks(tree), _ticks(pg), _ticks(rs))
+            spies = _profile(tree, profile, f"{setup}-{processor}-{workers}")
             while project.waiting()[0] > 0:
                 time.sleep(0.01)
             seconds = time.monotonic() - start
@@ -200,6 +213,8 @@ def drain(setup: str, processor: str, workers: int, batches: int) -> Run:
         finally:
             cluster.send_signal(signal.SIGTERM)
             cluster.wait(60)
+            for spy in spies:
+                spy.wait(60)
         events = batches * 100
         hz = os.sysconf("SC_CLK_TCK")
         per_event = [(b - a) / hz / events * 1e6 for a, b in zip(ticks0, ticks1, strict=True)]
@@ -217,6 +232,9 @@ def main() -> None:
     parser.add_argument("--processors", nargs="+", default=["storage", "none"])
     parser.add_argument("--batches", type=int, default=300, help="100-event batches queued")
     parser.add_argument("--json", type=Path, help="append each run as a JSON line here")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="py-spy record --gil every cluster process into DIR; summarise"
+                             " with python -m bench.profile DIR/*.txt")  # fmt: skip
     args = parser.parse_args()
     print("| setup | processor | workers | drain s | events/s | cluster µs/event |"
           " PostgreSQL µs/event | Redis µs/event | load before |")  # fmt: skip
@@ -224,7 +242,7 @@ def main() -> None:
     for setup in args.setups:
         for workers in args.workers:
             for processor in args.processors:
-                run = drain(setup, processor, workers, args.batches)
+                run = drain(setup, processor, workers, args.batches, args.profile)
                 print(f"| {run.setup} | {run.processor} | {run.workers} | {run.seconds} |"
                       f" {run.events_per_s:,} | {run.cluster_us_per_event} |"
                       f" {run.database_us_per_event} | {run.redis_us_per_event} |"

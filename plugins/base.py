@@ -346,6 +346,19 @@ class Processor(Plugin):
         """Process the whole batch; raise to have it retried, then dead-lettered."""
         raise NotImplementedError
 
+    def process_many(self, batches: list[Batch]) -> None:
+        """Optional: process several batches at once, all or nothing. A queue
+        worker hands a claim's batches to a processor that overrides it in one
+        call; when that call raises, each batch goes through :meth:`process` alone
+        (with its retries and dead letters), so raise only having changed nothing
+        or what ``process`` of the same batches would skip (the StorageProcessor's
+        ledger)."""
+        raise NotImplementedError
+
+    def processes_many(self) -> bool:
+        """Whether this processor overrides :meth:`process_many`."""
+        return type(self).process_many is not Processor.process_many
+
     def state_is_process_local(self) -> bool:
         """True when what ``process`` changes lives in this process's memory, so
         running it from another process (``manage.py dlq replay``) would change

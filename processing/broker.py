@@ -16,8 +16,9 @@ clocks never matter.
   ``FOR UPDATE SKIP LOCKED``; SQLite runs one writer at a time), and only while
   this cluster's own lease is alive. After an empty poll, the same condition is
   read first, so an idle cluster does not take SQLite's write lock every
-  ``queue.poll``;
-* ``acknowledge``/``delete``: one DELETE;
+  ``queue.poll``. The claim's batch tasks are handed out as one
+  (``queue.coalesce``, :mod:`processing.coalesce`);
+* ``acknowledge``/``delete``: one DELETE (of a coalesced task's tasks too);
 * ``set_stat`` (the sentinel's heartbeat, every 0.5 s): one upsert of the lease,
   which also holds django-q2's status of the cluster for /readyz; once a second
   the leases of this host whose sentinel is gone are marked dead; once a minute
@@ -45,6 +46,7 @@ from django.db import DatabaseError, connections, transaction
 from django_q.brokers import Broker
 from django_q.conf import Conf
 
+from processing.coalesce import ack_ids, coalesce
 from processing.leases import (
     FULL_CLAIM_INTERVAL_S,
     LEASE_CLEANUP_S,
@@ -66,6 +68,7 @@ _CHECK_INTERVAL_S = 1.0
 _HOUSEKEEPING_S = 1.0
 _CLEANUP_S = 60.0
 _SEEN_CHUNK = 300  # rows per dedup INSERT (3 parameters each)
+_ACK_CHUNK = 500  # ids per DELETE (SQLite's parameter limit)
 
 _NOW = {
     "postgresql": "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS DOUBLE PRECISION)",
@@ -103,7 +106,6 @@ def _statements(connection: Any) -> dict[str, str]:
         "claim": claim.format(claimable),
         # The same without looking for dead clusters' tasks (params: no <claimable>).
         "claim_waiting": claim.format(f"t.claimed_until < {now}"),
-        "delete": f"DELETE FROM {tq} WHERE id = %s",
         "purge": f"DELETE FROM {tq} WHERE queue = %s",
         "waiting": f"SELECT COUNT(*) FROM {tq} WHERE queue = %s AND claimed_until < {now}",
         "claimed": f"SELECT COUNT(*) FROM {tq} WHERE queue = %s AND claimed_until >= {now}",
@@ -154,6 +156,7 @@ class OrmBroker(Broker):
         self._next_seen_purge = 0.0
         self._dead_after = get_config().queue.dead_after
         self.host = host_id()  # a test may place the broker on another host
+        self.coalesce = get_config().queue.coalesce  # processing/coalesce.py
 
     @staticmethod
     def get_connection(list_key: str | None = None) -> Any:
@@ -248,7 +251,7 @@ class OrmBroker(Broker):
             cursor.execute(self._sql["enqueue"], [self.list_key or Conf.CLUSTER_NAME, task])
             return int(cursor.fetchone()[0])
 
-    def dequeue(self) -> list[tuple[int, str]] | None:
+    def dequeue(self) -> list[tuple[Any, str]] | None:
         me = self._owner()
         with self._cursor() as cursor:
             assert self._sql is not None
@@ -274,10 +277,11 @@ class OrmBroker(Broker):
             tasks = sorted(cursor.fetchall())
         if tasks:
             self._idle = False
-            return [
+            claim = [
                 (int(pk), mark_redelivered(body) if deliveries > 1 else str(body))
                 for pk, body, deliveries in tasks
             ]
+            return coalesce(claim) if self.coalesce else claim
         self._wait()
         return None
 
@@ -295,13 +299,24 @@ class OrmBroker(Broker):
         self._connection(check=True)
         time.sleep(Conf.POLL)
 
-    def delete(self, task_id: int) -> None:
-        self._run("delete", [task_id])
+    def delete(self, task_id: Any) -> None:
+        """One task, or a coalesced task's tuple of them (processing/coalesce.py)."""
+        self._delete_many(ack_ids(task_id))
 
-    def acknowledge(self, task_id: int) -> None:
-        self.delete(task_id)
+    def _delete_many(self, task_ids: list[int]) -> None:
+        connection = self._connection()
+        table = connection.ops.quote_name(QueuedTask._meta.db_table)
+        with self._cursor() as cursor:
+            for start in range(0, len(task_ids), _ACK_CHUNK):
+                chunk = task_ids[start : start + _ACK_CHUNK]
+                marks = ", ".join(["%s"] * len(chunk))
+                cursor.execute(f"DELETE FROM {table} WHERE id IN ({marks})", chunk)
 
-    def fail(self, task_id: int) -> None:
+    def acknowledge(self, task_id: Any) -> None:
+        """One DELETE, also of a coalesced task's tuple of tasks."""
+        self._delete_many(ack_ids(task_id))
+
+    def fail(self, task_id: Any) -> None:
         self.delete(task_id)
 
     def queue_size(self) -> int:

@@ -14,8 +14,8 @@ fetched (up to ``queue.queue_limit`` of them) is gone if the cluster dies. Here:
 * ``enqueue_unseen``: the exactly-once record of event ids (ops/broker.py): one
   script checks the ids, sets them (expiring after ``ingest.dedup_window``) and
   adds the tasks (``XADD``), or adds nothing when one was seen;
-* ``acknowledge``: ``XACK`` + ``XDEL`` in one script (an acknowledged entry
-  leaves the stream: its length is what is waiting or claimed);
+* ``acknowledge``: ``XACK`` + ``XDEL`` of a task's entries in one script (an
+  acknowledged entry leaves the stream: its length is what is waiting or claimed);
 * ``set_stat`` (the sentinel's heartbeat, every 0.5 s): the cluster's lease,
   with django-q2's status of it for /readyz, in the hash
   ``django_q:<queue>:leases``, stamped by Redis' clock; once a second the leases
@@ -43,6 +43,7 @@ import redis
 from django_q.brokers import Broker
 from django_q.conf import Conf
 
+from processing.coalesce import ack_ids, coalesce
 from processing.leases import (
     FULL_CLAIM_INTERVAL_S,
     LEASE_CLEANUP_S,
@@ -151,7 +152,12 @@ return seen
 """
 
 # KEYS: stream. ARGV: group, entry id.
-_ACK = "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) return redis.call('XDEL', KEYS[1], ARGV[2])"
+# KEYS: stream. ARGV: group, ids.
+_ACK = (
+    "redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))"
+    " return redis.call('XDEL', KEYS[1], unpack(ARGV, 2))"
+)
+_ACK_CHUNK = 1000  # ids per script call (Lua's unpack)
 
 # KEYS: stream. ARGV: group. Waiting = in the stream and not claimed.
 _SIZES = """
@@ -183,6 +189,7 @@ class RedisStreamsBroker(Broker):
         self._next_housekeeping = 0.0
         self._pipes = threading.local()
         self._dead_after = get_config().queue.dead_after
+        self.coalesce = get_config().queue.coalesce  # processing/coalesce.py
         self.host = host_id()  # a test may place the broker on another host
         self._scripts = {
             name: self.connection.register_script(source)
@@ -262,7 +269,7 @@ class RedisStreamsBroker(Broker):
                 raise
         self._group_ready = True
 
-    def dequeue(self) -> list[tuple[str, str]] | None:
+    def dequeue(self) -> list[tuple[Any, str]] | None:
         me = self._owner()
         self._ensure_group()
         # Dead clusters' and expired entries are looked for after an empty poll and
@@ -288,7 +295,7 @@ class RedisStreamsBroker(Broker):
             tasks += [(_text(i), _payload(f)) for i, f in new]
         self._idle = not tasks
         if tasks:
-            return tasks
+            return coalesce(tasks) if self.coalesce else tasks
         time.sleep(Conf.POLL)
         return None
 
@@ -300,13 +307,16 @@ class RedisStreamsBroker(Broker):
             self._heartbeat(stat="", ttl=0)
         return self.cluster_id
 
-    def acknowledge(self, task_id: str) -> None:
-        self._scripts["ack"](keys=[self.stream], args=[GROUP, task_id])
+    def acknowledge(self, task_id: Any) -> None:
+        """One entry, or a coalesced task's tuple of them (processing/coalesce.py)."""
+        ids = ack_ids(task_id)
+        for start in range(0, len(ids), _ACK_CHUNK):
+            self._scripts["ack"](keys=[self.stream], args=[GROUP, *ids[start : start + _ACK_CHUNK]])
 
-    def delete(self, task_id: str) -> None:
+    def delete(self, task_id: Any) -> None:
         self.acknowledge(task_id)
 
-    def fail(self, task_id: str) -> None:
+    def fail(self, task_id: Any) -> None:
         self.acknowledge(task_id)
 
     def _sizes(self) -> tuple[int, int]:

@@ -47,7 +47,13 @@ from processing.dead_letters import dead_letter_create
 from processing.retry import RetryPolicy, run_with_retries
 from telemetron_site.config import get_config
 
-__all__ = ["BatchReport", "plugin_run", "process_batch", "processor_chain_run"]
+__all__ = [
+    "BatchReport",
+    "plugin_run",
+    "process_batch",
+    "process_batches",
+    "processor_chain_run",
+]
 
 log = logging.getLogger("telemetron.processing")
 
@@ -112,6 +118,71 @@ def _dead_letter(
     return set(range(len(batch)))
 
 
+@dataclass
+class _Run:
+    """A batch on its way through the chain."""
+
+    batch: Batch
+    wire: list[dict[str, Any]]
+    resume: frozenset[str]
+    report: BatchReport
+    unprocessed: set[int] = field(default_factory=set)
+
+
+def _step(processor: Processor, run: _Run, policy: RetryPolicy) -> None:
+    """One plugin on one batch: its retries, then bisection and dead letters."""
+    batch = run.batch
+    if processor.name in run.resume and len(batch) > 1:
+        error: BaseException = ProcessingError("bisection resumed on redelivery")
+        attempts = 0
+    else:
+        outcome = run_with_retries(lambda: plugin_run(processor, batch), policy)
+        if outcome.ok:
+            return
+        assert outcome.error is not None
+        plugin_failed(processor.name)
+        error, attempts = outcome.error, outcome.attempts
+    lost = _dead_letter(processor, batch, run.wire, error, attempts)
+    if lost:
+        run.report.dead_lettered[processor.name] = len(lost)
+        run.unprocessed |= lost
+
+
+def _together(processor: Processor, runs: list[_Run]) -> bool:
+    """One attempt of ``processor.process_many`` on the batches; False if it
+    raised (each batch then goes alone). Its time is shared out over the
+    batches' duration observations."""
+    start = time.perf_counter()
+    ok = False
+    try:
+        processor.process_many([run.batch for run in runs])
+        ok = True
+    except Exception as exc:
+        log.info("%s failed %d batches together (%s): each alone now", processor.name,
+                 len(runs), exc)  # fmt: skip
+    finally:
+        share = (time.perf_counter() - start) / len(runs)
+        for _ in runs:
+            plugin_observe(processor.name, share, ok=ok)
+    return ok
+
+
+def _chain_run(runs: list[_Run], chain: tuple[Processor, ...]) -> None:
+    """Every processor on every batch, in chain order; a processor that takes
+    batches together gets those not resuming its bisection in one call."""
+    policy = _policy()
+    for processor in chain:
+        alone = runs
+        if len(runs) > 1 and processor.processes_many():
+            together = [run for run in runs if processor.name not in run.resume]
+            if len(together) > 1 and _together(processor, together):
+                alone = [run for run in runs if processor.name in run.resume]
+        for run in alone:
+            _step(processor, run, policy)
+    for run in runs:
+        run.report.processed = len(run.batch) - len(run.unprocessed)
+
+
 def processor_chain_run(
     *,
     batch: Batch,
@@ -125,26 +196,27 @@ def processor_chain_run(
     earlier delivery; they go straight to the parts.
     """
     chain = tuple(get_chains().processors) if processors is None else processors
-    policy = _policy()
-    report = BatchReport(batch_id=batch.id, events=len(batch))
-    unprocessed: set[int] = set()
-    for processor in chain:
-        if processor.name in resume_bisection and len(batch) > 1:
-            error: BaseException = ProcessingError("bisection resumed on redelivery")
-            attempts = 0
-        else:
-            outcome = run_with_retries(lambda p=processor: plugin_run(p, batch), policy)  # type: ignore[misc]
-            if outcome.ok:
-                continue
-            assert outcome.error is not None
-            plugin_failed(processor.name)
-            error, attempts = outcome.error, outcome.attempts
-        lost = _dead_letter(processor, batch, wire_events, error, attempts)
-        if lost:
-            report.dead_lettered[processor.name] = len(lost)
-            unprocessed |= lost
-    report.processed = len(batch) - len(unprocessed)
-    return report
+    run = _Run(batch, wire_events, resume_bisection, BatchReport(batch.id, len(batch)))
+    _chain_run([run], chain)
+    return run.report
+
+
+def _prepared(
+    batch_id: str, events: str | list[dict[str, Any]], enqueued_at: float, redelivered: bool
+) -> _Run:
+    wire: list[dict[str, Any]] = from_json(events) if isinstance(events, str) else events
+    batch = Batch(id=batch_id, wire=wire)  # Event objects only if a plugin reads them
+    maybe_redelivered = redelivered or time.time() - enqueued_at >= get_config().queue.retry
+    resume = bisections_started(batch_id=batch_id) if maybe_redelivered else frozenset()
+    return _Run(batch, wire, resume, BatchReport(batch_id, len(batch)))
+
+
+def _observed(run: _Run, enqueued_at: float) -> BatchReport:
+    # events_processed: the events every plugin processed (after a bisection, the
+    # events outside the dead-lettered parts).
+    batch_observe(size=len(run.wire), lag_s=time.time() - enqueued_at,
+                  processed=run.report.processed)  # fmt: skip
+    return run.report
 
 
 def process_batch(
@@ -160,12 +232,18 @@ def process_batch(
     pickles a task's arguments three times on its way, web → broker → worker →
     monitor, and one string costs a fraction of a hundred dicts), or as a list.
     ``redelivered``: set by our brokers on a delivery after the first."""
-    wire: list[dict[str, Any]] = from_json(events) if isinstance(events, str) else events
-    batch = Batch(id=batch_id, wire=wire)  # Event objects only if a plugin reads them
-    maybe_redelivered = redelivered or time.time() - enqueued_at >= get_config().queue.retry
-    resume = bisections_started(batch_id=batch_id) if maybe_redelivered else frozenset()
-    report = processor_chain_run(batch=batch, wire_events=wire, resume_bisection=resume)
-    # events_processed: the events every plugin processed (after a bisection, the
-    # events outside the dead-lettered parts).
-    batch_observe(size=len(wire), lag_s=time.time() - enqueued_at, processed=report.processed)
-    return report
+    run = _prepared(batch_id, events, enqueued_at, redelivered)
+    _chain_run([run], tuple(get_chains().processors))
+    return _observed(run, enqueued_at)
+
+
+def process_batches(tasks: list[tuple[str, str, float, bool]]) -> list[BatchReport]:
+    """Entry point of a claim's batch tasks coalesced into one by our brokers
+    (:mod:`processing.coalesce`): each ``(batch_id, events, enqueued_at,
+    redelivered)`` as :func:`process_batch` takes them. What each batch goes
+    through is the same; processors that take batches together
+    (:meth:`~plugins.base.Processor.process_many`, the StorageProcessor) get
+    them in one call. The whole task is acknowledged at its end."""
+    runs = [_prepared(*task) for task in tasks]
+    _chain_run(runs, tuple(get_chains().processors))
+    return [_observed(run, task[2]) for run, task in zip(runs, tasks, strict=True)]

@@ -9,7 +9,14 @@ from typing import Any
 
 from plugins.base import Event
 
-__all__ = ["SourceAggregate", "aggregate", "aggregate_wire", "from_micros", "to_micros"]
+__all__ = [
+    "SourceAggregate",
+    "aggregate",
+    "aggregate_wire",
+    "aggregates_sum",
+    "from_micros",
+    "to_micros",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -79,3 +86,24 @@ def aggregate(events: Iterable[Event]) -> dict[int, SourceAggregate]:
             agg = out[event.source_id] = SourceAggregate()
         agg.add(to_micros(event.timestamp), event.type)
     return out
+
+
+def aggregates_sum(
+    batches: Iterable[tuple[str, dict[int, SourceAggregate]]], ids: set[str]
+) -> dict[int, SourceAggregate]:
+    """The sum of the aggregates of the batches ``(batch_id, aggregates)`` whose
+    id is in ``ids``, each batch once. One batch's own dict is returned as it is."""
+    summed: dict[int, SourceAggregate] = {}
+    taken: set[str] = set()
+    for batch_id, aggregates in batches:
+        if batch_id not in ids or batch_id in taken:
+            continue
+        if len(ids) == 1:
+            return aggregates
+        taken.add(batch_id)
+        for sid, agg in aggregates.items():
+            into = summed.get(sid)
+            if into is None:
+                summed[sid] = into = SourceAggregate()
+            into.merge(agg)
+    return summed

@@ -31,7 +31,14 @@ from django.db import connection
 from plugins.base import batch_received_at
 from stats.models import MinuteCounts
 
-__all__ = ["RING_MINUTES", "SHARDS", "MinuteFigures", "minute_counts_add", "minute_series"]
+__all__ = [
+    "RING_MINUTES",
+    "SHARDS",
+    "MinuteFigures",
+    "minute_counts_add",
+    "minute_counts_add_many",
+    "minute_series",
+]
 
 RING_MINUTES = 2 * 24 * 60  # two days kept: the dashboard shows one
 SHARDS = 64  # = stats.store.TOTALS_SHARDS (shard ids 1-64; 64 is row 0)
@@ -91,9 +98,32 @@ def minute_counts_add(
     cur: Any, *, batch_id: str, events: int, shard: int = 1, now_ms: int | None = None
 ) -> None:
     """Count a merged batch's ``events``: ONE statement (in the merge's transaction)."""
+    minute_counts_add_many(cur, batches=[(batch_id, events)], shard=shard, now_ms=now_ms)
+
+
+def minute_counts_add_many(
+    cur: Any, *, batches: list[tuple[str, int]], shard: int = 1, now_ms: int | None = None
+) -> None:
+    """Count merged batches, each ``(batch_id, events)``: ONE statement (in the
+    merge's transaction), the batches' rows of one minute summed first (an upsert
+    may not touch a row twice). Every row is within the ring of the current
+    minute, so a row id stands for one minute here."""
     now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    rows = _rows(batch_id, events, now_ms, shard)
-    cur.execute(_sql(len(rows)), [v for r in rows for v in r])
+    summed: dict[int, list[int]] = {}
+    for batch_id, events in batches:
+        for row_id, minute, accepted, processed, lag_sum, lag_max in _rows(
+            batch_id, events, now_ms, shard
+        ):
+            acc = summed.get(row_id)
+            if acc is None:
+                summed[row_id] = [row_id, minute, accepted, processed, lag_sum, lag_max]
+            else:
+                acc[2] += accepted
+                acc[3] += processed
+                acc[4] += lag_sum
+                acc[5] = max(acc[5], lag_max)
+    if summed:
+        cur.execute(_sql(len(summed)), [v for r in summed.values() for v in r])
 
 
 def minute_series(*, minutes: int, now_ms: int | None = None) -> list[MinuteFigures]:

@@ -18,5 +18,9 @@ class StorageProcessor(Processor):
     def process(self, batch: Batch) -> None:
         get_store().merge(batch_id=batch.id, aggregates=aggregate_wire(batch.wire))
 
+    def process_many(self, batches: list[Batch]) -> None:
+        """One merge, one transaction: the batches' rows written once."""
+        get_store().merge_many([(b.id, aggregate_wire(b.wire)) for b in batches])
+
     def state_is_process_local(self) -> bool:
         return isinstance(get_store(), MemoryStore)

@@ -1,3 +1,4 @@
+# Long: the database store's statements and the merge that runs them belong together.
 """The stats stores.
 
 * :class:`DatabaseStore` (default): merges a batch's aggregate into the
@@ -17,9 +18,9 @@ from typing import Any, Protocol
 from django.db import connection, transaction
 from django.utils import timezone
 
-from stats.aggregator import SourceAggregate, from_micros
+from stats.aggregator import SourceAggregate, aggregates_sum, from_micros
 from stats.fields import u64_to_db
-from stats.minutes import minute_counts_add
+from stats.minutes import minute_counts_add_many
 from stats.models import ProcessedBatch, SourceEventType, SourceStats, StatsTotals
 from telemetron_site.config import get_config
 from telemetron_site.process_wide import process_wide
@@ -29,6 +30,27 @@ __all__ = ["TOTALS_SHARDS", "DatabaseStore", "MemoryStore", "SourceView", "Stats
 # Rows of StatsTotals (made by migrations 0002/0003): merges add to any of them,
 # GET /stats sums them.
 TOTALS_SHARDS = 64
+_LEDGER_CHUNK = 300  # ledger rows per INSERT (3 parameters each)
+
+
+_SourceRows = list[tuple[int, int, int, int]]
+_TypeRows = list[tuple[int, str, int]]
+
+
+def _rows(
+    batches: list[tuple[str, dict[int, SourceAggregate]]], ids: set[str]
+) -> tuple[_SourceRows, _TypeRows]:
+    """The upserts' rows of the batches ``ids`` (each once), summed per source and
+    type, in the order every merge takes its row locks."""
+    summed = aggregates_sum(batches, ids)
+    ordered = sorted(summed.items())
+    source_rows = [(u64_to_db(sid), a.total, a.first_us, a.last_us) for sid, a in ordered]
+    type_rows = [
+        (u64_to_db(sid), event_type, n)
+        for sid, a in ordered
+        for event_type, n in sorted(a.types.items())
+    ]
+    return source_rows, type_rows
 
 
 @dataclass(frozen=True)
@@ -44,6 +66,10 @@ class StatsStore(Protocol):
     def merge(self, *, batch_id: str, aggregates: dict[int, SourceAggregate]) -> bool:
         """Merge once per batch id; False when the batch was merged before."""
 
+    def merge_many(self, batches: list[tuple[str, dict[int, SourceAggregate]]]) -> set[str]:
+        """Merge several batches, ``(batch_id, aggregates)``, all or none (in one
+        transaction), each once per batch id; the ids merged now (not before)."""
+
     def totals(self) -> tuple[int, int]:
         """(sources_count, events_count)."""
 
@@ -58,14 +84,20 @@ class MemoryStore:
         self._events = 0
 
     def merge(self, *, batch_id: str, aggregates: dict[int, SourceAggregate]) -> bool:
+        return bool(self.merge_many([(batch_id, aggregates)]))
+
+    def merge_many(self, batches: list[tuple[str, dict[int, SourceAggregate]]]) -> set[str]:
+        merged: set[str] = set()
         with self._lock:
-            if batch_id in self._seen:
-                return False
-            self._seen.add(batch_id)
-            for source_id, agg in aggregates.items():
-                self._sources.setdefault(source_id, SourceAggregate()).merge(agg)
-                self._events += agg.total
-            return True
+            for batch_id, aggregates in batches:
+                if batch_id in self._seen or batch_id in merged:
+                    continue
+                merged.add(batch_id)
+                for source_id, agg in aggregates.items():
+                    self._sources.setdefault(source_id, SourceAggregate()).merge(agg)
+                    self._events += agg.total
+            self._seen |= merged
+        return merged
 
     def totals(self) -> tuple[int, int]:
         return len(self._sources), self._events
@@ -138,6 +170,9 @@ class DatabaseStore:
             "ledger": f"INSERT INTO {q(ProcessedBatch._meta.db_table)}"
             " (batch_id, events, processed_at) VALUES (%s, %s, %s)"
             " ON CONFLICT (batch_id) DO NOTHING",
+            "ledger_many": f"INSERT INTO {q(ProcessedBatch._meta.db_table)}"
+            " (batch_id, events, processed_at) VALUES {} ON CONFLICT (batch_id) DO NOTHING"
+            " RETURNING batch_id",
             "upsert_sources": f"INSERT INTO {src}"
             f" (source_id, total_events, first_event_us, last_event_us) {source_rows}"
             " ON CONFLICT (source_id) DO UPDATE SET"
@@ -199,34 +234,61 @@ class DatabaseStore:
         return shard
 
     def merge(self, *, batch_id: str, aggregates: dict[int, SourceAggregate]) -> bool:
-        if not aggregates:
-            return self._merge_nothing(batch_id)
-        events = sum(a.total for a in aggregates.values())
-        ordered = sorted(aggregates.items())
-        source_rows = [(u64_to_db(sid), a.total, a.first_us, a.last_us) for sid, a in ordered]
-        own_totals = {row[0]: row[1] for row in source_rows}
-        type_rows = [
-            (u64_to_db(sid), event_type, n)
-            for sid, a in ordered
-            for event_type, n in sorted(a.types.items())
-        ]
+        return bool(self.merge_many([(batch_id, aggregates)]))
+
+    def merge_many(self, batches: list[tuple[str, dict[int, SourceAggregate]]]) -> set[str]:
+        """The ledger rows first (``RETURNING`` the ids not seen before), then the
+        sum of those batches' aggregates in the same statements as one batch's:
+        a claim's batches merged together write each row (and on SQLite each
+        page) once, not once per batch."""
+        counts: dict[str, int] = {}
+        for batch_id, aggregates in batches:  # a batch twice in ``batches`` counts once
+            counts.setdefault(batch_id, sum(a.total for a in aggregates.values()))
+        # Built before the transaction (SQLite's write lock is held from its start),
+        # for the usual case of batches none of which was merged before.
+        rows = _rows(batches, set(counts))
         with transaction.atomic(), connection.cursor() as cur:
-            cur.execute(self._sql()["ledger"], [batch_id, events, timezone.now()])
-            if cur.rowcount == 0:
-                return False  # merged before: a redelivery or a replay
-            stored = self._upsert(cur, "upsert_sources", source_rows)
-            # New: its total is this batch's count (a stored source has at least 1).
-            new_sources = sum(1 for sid, total in stored if total == own_totals[sid])
-            self._upsert(cur, "upsert_types", type_rows)
+            merged = self._ledger(cur, counts)
+            if not merged:
+                return merged  # merged before: a redelivery or a replay
+            if len(merged) < len(counts):
+                rows = _rows(batches, merged)
+            events = sum(counts[b] for b in merged)
+            if not events:
+                return merged  # nothing to count (a batch whose events all failed before)
+            new_sources = self._upsert_rows(cur, *rows)
             shard = self._add_totals(cur, sources=new_sources, events=events)
             # The dashboard's; in the totals shard's row of the minute (held by no other).
-            minute_counts_add(cur, batch_id=batch_id, events=events, shard=shard)
-        return True
+            minute_counts_add_many(
+                cur, batches=[(b, counts[b]) for b in sorted(merged)], shard=shard
+            )
+        return merged
 
-    def _merge_nothing(self, batch_id: str) -> bool:
-        with transaction.atomic(), connection.cursor() as cur:
-            cur.execute(self._sql()["ledger"], [batch_id, 0, timezone.now()])
-            return bool(cur.rowcount)
+    def _ledger(self, cur: Any, counts: dict[str, int]) -> set[str]:
+        """Insert the batches' ledger rows; the ids that were not there."""
+        now = timezone.now()
+        if len(counts) == 1:
+            ((batch_id, events),) = counts.items()
+            cur.execute(self._sql()["ledger"], [batch_id, events, now])
+            return {batch_id} if cur.rowcount else set()
+        out: set[str] = set()
+        ids = sorted(counts)
+        for start in range(0, len(ids), _LEDGER_CHUNK):
+            chunk = ids[start : start + _LEDGER_CHUNK]
+            cur.execute(
+                self._sql()["ledger_many"].format(", ".join(["(%s, %s, %s)"] * len(chunk))),
+                [v for b in chunk for v in (b, counts[b], now)],
+            )
+            out.update(str(row[0]) for row in cur.fetchall())
+        return out
+
+    def _upsert_rows(self, cur: Any, source_rows: _SourceRows, type_rows: _TypeRows) -> int:
+        """Upsert the sources' and their types' rows; the number of new sources."""
+        own_totals = {row[0]: row[1] for row in source_rows}
+        stored = self._upsert(cur, "upsert_sources", source_rows)
+        self._upsert(cur, "upsert_types", type_rows)
+        # New: its total is this merge's count (a stored source has at least 1).
+        return sum(1 for sid, total in stored if total == own_totals[sid])
 
     def totals(self) -> tuple[int, int]:
         with connection.cursor() as cur:

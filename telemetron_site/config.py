@@ -82,6 +82,9 @@ class QueueConfig(_Section):
     bulk: int = Field(40, ge=1)
     queue_limit: int = Field(40, ge=1)
     poll: float = Field(0.05, gt=0)
+    coalesce: bool = Field(True, description="a claim's batches run as one task")
+    recycle: int = Field(10000, ge=1, description="tasks a queue worker runs, then replaced")
+    max_rss_mb: int = Field(512, ge=0, description="queue worker replaced above it; 0 = never")
     dead_after: float = Field(
         5.0,
         ge=2,

@@ -171,6 +171,8 @@ Q_CLUSTER: dict[str, Any] = {
     "bulk": _queue.bulk,
     "queue_limit": _queue.queue_limit,
     "poll": _queue.poll,
+    "recycle": _queue.recycle,
+    "max_rss": _queue.max_rss_mb * 1024 or None,  # kB
     "catch_up": False,
     "log_level": "WARNING",
     "label": "Task queue",
