@@ -13,7 +13,6 @@ __all__ = [
     "SourceAggregate",
     "aggregate",
     "aggregate_wire",
-    "aggregates_sum",
     "from_micros",
     "to_micros",
 ]
@@ -32,7 +31,7 @@ def from_micros(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
 
 
-@dataclass
+@dataclass(slots=True)
 class SourceAggregate:
     total: int = 0
     first_us: int = 0
@@ -65,15 +64,26 @@ class SourceAggregate:
 
 def aggregate_wire(events: Iterable[Mapping[str, Any]]) -> dict[int, SourceAggregate]:
     """:func:`aggregate` of wire events (:meth:`Event.to_wire`'s dicts), without
-    building an Event per event: their timestamps are ingest's RFC 3339 in UTC."""
+    building an Event per event: their timestamps are ingest's RFC 3339 in UTC.
+    The worker's hot loop: :meth:`SourceAggregate.add` written out inline."""
     out: dict[int, SourceAggregate] = {}
     parse = datetime.fromisoformat
+    get = out.get
     for event in events:
         source_id = event["sourceId"]
-        agg = out.get(source_id)
+        ts_us = to_micros(parse(event["timestamp"]))
+        event_type = event["type"]
+        agg = get(source_id)
         if agg is None:
-            agg = out[source_id] = SourceAggregate()
-        agg.add(to_micros(parse(event["timestamp"])), event["type"])
+            out[source_id] = SourceAggregate(1, ts_us, ts_us, {event_type: 1})
+            continue
+        if ts_us < agg.first_us:
+            agg.first_us = ts_us
+        elif ts_us > agg.last_us:
+            agg.last_us = ts_us
+        agg.total += 1
+        types = agg.types
+        types[event_type] = types.get(event_type, 0) + 1
     return out
 
 
@@ -86,24 +96,3 @@ def aggregate(events: Iterable[Event]) -> dict[int, SourceAggregate]:
             agg = out[event.source_id] = SourceAggregate()
         agg.add(to_micros(event.timestamp), event.type)
     return out
-
-
-def aggregates_sum(
-    batches: Iterable[tuple[str, dict[int, SourceAggregate]]], ids: set[str]
-) -> dict[int, SourceAggregate]:
-    """The sum of the aggregates of the batches ``(batch_id, aggregates)`` whose
-    id is in ``ids``, each batch once. One batch's own dict is returned as it is."""
-    summed: dict[int, SourceAggregate] = {}
-    taken: set[str] = set()
-    for batch_id, aggregates in batches:
-        if batch_id not in ids or batch_id in taken:
-            continue
-        if len(ids) == 1:
-            return aggregates
-        taken.add(batch_id)
-        for sid, agg in aggregates.items():
-            into = summed.get(sid)
-            if into is None:
-                summed[sid] = into = SourceAggregate()
-            into.merge(agg)
-    return summed

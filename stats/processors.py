@@ -20,7 +20,7 @@ class StorageProcessor(Processor):
 
     def process_many(self, batches: list[Batch]) -> None:
         """One merge, one transaction: the batches' rows written once."""
-        get_store().merge_many([(b.id, aggregate_wire(b.wire)) for b in batches])
+        get_store().merge_many([(b.id, b.wire) for b in batches])
 
     def state_is_process_local(self) -> bool:
         return isinstance(get_store(), MemoryStore)

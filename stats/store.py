@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from typing import Any, Protocol
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from stats.aggregator import SourceAggregate, aggregates_sum, from_micros
-from stats.fields import u64_to_db
+from stats.aggregator import SourceAggregate, aggregate_wire, from_micros
+from stats.fields import BIAS
 from stats.minutes import minute_counts_add_many
 from stats.models import ProcessedBatch, SourceEventType, SourceStats, StatsTotals
 from telemetron_site.config import get_config
@@ -35,18 +37,18 @@ _LEDGER_CHUNK = 300  # ledger rows per INSERT (3 parameters each)
 
 _SourceRows = list[tuple[int, int, int, int]]
 _TypeRows = list[tuple[int, str, int]]
+# The aggregate of the batches whose ids are given (all of a merge's, or those
+# not merged before).
+_Fold = Callable[[set[str]], dict[int, SourceAggregate]]
 
 
-def _rows(
-    batches: list[tuple[str, dict[int, SourceAggregate]]], ids: set[str]
-) -> tuple[_SourceRows, _TypeRows]:
-    """The upserts' rows of the batches ``ids`` (each once), summed per source and
-    type, in the order every merge takes its row locks."""
-    summed = aggregates_sum(batches, ids)
-    ordered = sorted(summed.items())
-    source_rows = [(u64_to_db(sid), a.total, a.first_us, a.last_us) for sid, a in ordered]
+def _rows(aggregates: dict[int, SourceAggregate]) -> tuple[_SourceRows, _TypeRows]:
+    """The upserts' rows, in the order every merge takes its row locks (ids
+    biased as U64Field stores them, written out: this runs per source)."""
+    ordered = sorted(aggregates.items())
+    source_rows = [(sid - BIAS, a.total, a.first_us, a.last_us) for sid, a in ordered]
     type_rows = [
-        (u64_to_db(sid), event_type, n)
+        (sid - BIAS, event_type, n)
         for sid, a in ordered
         for event_type, n in sorted(a.types.items())
     ]
@@ -66,8 +68,8 @@ class StatsStore(Protocol):
     def merge(self, *, batch_id: str, aggregates: dict[int, SourceAggregate]) -> bool:
         """Merge once per batch id; False when the batch was merged before."""
 
-    def merge_many(self, batches: list[tuple[str, dict[int, SourceAggregate]]]) -> set[str]:
-        """Merge several batches, ``(batch_id, aggregates)``, all or none (in one
+    def merge_many(self, batches: list[tuple[str, Sequence[Mapping[str, Any]]]]) -> set[str]:
+        """Merge several batches, ``(batch_id, wire events)``, all or none (in one
         transaction), each once per batch id; the ids merged now (not before)."""
 
     def totals(self) -> tuple[int, int]:
@@ -84,20 +86,21 @@ class MemoryStore:
         self._events = 0
 
     def merge(self, *, batch_id: str, aggregates: dict[int, SourceAggregate]) -> bool:
-        return bool(self.merge_many([(batch_id, aggregates)]))
-
-    def merge_many(self, batches: list[tuple[str, dict[int, SourceAggregate]]]) -> set[str]:
-        merged: set[str] = set()
         with self._lock:
-            for batch_id, aggregates in batches:
-                if batch_id in self._seen or batch_id in merged:
-                    continue
-                merged.add(batch_id)
-                for source_id, agg in aggregates.items():
-                    self._sources.setdefault(source_id, SourceAggregate()).merge(agg)
-                    self._events += agg.total
-            self._seen |= merged
-        return merged
+            if batch_id in self._seen:
+                return False
+            self._seen.add(batch_id)
+            for source_id, agg in aggregates.items():
+                self._sources.setdefault(source_id, SourceAggregate()).merge(agg)
+                self._events += agg.total
+            return True
+
+    def merge_many(self, batches: list[tuple[str, Sequence[Mapping[str, Any]]]]) -> set[str]:
+        return {
+            batch_id
+            for batch_id, events in dict(batches).items()
+            if self.merge(batch_id=batch_id, aggregates=aggregate_wire(events))
+        }
 
     def totals(self) -> tuple[int, int]:
         return len(self._sources), self._events
@@ -234,25 +237,31 @@ class DatabaseStore:
         return shard
 
     def merge(self, *, batch_id: str, aggregates: dict[int, SourceAggregate]) -> bool:
-        return bool(self.merge_many([(batch_id, aggregates)]))
+        counts = {batch_id: sum(a.total for a in aggregates.values())}
+        return bool(self._merge(counts, lambda ids: aggregates))
 
-    def merge_many(self, batches: list[tuple[str, dict[int, SourceAggregate]]]) -> set[str]:
-        """The ledger rows first (``RETURNING`` the ids not seen before), then the
-        sum of those batches' aggregates in the same statements as one batch's:
-        a claim's batches merged together write each row (and on SQLite each
-        page) once, not once per batch."""
-        counts: dict[str, int] = {}
-        for batch_id, aggregates in batches:  # a batch twice in ``batches`` counts once
-            counts.setdefault(batch_id, sum(a.total for a in aggregates.values()))
+    def merge_many(self, batches: list[tuple[str, Sequence[Mapping[str, Any]]]]) -> set[str]:
+        """One transaction for all: the ledger rows (``RETURNING`` the ids not
+        seen before), then the batches' events folded together into the same
+        statements as one batch's, so each row (and on SQLite each page) is
+        written once, not once per batch."""
+        wire = dict(batches)  # a batch twice in ``batches`` counts once
+
+        def fold(ids: set[str]) -> dict[int, SourceAggregate]:
+            return aggregate_wire(chain.from_iterable(w for b, w in wire.items() if b in ids))
+
+        return self._merge({b: len(w) for b, w in wire.items()}, fold)
+
+    def _merge(self, counts: dict[str, int], fold: _Fold) -> set[str]:
         # Built before the transaction (SQLite's write lock is held from its start),
         # for the usual case of batches none of which was merged before.
-        rows = _rows(batches, set(counts))
+        rows = _rows(fold(set(counts)))
         with transaction.atomic(), connection.cursor() as cur:
             merged = self._ledger(cur, counts)
             if not merged:
                 return merged  # merged before: a redelivery or a replay
             if len(merged) < len(counts):
-                rows = _rows(batches, merged)
+                rows = _rows(fold(merged))
             events = sum(counts[b] for b in merged)
             if not events:
                 return merged  # nothing to count (a batch whose events all failed before)
