@@ -30,10 +30,10 @@ __all__ = ["MAX_CHARS", "PROCESS_MANY", "ack_ids", "coalesce"]
 
 PROCESS_MANY = "processing.tasks.process_batches"
 
-# Event JSON per coalesced task: ~10,000 events of ~100 bytes. Bounds one merge
+# Event JSON per coalesced task: ~2,500 events of ~100 bytes. Bounds one merge
 # transaction (SQLite's write lock, which ingest's commits wait for) and a task's
 # memory.
-MAX_CHARS = 1_000_000
+MAX_CHARS = 250_000
 
 
 # A batch task in a claim: (ack id, its package, its arguments, the package loaded).
