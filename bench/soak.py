@@ -62,8 +62,13 @@ def main(argv: list[str] | None = None) -> int:
           " workers µs/event | acked, not yet counted |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|", flush=True)
     try:
-        wrk_run(server.url, "batch.lua", threads=args.wrk_threads,
-                connections=args.connections, duration_s=3)  # fmt: skip  (warm-up)
+        wrk_run(
+            server.url,
+            "batch.lua",
+            threads=args.wrk_threads,
+            connections=args.connections,
+            duration_s=3,
+        )  # fmt: skip  (warm-up)
         base = _settle(server)
         acked = 0
         web0, workers0 = tree_cpu_split(server.proc.pid)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["data_problem", "string_problem"]
+__all__ = ["data_depth_problem", "data_problem", "string_problem"]
 
 
 def string_problem(value: str) -> str | None:
@@ -45,6 +45,23 @@ def data_problem(value: Any, max_depth: int) -> str | None:
                 if (not child.isascii() or "\x00" in child) and (problem := string_problem(child)):
                     return problem
             elif isinstance(child, dict | list):
+                if depth >= max_depth:
+                    return f"must not nest deeper than {max_depth} arrays/objects"
+                stack.append((child, depth + 1))
+    return None
+
+
+def data_depth_problem(value: Any, max_depth: int) -> str | None:
+    """:func:`data_problem` for data whose every string is known to be storable
+    (ingest/bulk.py: a JSON body with no escape that could make a NUL or a
+    surrogate): the depth only, visiting the arrays and objects alone."""
+    if not isinstance(value, dict | list):
+        return None
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
                 if depth >= max_depth:
                     return f"must not nest deeper than {max_depth} arrays/objects"
                 stack.append((child, depth + 1))

@@ -99,6 +99,43 @@ def test_anything_else_is_declined(body: bytes) -> None:
     assert events_parse_fast(body) is None
 
 
+@pytest.mark.parametrize(
+    "escape",
+    ["\\u0000", "\\uD800", "\\udbff", "\\uDC00", "\\udfff"],
+)
+@pytest.mark.parametrize("where", ["type", "id", "data value", "data key", "nested"])
+def test_an_unstorable_escape_anywhere_is_declined(escape: str, where: str) -> None:
+    """The strings are checked one by one whenever the body holds such an escape
+    (a body without any \\u escape skips those checks: bulk._strings_storable)."""
+    text = f"a{escape}b"
+    ev: dict[str, Any] = event(1, "Click")
+    placeholder = "PLACEHOLDER"
+    if where == "type":
+        ev["type"] = placeholder
+    elif where == "id":
+        ev["id"] = placeholder
+    elif where == "data value":
+        ev["data"] = {"k": placeholder}
+    elif where == "data key":
+        ev["data"] = {placeholder: 1}
+    else:
+        ev["data"] = {"a": [{"b": [placeholder]}]}
+    body = raw([event(2), ev]).replace(placeholder.encode(), text.encode())
+    assert events_parse_fast(body) is None
+    # ... and one that only looks like one (an escaped backslash, then u0000;
+    # a code point below the surrogates) is taken, as Event takes it.
+    for harmless in ("\\\\u0000", "\\ud7ff", "\\u00e9"):
+        ok = raw([event(2), ev]).replace(placeholder.encode(), f"a{harmless}b".encode())
+        parsed = events_parse_fast(ok)
+        assert parsed is not None, harmless
+        assert parsed.wire[1] == Event.model_validate(json.loads(ok)[1]).to_wire()
+
+
+def test_deep_data_is_declined_without_any_escape_in_the_body() -> None:
+    assert events_parse_fast(raw([event(1, data={"a": _deep(70)})])) is None
+    assert events_parse_fast(raw([event(1, data={"a": _deep(60)})])) is not None
+
+
 def test_one_event_is_parsed_or_declined() -> None:
     parsed = event_parse_fast(raw(event(7, "Open")))
     assert parsed is not None and (parsed.source_id, parsed.type) == (7, "Open")
