@@ -39,6 +39,12 @@ class Minute:
     web_us_per_event: float
     workers_us_per_event: float
     counted_behind: int  # acknowledged but not yet counted in /stats at the minute's end
+    wal_mb: float | None  # the SQLite database's write-ahead log (None on PostgreSQL)
+
+
+def _wal_mb(workdir: Path) -> float | None:
+    wal = workdir / "telemetron.sqlite3-wal"
+    return round(wal.stat().st_size / 2**20, 1) if wal.exists() else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"soak: {args.minutes} min of POST /ingest/batch (100 events), wrk -t{args.wrk_threads}"
           f" -c{args.connections}; load before: {load_average()}", flush=True)  # fmt: skip
     print("| minute | events/s | p99 ms | errors | serve tree PSS MB | web µs/event |"
-          " workers µs/event | acked, not yet counted |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|", flush=True)
+          " workers µs/event | acked, not yet counted | SQLite WAL MB |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|", flush=True)
     try:
         wrk_run(
             server.url,
@@ -83,13 +89,14 @@ def main(argv: list[str] | None = None) -> int:
                 round(tree_pss_mb(server.proc.pid)),
                 round((web1 - web0) / max(events, 1) * 1e6, 1),
                 round((workers1 - workers0) / max(events, 1) * 1e6, 1),
-                acked - (_events_count(server) - base),
+                acked - (_events_count(server) - base), _wal_mb(workdir),
             )  # fmt: skip
             web0, workers0 = web1, workers1
             rows.append(row)
             print(f"| {row.minute} | {row.events_per_s:,.0f} | {row.p99_ms:.0f} | {row.errors} |"
                   f" {row.pss_mb} | {row.web_us_per_event} | {row.workers_us_per_event} |"
-                  f" {row.counted_behind:,} |", flush=True)  # fmt: skip
+                  f" {row.counted_behind:,} | {row.wal_mb if row.wal_mb is not None else ''} |",
+                  flush=True)  # fmt: skip
         visible, drain_s = _drain(server, base + acked, time.monotonic())
         counted = visible - base
         print(f"\nacknowledged {acked:,} events, {counted:,} counted in /stats"
