@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from ingest.oneshot import Done
 from ops.broker import WireEvent, broker_commit
 from telemetron_site.config import get_config
 from telemetron_site.errors import ServiceUnavailable
@@ -51,16 +50,12 @@ class Batcher(Protocol):
         """Flush what is held; called at exit."""
 
 
-def _done_wait(done: Done, timeout: float) -> bool:
-    return done.wait(timeout)
-
-
 class _Pending:
     __slots__ = ("done", "error", "events", "sealed")
 
     def __init__(self) -> None:
         self.events: list[WireEvent] = []
-        self.done = Done()
+        self.done = threading.Event()
         self.error: BaseException | None = None
         self.sealed = False  # taken for its commit: nobody joins or leaves any more
 
@@ -74,10 +69,10 @@ class GroupCommitBatcher:
         linger_s: float,
         wait_timeout_s: float,
         retry_after: int = 1,
-        wait: Callable[[Done, float], bool] = _done_wait,
+        wait: Callable[[threading.Event, float], bool] = threading.Event.wait,
     ) -> None:
         """``wait(done, timeout)`` is how a joiner waits for its batch's commit
-        (:meth:`Done.wait`; a test decides when the timeout runs out)."""
+        (``threading.Event.wait``; a test decides when the timeout runs out)."""
         self._commit = commit
         self._batch_size = batch_size
         self._linger = linger_s
