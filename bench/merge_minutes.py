@@ -29,9 +29,9 @@ def _round(batches: int, counter: bool) -> tuple[float, float]:
     from stats import store as store_module
     from stats.aggregator import SourceAggregate
 
-    real = store_module.minute_counts_add
+    real = store_module.minute_counts_add_many
     if not counter:
-        store_module.minute_counts_add = lambda *a, **k: None  # type: ignore[assignment]
+        store_module.minute_counts_add_many = lambda *a, **k: None  # type: ignore[assignment]
     try:
         store = store_module.DatabaseStore()
         rng = random.Random(7)
@@ -51,7 +51,7 @@ def _round(batches: int, counter: bool) -> tuple[float, float]:
             (time.perf_counter() - wall) / events * 1e6,
         )
     finally:
-        store_module.minute_counts_add = real
+        store_module.minute_counts_add_many = real
 
 
 def main() -> None:

@@ -151,8 +151,7 @@ for i = 2, #ARGV do redis.call('XADD', KEYS[n + 1], '*', 't', ARGV[i]) end
 return seen
 """
 
-# KEYS: stream. ARGV: group, entry id.
-# KEYS: stream. ARGV: group, ids.
+# KEYS: stream. ARGV: group, entry ids.
 _ACK = (
     "redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))"
     " return redis.call('XDEL', KEYS[1], unpack(ARGV, 2))"
