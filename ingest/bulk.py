@@ -40,7 +40,7 @@ from plugins.base import (
     format_timestamp,
     parse_timestamp,
 )
-from plugins.storable import data_depth_problem, data_problem, string_problem
+from plugins.storable import data_problem, string_problem
 from sources.access import WriteAccess
 
 __all__ = ["Checked", "Parsed", "event_parse_fast", "events_check", "events_parse_fast"]
@@ -162,15 +162,17 @@ def events_parse_fast(body: bytes) -> Parsed | None:
         return None
     wire: list[dict[str, Any]] = []
     times: list[datetime] = []
-    strings_checked = _strings_storable(body)
-    problem = data_depth_problem if strings_checked else data_problem
+    storable = _strings_storable(body)  # then only the data's depth is checked
     for row in rows:
         event_type, data = row["type"], row.get("data")
         if not event_type.strip():
             return None
-        if not strings_checked and string_problem(event_type) is not None:
+        if not storable and string_problem(event_type) is not None:
             return None
-        if data is not None and problem(data, MAX_DATA_DEPTH) is not None:
+        if (
+            data is not None
+            and data_problem(data, MAX_DATA_DEPTH, strings=not storable) is not None
+        ):
             return None
         try:
             value, text = _timestamp(row["timestamp"])
@@ -178,7 +180,7 @@ def events_parse_fast(body: bytes) -> Parsed | None:
             return None
         one = {"sourceId": row["sourceId"], "type": event_type, "timestamp": text, "data": data}
         if "id" in row:  # exactly once by id (ops/broker.py)
-            if not strings_checked and string_problem(row["id"]) is not None:
+            if not storable and string_problem(row["id"]) is not None:
                 return None
             one["id"] = row["id"]
         wire.append(one)

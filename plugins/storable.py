@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["data_depth_problem", "data_problem", "string_problem"]
+__all__ = ["data_problem", "string_problem"]
 
 
 def string_problem(value: str) -> str | None:
@@ -22,47 +22,36 @@ def string_problem(value: str) -> str | None:
     return None
 
 
-def data_problem(value: Any, max_depth: int) -> str | None:
+def data_problem(value: Any, max_depth: int, *, strings: bool = True) -> str | None:
     """Why the JSON ``value`` cannot be stored, or None: nested deeper than
     ``max_depth`` arrays/objects, or a string or key :func:`string_problem`
-    refuses. Iterative, so any depth is safe to inspect."""
+    refuses. Iterative, so any depth is safe to inspect. ``strings=False``: the
+    depth only, for data whose strings are known to be storable (ingest/bulk.py)."""
     if isinstance(value, str):
-        return string_problem(value)
+        return string_problem(value) if strings else None
     if not isinstance(value, dict | list):
         return None
     stack = [(value, 1)]
     while stack:
         node, depth = stack.pop()
         if isinstance(node, dict):
-            for key in node:
-                if isinstance(key, str) and (problem := string_problem(key)):
-                    return problem
+            if strings:
+                for key in node:
+                    if isinstance(key, str) and (problem := string_problem(key)):
+                        return problem
             children: Any = node.values()
         else:
             children = node
         for child in children:
-            if isinstance(child, str):
-                if (not child.isascii() or "\x00" in child) and (problem := string_problem(child)):
-                    return problem
-            elif isinstance(child, dict | list):
-                if depth >= max_depth:
-                    return f"must not nest deeper than {max_depth} arrays/objects"
-                stack.append((child, depth + 1))
-    return None
-
-
-def data_depth_problem(value: Any, max_depth: int) -> str | None:
-    """:func:`data_problem` for data whose every string is known to be storable
-    (ingest/bulk.py: a JSON body with no escape that could make a NUL or a
-    surrogate): the depth only, visiting the arrays and objects alone."""
-    if not isinstance(value, dict | list):
-        return None
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        for child in node.values() if isinstance(node, dict) else node:
             if isinstance(child, dict | list):
                 if depth >= max_depth:
                     return f"must not nest deeper than {max_depth} arrays/objects"
                 stack.append((child, depth + 1))
+            elif (
+                strings
+                and isinstance(child, str)
+                and (not child.isascii() or "\x00" in child)
+                and (problem := string_problem(child))
+            ):
+                return problem
     return None

@@ -313,8 +313,7 @@ class OrmBroker(Broker):
                 cursor.execute(f"DELETE FROM {table} WHERE id IN ({marks})", chunk)
 
     def acknowledge(self, task_id: Any) -> None:
-        """One DELETE, also of a coalesced task's tuple of tasks."""
-        self._delete_many(ack_ids(task_id))
+        self.delete(task_id)
 
     def fail(self, task_id: Any) -> None:
         self.delete(task_id)

@@ -9,13 +9,7 @@ from typing import Any
 
 from plugins.base import Event
 
-__all__ = [
-    "SourceAggregate",
-    "aggregate",
-    "aggregate_wire",
-    "from_micros",
-    "to_micros",
-]
+__all__ = ["SourceAggregate", "aggregate", "aggregate_wire", "from_micros", "to_micros"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
