@@ -29,8 +29,7 @@ from stats.minutes import minute_series
 from stats.models import ProcessedBatch
 from stats.store import get_store
 from tests.processing.conftest import UseProcessors, wire_events
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.support.queues import REDIS_URL
 
 
 def package(batch_id: str, events: list[dict[str, Any]], **kwargs: Any) -> str:
