@@ -454,7 +454,7 @@ def _resolved_http(overrides: dict[str, str]) -> tuple[int, int]:
     """http.workers/threads as Telemetron will see them (config.toml + overrides)."""
     import os
 
-    from telemetron_site.config import load_config
+    from core.config import load_config
 
     saved = dict(os.environ)
     try:

@@ -29,10 +29,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from core.config import get_config
+from core.errors import ServiceUnavailable
+from core.process_wide import process_wide
 from ops.broker import WireEvent, broker_commit
-from telemetron_site.config import get_config
-from telemetron_site.errors import ServiceUnavailable
-from telemetron_site.process_wide import process_wide
 
 __all__ = ["Batcher", "BufferedBatcher", "GroupCommitBatcher", "get_batcher"]
 

@@ -28,8 +28,8 @@ from typing import Annotated, Any, NotRequired, overload
 from pydantic import Field, Strict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
-from ops.metrics.recording import events_rejected
-from ops.metrics.series import FORBIDDEN
+from core.metrics.recording import events_rejected
+from core.metrics.series import FORBIDDEN
 from plugins.base import (
     MAX_DATA_DEPTH,
     MAX_ID_LENGTH,

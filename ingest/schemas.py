@@ -1,6 +1,6 @@
 """Request and response shapes of the ingest API (the Event itself is part of
 the plugin contract, in plugins.base; the error shape is the API's,
-telemetron_site.schemas), and the OpenAPI schemas of the two request bodies,
+core.schemas), and the OpenAPI schemas of the two request bodies,
 which the views read raw (ingest.body) and so declare by hand: what
 ``Event.model_json_schema`` says plus what the event's own checks refuse
 (plugins.base, plugins.storable), so that a body is valid by the schema exactly

@@ -9,10 +9,10 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema
 from pydantic import ConfigDict, Field
 
+from core.errors import BadRequest, Forbidden
+from core.schemas import ErrorOut, security_openapi
 from ingest.segment import CALL_TYPES, segment_ingest
 from sources.cors import cors_mark, cors_preflight, cors_response_headers
-from telemetron_site.errors import BadRequest, Forbidden
-from telemetron_site.schemas import ErrorOut, security_openapi
 
 router = Router(tags=["segment"])
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic_core import to_json
 
+from core.process_wide import process_wide
 from plugins.base import batch_id_new, batch_received_at
-from telemetron_site.process_wide import process_wide
 
 __all__ = [
     "PROCESS_TASK",
@@ -144,8 +144,8 @@ def _commit_deduplicated(queue: Any, batches: list[list[WireEvent]], keys: set[K
     Lua script that adds the stream entries on Redis. So a request whose answer
     was lost, retried, finds its ids recorded exactly when its events are
     queued, and a repeat is acknowledged (the caller's 202/200) but not queued."""
-    from ops.metrics.recording import events_deduplicated
-    from telemetron_site.config import get_config
+    from core.config import get_config
+    from core.metrics.recording import events_deduplicated
 
     window_s = get_config().ingest.dedup_window.total_seconds()
     if hasattr(queue, "seen_claim"):

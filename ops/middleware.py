@@ -21,7 +21,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from ops.metrics.series import HTTP_REQUESTS, HTTP_REQUESTS_DURATION
+from core.metrics.series import HTTP_REQUESTS, HTTP_REQUESTS_DURATION
 
 __all__ = ["UNMATCHED", "RequestMetricsMiddleware", "endpoints_known", "route_template"]
 

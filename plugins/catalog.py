@@ -11,10 +11,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from core.errors import loc_text
 from plugins.models import PluginConfig
 from plugins.params import params_messages
 from plugins.registry import Kind, Registry
-from telemetron_site.errors import loc_text
 
 __all__ = ["CatalogEntry", "params_summary", "plugin_catalog", "row_problem"]
 

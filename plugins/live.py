@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from core.config import get_config
 from plugins.base import PluginSpec
 from plugins.chains import Chains, config_chains, specs_from_config
 from plugins.registry import get_registry
-from telemetron_site.config import get_config
 
 __all__ = ["clock_override", "get_chains", "plugins_in_use", "reset"]
 

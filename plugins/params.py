@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from core.errors import Loc, validation_messages
 from plugins.base import PluginParams
-from telemetron_site.errors import Loc, validation_messages
 
 __all__ = [
     "REDACTED",

@@ -46,6 +46,8 @@ from django.db import DatabaseError, connections, transaction
 from django_q.brokers import Broker
 from django_q.conf import Conf
 
+from core.config import get_config
+from core.fields import BIAS
 from processing.coalesce import ack_ids, coalesce
 from processing.leases import (
     FULL_CLAIM_INTERVAL_S,
@@ -57,8 +59,6 @@ from processing.leases import (
     process_start,
 )
 from processing.models import ClusterLease, QueuedTask, SeenMessage
-from telemetron_site.config import get_config
-from telemetron_site.fields import BIAS
 
 __all__ = ["OrmBroker"]
 

@@ -25,8 +25,8 @@ import socket
 from functools import cache
 from pathlib import Path
 
+from core.config import get_config
 from ops.broker import PROCESS_TASK
-from telemetron_site.config import get_config
 
 __all__ = [
     "FULL_CLAIM_INTERVAL_S",

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from core.fields import U64Field
 from plugins.base import MAX_ID_LENGTH
-from telemetron_site.fields import U64Field
 
 
 class DeadLetter(models.Model):

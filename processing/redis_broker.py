@@ -43,6 +43,7 @@ import redis
 from django_q.brokers import Broker
 from django_q.conf import Conf
 
+from core.config import get_config
 from processing.coalesce import ack_ids, coalesce
 from processing.leases import (
     FULL_CLAIM_INTERVAL_S,
@@ -53,7 +54,6 @@ from processing.leases import (
     process_alive,
     process_start,
 )
-from telemetron_site.config import get_config
 
 __all__ = ["RedisStreamsBroker"]
 

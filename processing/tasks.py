@@ -39,13 +39,13 @@ from typing import Any
 
 from pydantic_core import from_json
 
-from ops.metrics.recording import batch_observe, plugin_failed, plugin_observe
+from core.config import get_config
+from core.metrics.recording import batch_observe, plugin_failed, plugin_observe
 from plugins.base import Batch, ProcessingError, Processor
 from plugins.live import get_chains
 from processing.bisection import bisect_and_dead_letter, bisections_started
 from processing.dead_letters import dead_letter_create
 from processing.retry import RetryPolicy, run_with_retries
-from telemetron_site.config import get_config
 
 __all__ = [
     "BatchReport",

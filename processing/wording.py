@@ -10,8 +10,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from ops.cli import plural
-from ops.timespec import format_age, format_duration
+from core.commands import plural
+from core.timespans import format_age, format_duration
 from processing.dead_letters import DiscardSummary
 from processing.models import DeadLetter
 from processing.replay import ReplayOutcome, ReplayPlan, ReplayResult, ReplaySummary

@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from core.config import get_config
+from core.process_wide import process_wide
 from sources.directory import Directory
-from telemetron_site.config import get_config
-from telemetron_site.process_wide import process_wide
 
 __all__ = ["USAGE_WRITE_EVERY_S", "LiveDirectory", "get_directory", "live_directory"]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db import models
 
-from telemetron_site.fields import U64Field
+from core.fields import U64Field
 
 __all__ = ["ReadToken", "Source", "WriteKey"]
 

@@ -13,9 +13,9 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from core.config import origin_check
 from sources.keys import READ_TOKEN, WRITE_KEY, NewSecret, secret_new
 from sources.models import ReadToken, Source, WriteKey
-from telemetron_site.config import origin_check
 
 __all__ = [
     "origins_clean",

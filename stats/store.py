@@ -20,12 +20,12 @@ from typing import Any, Protocol
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.config import get_config
+from core.fields import BIAS
+from core.process_wide import process_wide
 from stats.aggregator import SourceAggregate, aggregate_wire, from_micros
-from stats.fields import BIAS
 from stats.minutes import minute_counts_add_many
 from stats.models import ProcessedBatch, SourceEventType, SourceStats, StatsTotals
-from telemetron_site.config import get_config
-from telemetron_site.process_wide import process_wide
 
 __all__ = ["TOTALS_SHARDS", "DatabaseStore", "MemoryStore", "SourceView", "StatsStore", "get_store"]
 

@@ -11,13 +11,13 @@ from ninja import NinjaAPI, Swagger
 from ninja.errors import HttpError, ValidationError
 from ninja.openapi.schema import OpenAPISchema
 
+from core.errors import ApiError, loc_text, validation_messages
+from core.schemas import SECURITY_SCHEMES
 from ingest.api import router as ingest_router
 from ingest.schemas import OPENAPI_COMPONENTS
 from ingest.segment_api import router as segment_router
 from sources.cors import cors_response_headers
 from stats.api import router as stats_router
-from telemetron_site.errors import ApiError, loc_text, validation_messages
-from telemetron_site.schemas import SECURITY_SCHEMES
 
 log = logging.getLogger("telemetron.api")
 

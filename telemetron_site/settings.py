@@ -1,4 +1,4 @@
-"""Django settings, derived from the typed configuration (telemetron_site.config)."""
+"""Django settings, derived from the typed configuration (core.config)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import dj_database_url
 
-from telemetron_site.config import ConfigError, config_path, get_config
-from telemetron_site.secret_key import secret_key_resolve
+from core.config import ConfigError, config_path, get_config
+from core.secret_key import secret_key_resolve
 
 CONFIG = get_config()
 BASE_DIR = Path(__file__).resolve().parent.parent

@@ -3,11 +3,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 
 from console.views import dashboard
+from core.errors import ApiError
 from ops.metrics.view import metrics
 from ops.readiness import readyz
 from sources.access import read_access_check
 from telemetron_site.api import api
-from telemetron_site.errors import ApiError
 
 
 def healthz(request: HttpRequest) -> HttpResponse:

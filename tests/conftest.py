@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from core.config import Settings, get_config
 from plugins import live
 from plugins.base import PluginSpec
 from plugins.chains import Chains
 from plugins.registry import get_registry
 from sources.live import live_directory
 from sources.ratelimit import rate_limiter
-from telemetron_site.config import Settings, get_config
 from tests.support.installations import installed_project
 from tests.support.procs import Project
 

@@ -13,6 +13,7 @@ import pytest
 from tests.support.procs import ROOT
 
 APPS = (
+    "core",
     "telemetron_site",
     "ops",
     "ingest",

@@ -8,10 +8,10 @@ import tomllib
 
 import pytest
 
+from core.config import ArchiveConfig
 from plugins.base import PluginSpec
 from plugins.chains import build_plugin
 from plugins.registry import get_registry
-from telemetron_site.config import ArchiveConfig
 from tests.support.procs import ROOT
 
 SECTION = (ROOT / "README.md").read_text().split("## Built-in plugins", 1)[1].split("\n## ", 1)[0]

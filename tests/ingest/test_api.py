@@ -16,13 +16,13 @@ from django.test import Client
 from django_q.brokers.redis_broker import Redis
 from django_q.conf import Conf
 
+from core.config import get_config
 from ingest.batcher import BufferedBatcher, get_batcher
 from ops.broker import broker, broker_commit
 from plugins import live
 from plugins.base import MAX_DATA_DEPTH, MAX_TYPE_LENGTH, Event, PluginParams, PluginSpec, Validator
 from plugins.chains import Chains
 from plugins.registry import get_registry
-from telemetron_site.config import get_config
 from tests.conftest import UseChains as UseValidators
 from tests.conftest import event
 from tests.support.client import body, post, stats

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from telemetron_site.config import get_config
+from core.config import get_config
 from tests.conftest import UseChains as UseValidators
 from tests.conftest import event
 from tests.support.client import body, post, stats

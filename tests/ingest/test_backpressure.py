@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 from django.test import Client
 
+from core.errors import ServiceUnavailable
 from ingest.backpressure import QueueGate, queue_gate
 from ops.broker import broker
 from processing.models import QueuedTask
-from telemetron_site.errors import ServiceUnavailable
 from tests.conftest import event
 from tests.support.client import post, stats
 

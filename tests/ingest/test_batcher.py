@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from core.errors import ServiceUnavailable
 from ingest.batcher import BufferedBatcher, GroupCommitBatcher
-from telemetron_site.errors import ServiceUnavailable
 from tests.support.procs import wait_until
 
 WireEvent = dict[str, Any]

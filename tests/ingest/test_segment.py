@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from core.config import Settings
+from core.metrics.series import EVENTS_DEDUPLICATED
 from ingest.segment import message_map
-from ops.metrics.series import EVENTS_DEDUPLICATED
 from sources.live import live_directory
 from sources.services import source_create
-from telemetron_site.config import Settings
 from tests.support.client import post, stats
 
 pytestmark = pytest.mark.django_db

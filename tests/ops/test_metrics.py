@@ -14,12 +14,12 @@ import pytest
 from django.test import Client
 from telemetron_testplugins import FailingProcessor, PoisonProcessor
 
+from core.metrics.recording import known_series_init
 from ops.metrics.multiproc import (
     dead_processes_mark,
     multiproc_dir_prepare,
     scrape_registry,
 )
-from ops.metrics.recording import known_series_init
 from ops.middleware import endpoints_known, route_template
 from plugins.chains import Chains
 from plugins.live import get_chains, reset
@@ -230,7 +230,7 @@ def _batch(batch_id: str) -> Any:
 _CHILD = """
 import sys
 from prometheus_client import Gauge
-from ops.metrics import recording
+from core.metrics import recording
 recording.events_accepted(int(sys.argv[1]))
 recording.plugin_failed("FailingProcessor")
 Gauge("telemetron_test_live", "a live gauge", multiprocess_mode="livesum").set(1)

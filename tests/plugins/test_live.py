@@ -12,12 +12,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from core.config import get_config
 from plugins import live
 from plugins.chains import Chains
 from plugins.live import get_chains
 from plugins.models import PluginConfig
 from plugins.registry import get_registry
-from telemetron_site.config import get_config
 
 pytestmark = pytest.mark.django_db
 

@@ -22,10 +22,10 @@ from django.db import connection
 from django_q.conf import Conf
 from django_q.signing import SignedPackage
 
+from core.config import get_config
 from ops.broker import PROCESS_TASK
 from processing.broker import OrmBroker
 from processing.redis_broker import RedisStreamsBroker
-from telemetron_site.config import get_config
 from tests.support.procs import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)

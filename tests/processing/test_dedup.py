@@ -20,8 +20,8 @@ from django.db import connection
 from django_q.conf import Conf
 from django_q.signing import SignedPackage
 
+from core.metrics.series import EVENTS_DEDUPLICATED
 from ops.broker import _commit_deduplicated, _event_ids
-from ops.metrics.series import EVENTS_DEDUPLICATED
 from processing.broker import OrmBroker
 from processing.models import SeenMessage
 from processing.redis_broker import RedisStreamsBroker

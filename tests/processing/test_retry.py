@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from telemetron_testplugins import FlakyProcessor
 
+from core.config import get_config
 from plugins.base import Batch, Event
 from processing.models import DeadLetter
 from processing.retry import RetryOutcome, RetryPolicy, run_with_retries
 from processing.tasks import processor_chain_run
-from telemetron_site.config import get_config
 from tests.conftest import event
 
 

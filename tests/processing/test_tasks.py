@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from core.config import get_config
 from plugins.base import Batch, Event
 from processing.bisection import bisection_start
 from processing.models import Bisection, DeadLetter
 from processing.tasks import process_batch
 from stats.aggregator import aggregate
 from stats.store import get_store
-from telemetron_site.config import get_config
 from tests.processing.conftest import UseProcessors, wire_events
 
 pytestmark = pytest.mark.django_db

@@ -19,9 +19,9 @@ from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
-from ops import cli
-from ops.cli import SOME_FAILED, TIME_HELP, USAGE_ERROR, describe, plural
-from ops.timespec import format_duration
+from core import commands
+from core.commands import SOME_FAILED, TIME_HELP, USAGE_ERROR, describe, plural
+from core.timespans import format_duration
 from processing.dead_letters import dead_letters_discard, dead_letters_purge
 from processing.models import DeadLetter
 from processing.replay import ReplayResult, dead_letters_replay, replay_plan
@@ -85,7 +85,7 @@ def _entry_id(text: str) -> int:
     return value
 
 
-class Command(cli.Command):
+class Command(commands.Command):
     help = MANUAL
     epilog = EXIT_CODES
 
@@ -118,7 +118,7 @@ class Command(cli.Command):
         self._filters(ls, status=True)
         ls.add_argument(
             "--limit",
-            type=cli.count_arg,
+            type=commands.count_arg,
             default=50,
             metavar="N",
             help="Show at most N entries (default 50; 0 = all).",
@@ -142,7 +142,7 @@ class Command(cli.Command):
         show.add_argument("id", type=_entry_id, metavar="ID", help="The entry's ID.")
         show.add_argument(
             "--events",
-            type=cli.count_arg,
+            type=commands.count_arg,
             default=10,
             metavar="N",
             help="Print the first N events (default 10; 0 = none). --json prints them all.",
@@ -210,7 +210,7 @@ class Command(cli.Command):
         )
         purge.add_argument(
             "--older-than",
-            type=cli.duration_arg,
+            type=commands.duration_arg,
             required=True,
             metavar="AGE",
             help="Resolved (replayed or discarded) more than AGE ago: 30m, 12h, 30d, 1w.",
@@ -233,13 +233,13 @@ class Command(cli.Command):
             )
         g.add_argument(
             "--since",
-            type=cli.instant_arg,
+            type=commands.instant_arg,
             metavar="WHEN",
             help=f"Created at or after WHEN: {TIME_HELP}.",
         )
         g.add_argument(
             "--until",
-            type=cli.instant_arg,
+            type=commands.instant_arg,
             metavar="WHEN",
             help=f"Created before WHEN: {TIME_HELP}.",
         )
@@ -265,7 +265,7 @@ class Command(cli.Command):
         )
         p.add_argument(
             "--limit",
-            type=cli.count_arg,
+            type=commands.count_arg,
             metavar="N",
             help=f"{verb.capitalize()} at most N entries (the oldest first).",
         )
@@ -284,7 +284,7 @@ class Command(cli.Command):
 
     def _common(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", action="store_true", help="Print JSON (for scripts) instead.")
-        cli.verbosity_option(p, "0 summary only, 1 normal (default), 2 every entry.")
+        commands.verbosity_option(p, "0 summary only, 1 normal (default), 2 every entry.")
 
     # --- subcommands ----------------------------------------------------------
 
@@ -313,7 +313,7 @@ class Command(cli.Command):
         if letters:
             now = timezone.now()
             rows = [letter_row(x, now=now) for x in letters]
-            self.stdout.write(cli.table([LIST_HEAD, *rows], right=LIST_RIGHT))
+            self.stdout.write(commands.table([LIST_HEAD, *rows], right=LIST_RIGHT))
         self.stdout.write(list_line(shown=letters, total=total, status=status))
 
     def _show(self, opts: dict[str, Any]) -> None:
@@ -368,7 +368,7 @@ class Command(cli.Command):
         if len(runnable) > 1:
             events = sum(e.events for e in runnable)
             plugins = ", ".join(plan.by_plugin())
-            cli.confirm(
+            commands.confirm(
                 f"Replay {entries(len(runnable))} ({plural(events, 'event')}) with {plugins}?",
                 noinput=opts["noinput"],
             )
@@ -432,7 +432,7 @@ class Command(cli.Command):
             self.stdout.write(f"Would discard {what}. Dry run: nothing was changed.")
             return
         if len(pending) > 1:
-            cli.confirm(
+            commands.confirm(
                 f"Discard {what}? They are kept for audit, never replayed.",
                 noinput=opts["noinput"],
             )
@@ -454,7 +454,7 @@ class Command(cli.Command):
                 self.stdout.write(purge_line(count=count, older_than=age, dry_run=True))
             return
         if count:
-            cli.confirm(
+            commands.confirm(
                 f"Delete {entries(count)} replayed or discarded more than"
                 f" {format_duration(age)} ago? This cannot be undone.",
                 noinput=opts["noinput"],

@@ -13,7 +13,7 @@ __all__ = ["SECURITY_SCHEMES", "ErrorOut", "error_responses_openapi", "security_
 
 
 class ErrorOut(Schema):
-    """Every error answer of the API (telemetron_site.errors)."""
+    """Every error answer of the API (core.errors)."""
 
     error: str = Field(description="What is wrong, in one sentence.")
     details: list[Any] = Field(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from ops.timespec import format_age, parse_duration, parse_instant
+from core.timespans import format_age, parse_duration, parse_instant
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

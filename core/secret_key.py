@@ -20,7 +20,7 @@ from pathlib import Path
 
 from django.core.management.utils import get_random_secret_key
 
-from telemetron_site.config import ConfigError, Settings
+from core.config import ConfigError, Settings
 
 __all__ = ["secret_key_path", "secret_key_resolve"]
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from plugins.chains import Chains, PluginConfigError, specs_from_config
-from plugins.registry import get_registry
-from telemetron_site.config import (
+from core.config import (
     ConfigError,
     Settings,
     config_path,
     load_config,
 )
+from plugins.chains import Chains, PluginConfigError, specs_from_config
+from plugins.registry import get_registry
 from telemetron_site.settings import _database
 
 WriteConfig = Callable[[str], Path]

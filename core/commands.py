@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from ops.timespec import parse_duration, parse_instant
+from core.timespans import parse_duration, parse_instant
 
 __all__ = [
     "SOME_FAILED",

@@ -1,4 +1,4 @@
-"""Recording into the series of :mod:`ops.metrics.series`. The helpers cache
+"""Recording into the series of :mod:`core.metrics.series`. The helpers cache
 label children, so a hot path pays one dictionary lookup and one value update
 per series."""
 
@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from prometheus_client.metrics import MetricWrapperBase
 
-from ops.metrics.series import (
+from core.metrics.series import (
     BATCH_SIZE,
     EVENT_LAG,
     EVENTS_ACCEPTED,

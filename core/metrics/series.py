@@ -2,7 +2,7 @@
 
 The original service's five series keep their names, types and labels exactly;
 the others are ours. Every process records into these objects (through
-:mod:`ops.metrics.recording`); under ``manage.py serve`` prometheus_client's
+:mod:`core.metrics.recording`); under ``manage.py serve`` prometheus_client's
 multiprocess mode (the ``PROMETHEUS_MULTIPROC_DIR`` variable, set by ``serve``
 for its children, :mod:`ops.metrics.multiproc`) writes them to per-process files
 that ``GET /metrics`` merges. Gauges that describe the database (queue depth,
@@ -100,7 +100,7 @@ UNAUTHORIZED = "unauthorized"  # no or unknown write key (401)
 REJECTION_REASONS = (INVALID, FORBIDDEN, RATE_LIMITED, UNAUTHORIZED)
 
 # The values of the other fixed labels: every one is exported at zero from the
-# first scrape (ops.metrics.recording.known_series_init), so rate() and alerts
+# first scrape (core.metrics.recording.known_series_init), so rate() and alerts
 # on them see a series before the first error.
 HTTP_STATUS_CLASSES = ("2xx", "4xx", "5xx")
 PLUGIN_STATUSES = ("success", "error")

@@ -1,7 +1,7 @@
 """The small error vocabulary of the HTTP API. Each class maps to one status
 code; ``telemetron_site.api`` turns every one into the same JSON shape:
 ``{"error": "...", "details": [...]}`` (``ErrorOut`` in the OpenAPI docs,
-:mod:`telemetron_site.schemas`).
+:mod:`core.schemas`).
 
 :func:`validation_messages` is the one reading of a pydantic validation error
 (config.toml, an event, a plugin's parameters, a request the API refuses).

@@ -1,11 +1,11 @@
-"""The one way to make a process-wide object (telemetron_site/process_wide.py)."""
+"""The one way to make a process-wide object (core/process_wide.py)."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from telemetron_site.process_wide import process_wide
+from core.process_wide import process_wide
 
 
 def test_built_once_on_first_use_even_when_many_threads_ask_at_once() -> None:

@@ -22,9 +22,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from ops.timespec import parse_duration
-from telemetron_site.errors import loc_text, validation_messages
-from telemetron_site.process_wide import process_wide
+from core.errors import loc_text, validation_messages
+from core.process_wide import process_wide
+from core.timespans import parse_duration
 
 __all__ = ["ConfigError", "Settings", "config_path", "get_config", "load_config"]
 
