@@ -42,7 +42,7 @@ SETUPS = {"sqlite-orm": ("sqlite", "orm"), "pg-orm": ("postgresql", "orm"),
 
 FILL = """
 import random, time
-from ops.broker import broker_commit
+from broker.commit import broker_commit
 rng = random.Random(1)
 types = [f"T{{i}}" for i in range(8)]
 for _ in range({batches}):

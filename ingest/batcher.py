@@ -29,10 +29,11 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from broker.commit import broker_commit
+from broker.packages import WireEvent
 from core.config import get_config
 from core.errors import ServiceUnavailable
 from core.process_wide import process_wide
-from ops.broker import WireEvent, broker_commit
 
 __all__ = ["Batcher", "BufferedBatcher", "GroupCommitBatcher", "get_batcher"]
 

@@ -179,7 +179,7 @@ def events_parse_fast(body: bytes) -> Parsed | None:
         except ValueError:
             return None
         one = {"sourceId": row["sourceId"], "type": event_type, "timestamp": text, "data": data}
-        if "id" in row:  # exactly once by id (ops/broker.py)
+        if "id" in row:  # exactly once by id (broker/commit.py)
             if not storable and string_problem(row["id"]) is not None:
                 return None
             one["id"] = row["id"]

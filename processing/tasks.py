@@ -22,7 +22,7 @@ every run that included its events (the batch's attempts plus one per split).
 
 Redelivery in the middle of a bisection: a :class:`~processing.models.Bisection`
 row is written before the first part runs. Our brokers hand a task out again
-within seconds of its cluster's death (processing/leases.py) and tell the task
+within seconds of its cluster's death (broker/leases.py) and tell the task
 so (``redelivered=True``); a redelivered batch, or one older than ``queue.retry``
 (a broker that cannot tell), looks for those rows, and a plugin whose bisection
 had started resumes it (straight to the parts, with the same ids) instead of
@@ -239,7 +239,7 @@ def process_batch(
 
 def process_batches(tasks: list[tuple[str, str, float, bool]]) -> list[BatchReport]:
     """Entry point of a claim's batch tasks coalesced into one by our brokers
-    (:mod:`processing.coalesce`): each ``(batch_id, events, enqueued_at,
+    (:mod:`broker.coalesce`): each ``(batch_id, events, enqueued_at,
     redelivered)`` as :func:`process_batch` takes them. What each batch goes
     through is the same; processors that take batches together
     (:meth:`~plugins.base.Processor.process_many`, the StorageProcessor) get

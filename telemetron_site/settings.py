@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "ops",
     "plugins",
     "sources",
+    "broker",  # the queue: the brokers' tables, before the apps that use them
     "ingest",
     "processing",
     "stats",
@@ -177,14 +178,15 @@ Q_CLUSTER: dict[str, Any] = {
     "log_level": "WARNING",
     "label": "Task queue",
 }
-# Our brokers, both at-least-once with the clusters' leases (processing/leases.py);
-# each keeps the clusters' heartbeats where every node reads them (/readyz).
+# Our brokers (broker.interface.QueueBroker), both at-least-once with the
+# clusters' leases (broker/leases.py); each keeps the clusters' heartbeats where
+# every node reads them (/readyz).
 if _queue.broker == "redis":
     Q_CLUSTER["redis"] = _queue.redis_url
-    Q_CLUSTER["broker_class"] = "processing.redis_broker.RedisStreamsBroker"
+    Q_CLUSTER["broker_class"] = "broker.redis_streams.RedisStreamsBroker"
 else:
     Q_CLUSTER["orm"] = "default"
-    Q_CLUSTER["broker_class"] = "processing.broker.OrmBroker"
+    Q_CLUSTER["broker_class"] = "broker.orm.OrmBroker"
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

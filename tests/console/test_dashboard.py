@@ -11,12 +11,16 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django_q.conf import Conf
 
+from broker.interface import queue_broker
+from broker.redis_streams import RedisStreamsBroker
 from plugins.models import PluginConfig
 from processing.dead_letters import dead_letter_create
 from sources.services import source_create
 from tests.conftest import event
 from tests.support.client import post, stats
+from tests.support.procs import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -114,12 +118,11 @@ def test_no_cluster_is_said_plainly(staff: Client) -> None:
 def test_a_panel_that_fails_shows_its_error_and_the_rest_is_drawn(
     staff: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken() -> Any:
-        raise ConnectionError("broker down")
-
-    monkeypatch.setattr("console.dashboard.broker", broken)
-    response = staff.get(HOME)
+    """The queue's Redis is unreachable (a loopback port nothing listens on)."""
+    monkeypatch.setattr(Conf, "REDIS", f"redis://127.0.0.1:{free_port()}/0")
+    with queue_broker.override(RedisStreamsBroker(list_key="telemetron-down")):
+        response = staff.get(HOME)
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Queue unavailable: ConnectionError: broker down" in html
+    assert "Queue unavailable: ConnectionError: Error 111 connecting to 127.0.0.1" in html
     assert 'id="events-count"' in html

@@ -12,23 +12,12 @@ import sys
 import pytest
 from django.core.management import BaseCommand, get_commands, load_command_class
 
+from tests.support.layers import PACKAGES
 from tests.support.procs import ROOT
-
-OUR_APPS = {
-    "telemetron_site",
-    "ops",
-    "ingest",
-    "processing",
-    "stats",
-    "plugins",
-    "archive",
-    "sources",
-    "console",
-}
 
 
 def our_commands() -> dict[str, str]:
-    return {name: app for name, app in get_commands().items() if app in OUR_APPS}
+    return {name: app for name, app in get_commands().items() if app in PACKAGES}
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

@@ -224,7 +224,7 @@ def test_native_events_with_id_are_deduplicated(client: Client) -> None:
 def test_an_id_older_than_the_window_counts_again(
     client: Client, use_config: Callable[..., Settings]
 ) -> None:
-    from processing.models import SeenMessage
+    from broker.models import SeenMessage
 
     one = {"sourceId": 3, "type": "Heartbeat", "timestamp": "2026-11-20T10:00:00Z", "id": "hb-1"}
     assert post(client, "/ingest", one).status_code == 202

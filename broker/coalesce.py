@@ -6,8 +6,9 @@ acknowledgement, and, for the StorageProcessor, a merge transaction of its own.
 With 100-event batches those hops and the merge's page writes cost more than
 the folding (bench/RESULTS.md). So our brokers' ``dequeue`` (with
 ``queue.coalesce``, the default) returns the claimed batch tasks, in order, as
-one task of :func:`processing.tasks.process_batches`, whose acknowledgement id
-is the tuple of theirs, up to :data:`MAX_CHARS` of event JSON per task.
+one task of :func:`processing.tasks.process_batches` (``PROCESS_MANY``),
+whose acknowledgement id is the tuple of theirs, up to :data:`MAX_CHARS` of
+event JSON per task.
 
 What stays as it was: each batch keeps its id, its retries, dead letters,
 bisection and metrics; a redelivered batch is marked as before (the
@@ -22,13 +23,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django_q.signing import BadSignature, SignedPackage
+from django_q.signing import SignedPackage
 
-from ops.broker import PROCESS_TASK
+from broker.packages import PROCESS_MANY, BatchArgs, batch_args
 
-__all__ = ["MAX_CHARS", "PROCESS_MANY", "ack_ids", "coalesce"]
-
-PROCESS_MANY = "processing.tasks.process_batches"
+__all__ = ["MAX_CHARS", "ack_ids", "coalesce"]
 
 # Event JSON per coalesced task: ~2,500 events of ~100 bytes. Bounds one merge
 # transaction (SQLite's write lock, which ingest's commits wait for) and a task's
@@ -37,29 +36,12 @@ MAX_CHARS = 250_000
 
 
 # A batch task in a claim: (ack id, its package, its arguments, the package loaded).
-_Member = tuple[Any, str, tuple[str, str, float, bool], dict[str, Any]]
+_Member = tuple[Any, str, BatchArgs, dict[str, Any]]
 
 
 def ack_ids(ack_id: Any) -> list[Any]:
     """The broker's ids behind an acknowledgement id (a coalesced task's tuple)."""
     return list(ack_id) if isinstance(ack_id, tuple) else [ack_id]
-
-
-def _batch_args(payload: str) -> tuple[tuple[str, str, float, bool], dict[str, Any]] | None:
-    """A batch task's ``(batch_id, events, enqueued_at, redelivered)`` and its
-    package; None for anything else."""
-    try:
-        task = SignedPackage.loads(payload)
-    except (BadSignature, TypeError, ValueError):
-        return None  # the pusher reports it
-    args = task.get("args")
-    if task.get("func") != PROCESS_TASK or not isinstance(args, tuple) or len(args) != 3:
-        return None
-    batch_id, events, enqueued_at = args
-    if not isinstance(events, str):
-        return None
-    redelivered = bool(task.get("kwargs", {}).get("redelivered", False))
-    return (batch_id, events, enqueued_at, redelivered), task
 
 
 def coalesce(tasks: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
@@ -79,7 +61,7 @@ def coalesce(tasks: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
         chars = 0
 
     for ack_id, payload in tasks:
-        found = _batch_args(payload)
+        found = batch_args(payload)
         if found is None:
             close()
             out.append((ack_id, payload))

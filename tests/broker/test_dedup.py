@@ -1,4 +1,4 @@
-"""Exactly-once by event id at the broker commit (ops/broker.py), on both of our
+"""Exactly-once by event id at the broker commit (broker/commit.py), on both of our
 brokers, on the real database and the real Redis: the (source, id) record and
 the enqueue are one atomic step, so a repeat is dropped however the commits
 interleave, an id of another source is another id, and records older than
@@ -20,11 +20,12 @@ from django.db import connection
 from django_q.conf import Conf
 from django_q.signing import SignedPackage
 
+from broker.commit import broker_commit
+from broker.interface import queue_broker
+from broker.models import SeenMessage
+from broker.orm import OrmBroker
+from broker.redis_streams import RedisStreamsBroker
 from core.metrics.series import EVENTS_DEDUPLICATED
-from ops.broker import _commit_deduplicated, _event_ids
-from processing.broker import OrmBroker
-from processing.models import SeenMessage
-from processing.redis_broker import RedisStreamsBroker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,7 +41,8 @@ class Queue:
         return OrmBroker(self.name) if self.kind == "orm" else RedisStreamsBroker(self.name)
 
     def commit(self, broker: AnyBroker, batches: list[list[dict[str, Any]]]) -> None:
-        _commit_deduplicated(broker, batches, _event_ids(batches))
+        with queue_broker.override(broker):
+            broker_commit(batches)
 
     def events(self) -> list[dict[str, Any]]:
         """Every event of every task in the queue, in order."""

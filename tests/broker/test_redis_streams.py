@@ -1,4 +1,4 @@
-"""The Redis broker (processing/redis_broker.py) beyond the contract both brokers
+"""The Redis broker (broker/redis_streams.py) beyond the contract both brokers
 keep (tests/processing/test_brokers.py): `queue.broker = "redis"` selects it, an
 acknowledged entry leaves the stream, and a deleted stream is made again."""
 
@@ -14,7 +14,7 @@ import pytest
 import redis
 from django_q.conf import Conf
 
-from processing.redis_broker import RedisStreamsBroker
+from broker.redis_streams import RedisStreamsBroker
 from tests.support.procs import ROOT
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

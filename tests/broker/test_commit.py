@@ -1,4 +1,4 @@
-"""The commit of batches to the broker (ops/broker.py) on the real database."""
+"""The commit of batches to the broker (broker/commit.py) on the real database."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import pytest
 from django.db import DatabaseError
 from django_q.conf import Conf
 
-from ops.broker import broker, broker_commit, oldest_batch_received_at
-from processing.broker import OrmBroker
-from processing.models import QueuedTask
+from broker.commit import broker_commit
+from broker.interface import queue_broker
+from broker.models import QueuedTask
+from broker.orm import OrmBroker
+from broker.selectors import oldest_batch_received_at
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,18 +35,21 @@ def test_broker_commit_writes_several_batches_all_or_none(monkeypatch: pytest.Mo
     monkeypatch.setattr(Conf, "SYNC", False)  # really enqueue (tests run inline otherwise)
     wire = {"sourceId": 1, "type": "Click", "timestamp": "2026-11-26T10:00:00Z", "data": None}
     batches = [[wire], [wire], [wire]]
-    with broker.override(FailsOnSecondTask(list_key="all-or-none")), pytest.raises(DatabaseError):
+    with (
+        queue_broker.override(FailsOnSecondTask(list_key="all-or-none")),
+        pytest.raises(DatabaseError),
+    ):
         broker_commit(batches)
     assert QueuedTask.objects.filter(queue="all-or-none").count() == 0
 
-    with broker.override(OrmBroker(list_key="all-or-none")):
+    with queue_broker.override(OrmBroker(list_key="all-or-none")):
         broker_commit(batches)
     assert QueuedTask.objects.filter(queue="all-or-none").count() == 3
 
 
 def test_the_oldest_batch_received_is_read_from_its_id(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Conf, "SYNC", False)  # really enqueue
-    broker().purge_queue()
+    queue_broker().purge_queue()
     assert oldest_batch_received_at() is None
     before = datetime.now(UTC)
     broker_commit([[{"sourceId": 1, "type": "A", "timestamp": "2023-10-27T09:30:00Z"}]])
@@ -52,7 +57,7 @@ def test_the_oldest_batch_received_is_read_from_its_id(monkeypatch: pytest.Monke
     received = oldest_batch_received_at()
     assert received is not None
     assert before - timedelta(milliseconds=1) <= received <= datetime.now(UTC)
-    broker().purge_queue()
+    queue_broker().purge_queue()
 
 
 def test_a_committed_task_is_the_package_django_q2_runs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,7 +71,7 @@ def test_a_committed_task_is_the_package_django_q2_runs(monkeypatch: pytest.Monk
         {"sourceId": 1, "type": "é", "timestamp": "2026-11-26T10:00:00.5Z", "data": {"x": [1.5]}},
         {"sourceId": 1, "type": "Big", "timestamp": "2026-11-26T10:00:00Z", "data": float("inf")},
     ]
-    with broker.override(OrmBroker(list_key="package")):
+    with queue_broker.override(OrmBroker(list_key="package")):
         broker_commit([events])
     task = SignedPackage.loads(QueuedTask.objects.get(queue="package").payload)
     assert task["func"] == "processing.tasks.process_batch"

@@ -1,6 +1,6 @@
-"""What both of our brokers need to know about the clusters claiming tasks: who
-a cluster is, whether one of this host is still running, and how a redelivered
-task is told so.
+"""The leases of the clusters claiming tasks, for both of our brokers: who a
+cluster is, whether one of this host is still running, and what its heartbeat
+says (for /readyz and the console).
 
 A cluster is known by django-q2's cluster id, which the broker learns from the
 first heartbeat its sentinel saves (``set_stat``, before the sentinel forks the
@@ -16,24 +16,32 @@ cluster's lease. A task claimed by a cluster is handed out again:
   cluster of another host, provided the claiming cluster's own heartbeats have
   been regular for that long (after an outage of the database or Redis, every
   lease looks stale: nobody takes over until the live ones had time to renew).
+
+A redelivered batch task is marked so (:func:`broker.packages.mark_redelivered`).
+The lease also carries django-q2's status of its cluster (``Stat``, saved with
+a 3 s expiry), where every process and node reads it: :func:`cluster_statuses`.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from broker.interface import QueueBroker
 from core.config import get_config
-from ops.broker import PROCESS_TASK
 
 __all__ = [
     "FULL_CLAIM_INTERVAL_S",
     "LEASE_CLEANUP_S",
+    "ClusterStatus",
+    "Lease",
     "cluster_id_of",
+    "cluster_statuses",
     "host_id",
-    "mark_redelivered",
     "process_alive",
     "process_start",
 ]
@@ -84,18 +92,56 @@ def cluster_id_of(stat_key: str) -> str:
     return stat_key.rsplit(":", 1)[-1]
 
 
-def mark_redelivered(payload: str) -> str:
-    """A batch task's signed package, re-signed with ``redelivered=True`` for
-    :func:`processing.tasks.process_batch` (which then looks for a bisection to
-    resume); any other task as it is. Costs a package load and dump, paid on
-    redeliveries only."""
-    from django_q.signing import BadSignature, SignedPackage
+@dataclass(frozen=True)
+class Lease:
+    """A cluster's lease as the housekeeping reads it: whose sentinel holds it."""
 
-    try:
-        task = SignedPackage.loads(payload)
-    except (BadSignature, TypeError, ValueError):
-        return payload  # the pusher reports it
-    if task.get("func") != PROCESS_TASK:
-        return payload
-    task["kwargs"] = {**task.get("kwargs", {}), "redelivered": True}
-    return str(SignedPackage.dumps(task))
+    cluster_id: str
+    host: str
+    pid: int
+    pid_start: int
+
+
+# --- reading the heartbeats ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    cluster_id: str
+    host: str
+    status: str
+    workers: int
+    age_s: float
+
+    @property
+    def alive(self) -> bool:
+        from django_q.conf import Conf
+
+        return self.status in (Conf.IDLE, Conf.WORKING)
+
+
+def cluster_statuses(broker: QueueBroker) -> list[ClusterStatus]:
+    """The clusters that reported in the last few seconds."""
+    from django.core.signing import BadSignature
+    from django_q.conf import Conf
+    from django_q.signing import SignedPackage
+
+    now = time.time()
+    found: list[ClusterStatus] = []
+    for pack in broker.get_stats(f"{Conf.Q_STAT}:*") or []:
+        if not pack:
+            continue
+        try:
+            stat = SignedPackage.loads(pack)
+        except BadSignature:
+            continue
+        found.append(
+            ClusterStatus(
+                cluster_id=str(stat.cluster_id),
+                host=str(stat.host),
+                status=str(stat.status),
+                workers=len(stat.workers),
+                age_s=round(max(0.0, now - stat.timestamp.timestamp()), 3),
+            )
+        )
+    return found

@@ -2,24 +2,27 @@
 """Our django-q2 broker on Redis: at-least-once, on a stream with a consumer group.
 
 django-q2's own Redis broker takes a task with ``BLPOP``: a task a cluster had
-fetched (up to ``queue.queue_limit`` of them) is gone if the cluster dies. Here:
+fetched (up to ``queue.queue_limit`` of them) is gone if the cluster dies. Here
+(:mod:`broker.base` for what both brokers share):
 
-* ``enqueue``: ``XADD`` to the stream ``django_q:<queue>:stream``; several of one
-  request in one ``MULTI``/``EXEC`` (:meth:`RedisStreamsBroker.atomic`);
-* ``dequeue``: one Lua script, atomic: if this cluster's lease is alive, take
-  over the entries of dead clusters (``XCLAIM``; see :mod:`processing.leases`)
-  and those unacknowledged past ``queue.retry`` (``XAUTOCLAIM``), then read new
-  entries (``XREADGROUP``), up to ``queue.bulk``; each cluster is one consumer
-  of the group, named by its cluster id;
-* ``enqueue_unseen``: the exactly-once record of event ids (ops/broker.py): one
-  script checks the ids, sets them (expiring after ``ingest.dedup_window``) and
-  adds the tasks (``XADD``), or adds nothing when one was seen;
+* ``commit``: ``XADD`` to the stream ``django_q:<queue>:stream``, several in one
+  ``MULTI``/``EXEC``; with event ids, one script checks the ids, sets them
+  (expiring after ``ingest.dedup_window``) and adds the tasks, or adds nothing
+  when one was seen;
+* ``dequeue`` (``_claim``): one Lua script, atomic: if this cluster's lease is
+  alive, take over the entries of dead clusters (``XCLAIM``; see
+  :mod:`broker.leases`) and those unacknowledged past ``queue.retry``
+  (``XAUTOCLAIM``), then read new entries (``XREADGROUP``), up to
+  ``queue.bulk``; each cluster is one consumer of the group, named by its
+  cluster id;
 * ``acknowledge``: ``XACK`` + ``XDEL`` of a task's entries in one script (an
-  acknowledged entry leaves the stream: its length is what is waiting or claimed);
+  acknowledged entry leaves the stream: its length is what is waiting or
+  claimed); ``release``: the entries' idle time set past ``queue.retry``
+  (``XCLAIM … IDLE``), so the next claim that takes over expired entries takes
+  them;
 * ``set_stat`` (the sentinel's heartbeat, every 0.5 s): the cluster's lease,
   with django-q2's status of it for /readyz, in the hash
-  ``django_q:<queue>:leases``, stamped by Redis' clock; once a second the leases
-  of this host whose sentinel is gone are marked dead.
+  ``django_q:<queue>:leases``, stamped by Redis' clock.
 
 Why a stream and not a reliable list (``LMOVE`` into a per-cluster list plus a
 reaper): the consumer group already keeps, per entry, its owner, its idle time
@@ -32,36 +35,22 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import redis
-from django_q.brokers import Broker
 from django_q.conf import Conf
 
-from core.config import get_config
-from processing.coalesce import ack_ids, coalesce
-from processing.leases import (
-    FULL_CLAIM_INTERVAL_S,
-    LEASE_CLEANUP_S,
-    cluster_id_of,
-    host_id,
-    mark_redelivered,
-    process_alive,
-    process_start,
-)
+from broker.base import Claimed, LeasedBroker
+from broker.coalesce import ack_ids
+from broker.interface import Depth, Key
+from broker.leases import LEASE_CLEANUP_S, Lease
 
 __all__ = ["RedisStreamsBroker"]
 
 log = logging.getLogger("telemetron.processing")
 
 GROUP = "workers"
-_HOUSEKEEPING_S = 1.0
-
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 "
 
 # KEYS: leases. ARGV: cluster id, host, pid, pid start, stat, stat ttl, dead_after.
@@ -167,29 +156,19 @@ return {redis.call('XLEN', KEYS[1]) - claimed, claimed}
 """
 
 
-class RedisStreamsBroker(Broker):
+_RELEASED_IDLE_MS = 10 * 365 * 86400 * 1000  # idle "since long ago": past any queue.retry
+
+
+class RedisStreamsBroker(LeasedBroker):
     def __init__(self, list_key: str | None = None) -> None:
         super().__init__(list_key=list_key or Conf.CLUSTER_NAME)
-        self._setup()
-
-    def __setstate__(self, state: Any) -> None:
-        super().__setstate__(state)
-        self._setup()
 
     def _setup(self) -> None:
+        super()._setup()
         self.stream = f"django_q:{self.list_key}:stream"
         self.leases = f"django_q:{self.list_key}:leases"
-        self.cluster_id: str | None = None  # from the sentinel's first heartbeat
-        self._standalone = False
         self._group_ready = False
-        self._idle = False  # the last dequeue found nothing
-        self._next_full_claim = 0.0
         self._version: str | None = None
-        self._next_housekeeping = 0.0
-        self._pipes = threading.local()
-        self._dead_after = get_config().queue.dead_after
-        self.coalesce = get_config().queue.coalesce  # processing/coalesce.py
-        self.host = host_id()  # a test may place the broker on another host
         self._scripts = {
             name: self.connection.register_script(source)
             for name, source in (
@@ -209,53 +188,29 @@ class RedisStreamsBroker(Broker):
 
     # --- the queue ----------------------------------------------------------------------
 
-    @contextmanager
-    def atomic(self) -> Iterator[None]:
-        """Enqueues inside it are sent in one MULTI/EXEC, or not at all."""
+    def commit(
+        self, tasks: Sequence[str], *, ids: Sequence[Key] = (), window_s: float = 0
+    ) -> set[Key]:
+        if ids:
+            names = [self.seen_key(source_id, message_id) for source_id, message_id in ids]
+            seen = self._scripts["enqueue_unseen"](
+                keys=[*names, self.stream], args=[max(int(window_s * 1000), 1), *tasks]
+            )
+            return {ids[int(i) - 1] for i in seen or []}
+        if len(tasks) == 1:
+            self.enqueue(tasks[0])
+            return set()
         pipe = self.connection.pipeline(transaction=True)
-        self._pipes.current = pipe
-        try:
-            yield
-            pipe.execute()
-        finally:
-            self._pipes.current = None
-            pipe.reset()
-
-    @contextmanager
-    def capture(self) -> Iterator[list[str]]:
-        """Enqueues inside it are collected, not sent (for :meth:`enqueue_unseen`)."""
-        tasks: list[str] = []
-        self._pipes.capture = tasks
-        try:
-            yield tasks
-        finally:
-            self._pipes.capture = None
-
-    def enqueue_unseen(
-        self, keys: list[tuple[int, str]], tasks: list[str], *, window_s: float
-    ) -> set[tuple[int, str]]:
-        """Add ``tasks`` and record the event ids ``keys`` in one atomic step (a
-        Lua script), unless one of the ids is already recorded: then nothing is
-        added and those ids are returned (the caller drops them and tries again).
-        The records expire after ``window_s`` (Redis purges them)."""
-        names = [self.seen_key(source_id, message_id) for source_id, message_id in keys]
-        seen = self._scripts["enqueue_unseen"](
-            keys=[*names, self.stream], args=[max(int(window_s * 1000), 1), *tasks]
-        )
-        return {keys[int(i) - 1] for i in seen or []}
+        for task in tasks:
+            pipe.xadd(self.stream, {"t": task})
+        pipe.execute()
+        return set()
 
     def seen_key(self, source_id: int, message_id: str) -> str:
+        """The key recording an event id (it expires after the dedup window)."""
         return f"django_q:{self.list_key}:seen:{source_id}:{message_id}"
 
-    def enqueue(self, task: str) -> str | None:
-        capture = getattr(self._pipes, "capture", None)
-        if capture is not None:
-            capture.append(task)
-            return None
-        pipe = getattr(self._pipes, "current", None)
-        if pipe is not None:
-            pipe.xadd(self.stream, {"t": task})
-            return None
+    def enqueue(self, task: str) -> str:
         return str(self.connection.xadd(self.stream, {"t": task}))
 
     def _ensure_group(self) -> None:
@@ -268,17 +223,10 @@ class RedisStreamsBroker(Broker):
                 raise
         self._group_ready = True
 
-    def dequeue(self) -> list[tuple[Any, str]] | None:
-        me = self._owner()
+    def _claim(self, me: str, *, take_over: bool) -> list[Claimed]:
         self._ensure_group()
-        # Dead clusters' and expired entries are looked for after an empty poll and
-        # at least once a second; in between, new entries only.
-        now = time.monotonic()
-        full = self._idle or now >= self._next_full_claim
-        if full:
-            self._next_full_claim = now + FULL_CLAIM_INTERVAL_S
         args = [GROUP, me, Conf.BULK, self._dead_after, int(Conf.RETRY * 1000), LEASE_CLEANUP_S]
-        args.append("1" if full else "0")
+        args.append("1" if take_over else "0")
         try:
             result = self._scripts["claim"](keys=[self.stream, self.leases], args=args)
         except redis.ResponseError as exc:
@@ -287,48 +235,28 @@ class RedisStreamsBroker(Broker):
             self._group_ready = False  # the stream was deleted: make it again
             self._ensure_group()
             result = self._scripts["claim"](keys=[self.stream, self.leases], args=args)
-        tasks: list[tuple[str, str]] = []
-        if result:
-            again, new = result
-            tasks += [(_text(i), mark_redelivered(_payload(f))) for i, f in again]
-            tasks += [(_text(i), _payload(f)) for i, f in new]
-        self._idle = not tasks
-        if tasks:
-            return coalesce(tasks) if self.coalesce else tasks
-        time.sleep(Conf.POLL)
-        return None
-
-    def _owner(self) -> str:
-        if self.cluster_id is None:
-            self.cluster_id = f"standalone-{os.urandom(8).hex()}"
-            self._standalone = True
-        if self._standalone:
-            self._heartbeat(stat="", ttl=0)
-        return self.cluster_id
+        if not result:
+            return []
+        again, new = result
+        return [(_text(i), _payload(f), True) for i, f in again] + [
+            (_text(i), _payload(f), False) for i, f in new
+        ]
 
     def acknowledge(self, task_id: Any) -> None:
-        """One entry, or a coalesced task's tuple of them (processing/coalesce.py)."""
+        """One entry, or a coalesced task's tuple of them (broker/coalesce.py)."""
         ids = ack_ids(task_id)
         for start in range(0, len(ids), _ACK_CHUNK):
             self._scripts["ack"](keys=[self.stream], args=[GROUP, *ids[start : start + _ACK_CHUNK]])
 
-    def delete(self, task_id: Any) -> None:
-        self.acknowledge(task_id)
+    def release(self, task_id: Any) -> None:
+        assert self.cluster_id is not None, "release what this broker claimed"
+        self.connection.xclaim(
+            self.stream, GROUP, self.cluster_id, 0, ack_ids(task_id), idle=_RELEASED_IDLE_MS
+        )
 
-    def fail(self, task_id: Any) -> None:
-        self.acknowledge(task_id)
-
-    def _sizes(self) -> tuple[int, int]:
+    def depth(self) -> Depth:
         waiting, claimed = self._scripts["sizes"](keys=[self.stream], args=[GROUP])
-        return int(waiting), int(claimed)
-
-    def queue_size(self) -> int:
-        """Entries no cluster has claimed (a dead cluster's count once taken over)."""
-        return self._sizes()[0]
-
-    def lock_size(self) -> int:
-        """Entries claimed by a cluster and not acknowledged."""
-        return self._sizes()[1]
+        return Depth(waiting=int(waiting), claimed=int(claimed))
 
     def oldest_task(self) -> str | None:
         """The oldest entry not yet acknowledged (acknowledged ones are deleted)."""
@@ -355,60 +283,40 @@ class RedisStreamsBroker(Broker):
             self._version = str(self.connection.info("server")["redis_version"])
         return f"Redis {self._version} (stream, at-least-once)"
 
-    # --- heartbeats ---------------------------------------------------------------------
+    # --- leases -------------------------------------------------------------------------
 
-    def set_stat(self, key: str, value: str, timeout: int) -> None:
-        """The sentinel's heartbeat: renew this cluster's lease (with its status)."""
-        if self.cluster_id is None:
-            self.cluster_id = cluster_id_of(key)
-        self._heartbeat(stat=value, ttl=timeout)
-
-    def _heartbeat(self, *, stat: str, ttl: float) -> None:
-        pid = os.getpid()
+    def _renew(self, *, stat: str, ttl: float) -> None:
+        host, pid, pid_start = self._lease_args()
         self._scripts["heartbeat"](
             keys=[self.leases],
-            args=[self.cluster_id, self.host, pid, process_start(pid), stat, ttl, self._dead_after],
+            args=[self.cluster_id, host, pid, pid_start, stat, ttl, self._dead_after],
         )
-        now = time.monotonic()
-        if now >= self._next_housekeeping:
-            self._next_housekeeping = now + _HOUSEKEEPING_S
-            self._mark_dead_of_this_host()
 
     def _leases(self) -> dict[str, dict[str, Any]]:
         raw = self.connection.hgetall(self.leases)
         return {_text(k): json.loads(v) for k, v in raw.items()}
 
-    def _mark_dead_of_this_host(self) -> None:
-        """Clusters of this host whose sentinel is gone are dead: their entries
-        are taken over at the next claim of any cluster."""
-        for cluster_id, lease in self._leases().items():
-            if lease.get("dead") or cluster_id == self.cluster_id or lease["host"] != self.host:
-                continue
-            if not process_alive(int(lease["pid"]), int(lease["start"])):
-                self.connection.hset(self.leases, cluster_id, json.dumps({**lease, "dead": True}))
-                log.warning(
-                    "cluster %s of this host (sentinel pid %s) is gone: its batches are"
-                    " handed out again",
-                    cluster_id,
-                    lease["pid"],
-                    extra={"dead_cluster": cluster_id},
-                )
+    def _leases_of_host(self) -> list[Lease]:
+        return [
+            Lease(cluster_id, lease["host"], int(lease["pid"]), int(lease["start"]))
+            for cluster_id, lease in self._leases().items()
+            if not lease.get("dead") and cluster_id != self.cluster_id
+            and lease["host"] == self.host
+        ]  # fmt: skip
 
-    def _live_stats(self) -> dict[str, str]:
+    def _mark_dead(self, lease: Lease) -> None:
+        raw = self.connection.hget(self.leases, lease.cluster_id)
+        now = json.loads(raw) if raw else None
+        if now and (int(now["pid"]), int(now["start"])) == (lease.pid, lease.pid_start):
+            self.connection.hset(self.leases, lease.cluster_id, json.dumps({**now, "dead": True}))
+
+    def _stats(self) -> dict[str, str]:
         now = float(self.connection.time()[0])
         return {
             cluster_id: lease["stat"]
             for cluster_id, lease in self._leases().items()
             if lease.get("stat") and lease["stat_exp"] >= now
         }
-
-    def get_stat(self, key: str) -> str | None:
-        return self._live_stats().get(cluster_id_of(key))
-
-    def get_stats(self, pattern: str) -> list[str]:
-        """The status of every cluster of this queue that reported in its stat's
-        lifetime (3 s)."""
-        return list(self._live_stats().values())
 
 
 def _text(value: Any) -> str:

@@ -1,4 +1,4 @@
-"""A claim's batch tasks run as one task (processing/coalesce.py,
+"""A claim's batch tasks run as one task (broker/coalesce.py,
 processing.tasks.process_batches, DatabaseStore.merge_many): each batch
 counted once, its dead letters and bisection as when it ran alone; on both
 brokers a claim is one task, acknowledged whole."""
@@ -17,12 +17,12 @@ from django.db import connection
 from django_q.conf import Conf
 from django_q.signing import SignedPackage
 
-from ops.broker import PROCESS_TASK, wire_json
-from processing import coalesce as coalesce_module
-from processing.broker import OrmBroker
-from processing.coalesce import PROCESS_MANY, ack_ids, coalesce
+from broker import coalesce as coalesce_module
+from broker.coalesce import ack_ids, coalesce
+from broker.orm import OrmBroker
+from broker.packages import PROCESS_MANY, PROCESS_TASK, wire_json
+from broker.redis_streams import RedisStreamsBroker
 from processing.models import DeadLetter
-from processing.redis_broker import RedisStreamsBroker
 from processing.tasks import process_batch, process_batches
 from stats.aggregator import aggregate_wire
 from stats.minutes import minute_series

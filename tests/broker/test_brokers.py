@@ -1,6 +1,7 @@
-"""The contract of both of our brokers, on the real database and the real Redis
-(processing/broker.py, processing/redis_broker.py, processing/leases.py):
-FIFO and acknowledgement, queue depth, all-or-none enqueues, a task stays with
+"""The contract of both of our brokers (broker/interface.py), on the real
+database and the real Redis (broker/orm.py, broker/redis_streams.py,
+broker/base.py, broker/leases.py): FIFO and acknowledgement, queue depth,
+all-or-none commits, a released task claimed again, a task stays with
 a live cluster however slow, is taken over at once when its cluster of this host
 crashed and after ``queue.dead_after`` when its cluster of another host went
 silent, never by a cluster that is itself just back from an outage, and two
@@ -22,10 +23,11 @@ from django.db import connection
 from django_q.conf import Conf
 from django_q.signing import SignedPackage
 
+from broker.interface import Depth
+from broker.orm import OrmBroker
+from broker.packages import PROCESS_TASK
+from broker.redis_streams import RedisStreamsBroker
 from core.config import get_config
-from ops.broker import PROCESS_TASK
-from processing.broker import OrmBroker
-from processing.redis_broker import RedisStreamsBroker
 from tests.support.procs import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -130,9 +132,10 @@ def kit(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iter
         yield made
     finally:
         if request.param == "redis":
-            redis.from_url(REDIS_URL).delete(
-                f"django_q:{made.queue}:stream", f"django_q:{made.queue}:leases"
-            )
+            client = redis.from_url(REDIS_URL)
+            client.delete(f"django_q:{made.queue}:stream", f"django_q:{made.queue}:leases")
+            for key in client.scan_iter(f"django_q:{made.queue}:seen:*"):
+                client.delete(key)
 
 
 def batch_task(batch_id: str) -> str:
@@ -175,17 +178,28 @@ def test_fifo_acknowledgement_and_queue_depth(kit: Kit) -> None:
     assert a.dequeue() is None
 
 
-def test_enqueues_inside_atomic_are_all_or_none(kit: Kit) -> None:
+def test_a_commit_is_all_or_none_with_the_record_of_its_ids(kit: Kit) -> None:
     a = kit.cluster()
-    with pytest.raises(RuntimeError), a.atomic():
-        a.enqueue("first")
-        a.enqueue("second")
-        raise RuntimeError("the third batch could not be built")
-    assert a.queue_size() == 0
-    with a.atomic():
-        for i in range(3):
-            a.enqueue(f"t{i}")
-    assert a.queue_size() == 3
+    assert a.commit(["t0"], ids=[(1, "x")], window_s=60) == set()
+    # x was taken: nothing of this commit is added, y is not recorded either.
+    assert a.commit(["t1", "t2"], ids=[(1, "y"), (1, "x")], window_s=60) == {(1, "x")}
+    assert a.depth() == Depth(waiting=1, claimed=0)
+    assert a.commit(["t1", "t2"], ids=[(1, "y"), (2, "x")], window_s=60) == set()
+    assert a.commit(["t3", "t4", "t5"]) == set()
+    assert a.depth() == Depth(waiting=6, claimed=0)
+    assert [body for _, body in a.dequeue() or []] == ["t0", "t1", "t2", "t3", "t4", "t5"]
+
+
+def test_a_released_task_is_claimed_again_as_a_redelivery(kit: Kit) -> None:
+    a, b = kit.cluster(), kit.cluster()
+    for batch_id in ("b1", "b2"):
+        a.enqueue(batch_task(batch_id))
+    first, _ = ids(a.dequeue())
+    a.release(first)  # (counted as claimed on Redis until taken: its entry stays pending)
+    again = wait_until(lambda: b.dequeue(), timeout=10, interval=0.05)
+    assert ids(again) == [first]
+    assert kwargs_of(again[0][1]) == {"redelivered": True}
+    assert a.depth() == Depth(waiting=0, claimed=2)
 
 
 def test_a_live_cluster_keeps_its_tasks_however_slow(kit: Kit) -> None:

@@ -1,4 +1,4 @@
-"""The ORM broker (processing/broker.py) beyond the contract both brokers keep
+"""The ORM broker (broker/orm.py) beyond the contract both brokers keep
 (tests/processing/test_brokers.py): it is what the settings select, it leaves
 other queues alone, and a broker used outside a cluster renews its own lease."""
 
@@ -8,8 +8,8 @@ import pytest
 from django_q.brokers import get_broker
 from django_q.conf import Conf
 
-from processing.broker import OrmBroker
-from processing.models import ClusterLease, QueuedTask
+from broker.models import ClusterLease, QueuedTask
+from broker.orm import OrmBroker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
