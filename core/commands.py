@@ -32,6 +32,7 @@ __all__ = [
     "instant_arg",
     "plural",
     "table",
+    "time_range_options",
     "verbosity_option",
 ]
 
@@ -110,6 +111,17 @@ def verbosity_option(parser: argparse.ArgumentParser, help: str) -> None:
         choices=[0, 1, 2, 3],
         default=argparse.SUPPRESS,
         help=help,
+    )
+
+
+def time_range_options(group: Any, *, what: str) -> None:
+    """``--since WHEN`` and ``--until WHEN`` (see TIME_HELP) on a parser or an
+    argument group; ``what`` names the time they bound ("Created", "Received")."""
+    group.add_argument(
+        "--since", type=instant_arg, metavar="WHEN", help=f"{what} at or after WHEN: {TIME_HELP}."
+    )
+    group.add_argument(
+        "--until", type=instant_arg, metavar="WHEN", help=f"{what} before WHEN: {TIME_HELP}."
     )
 
 

@@ -19,7 +19,7 @@ from archive.export import export_write
 from archive.selectors import ArchiveFilter, archived_events
 from archive.services import archive_purge, archive_purge_count
 from core import commands
-from core.commands import TIME_HELP, USAGE_ERROR, describe, plural
+from core.commands import USAGE_ERROR, describe, plural
 from core.config import get_config
 from core.timespans import format_duration
 from plugins.base import U64_MAX
@@ -90,18 +90,7 @@ class Command(commands.Command):
         g = export.add_argument_group("filters (all given must match)")
         g.add_argument("--source", type=_source_id, metavar="ID", help="Only this source id.")
         g.add_argument("--type", metavar="TYPE", help="Only events of this type (exact).")
-        g.add_argument(
-            "--since",
-            type=commands.instant_arg,
-            metavar="WHEN",
-            help=f"Received at or after WHEN: {TIME_HELP}.",
-        )
-        g.add_argument(
-            "--until",
-            type=commands.instant_arg,
-            metavar="WHEN",
-            help=f"Received before WHEN: {TIME_HELP}.",
-        )
+        commands.time_range_options(g, what="Received")
         export.add_argument(
             "--format",
             choices=["jsonl", "csv"],
