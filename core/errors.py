@@ -1,7 +1,7 @@
 """The small error vocabulary of the HTTP API. Each class maps to one status
-code; ``telemetron_site.api`` turns every one into the same JSON shape:
+code, and :func:`error_response` turns every one into the same JSON shape:
 ``{"error": "...", "details": [...]}`` (``ErrorOut`` in the OpenAPI docs,
-:mod:`core.schemas`).
+:mod:`core.schemas`), for the API's handlers and the views outside it alike.
 
 :func:`validation_messages` is the one reading of a pydantic validation error
 (config.toml, an event, a plugin's parameters, a request the API refuses).
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.http import JsonResponse
 from pydantic import ValidationError
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "UnsupportedMediaType",
+    "error_response",
     "loc_text",
     "validation_messages",
 ]
@@ -67,6 +69,14 @@ class ApiError(Exception):
         if self.details is not None:
             out["details"] = self.details
         return out
+
+
+def error_response(exc: ApiError) -> JsonResponse:
+    """The answer to ``exc``: its status, its JSON body and its headers."""
+    response = JsonResponse(exc.body(), status=exc.status)
+    for name, value in exc.headers().items():
+        response[name] = value
+    return response
 
 
 class BadRequest(ApiError):

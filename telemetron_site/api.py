@@ -11,7 +11,7 @@ from ninja import NinjaAPI, Swagger
 from ninja.errors import HttpError, ValidationError
 from ninja.openapi.schema import OpenAPISchema
 
-from core.errors import ApiError, loc_text, validation_messages
+from core.errors import ApiError, error_response, loc_text, validation_messages
 from core.schemas import SECURITY_SCHEMES
 from ingest.api import router as ingest_router
 from ingest.schemas import OPENAPI_COMPONENTS
@@ -60,9 +60,7 @@ api.add_router("", segment_router)
 
 @api.exception_handler(ApiError)
 def _api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
-    response = JsonResponse(exc.body(), status=exc.status)
-    for name, value in exc.headers().items():
-        response[name] = value
+    response = error_response(exc)
     cors_response_headers(request, response)  # a browser page may read its errors
     return response
 

@@ -1,9 +1,9 @@
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
 from console.views import dashboard
-from core.errors import ApiError
+from core.errors import ApiError, error_response
 from ops.metrics.view import metrics
 from ops.readiness import readyz
 from sources.access import read_access_check
@@ -20,10 +20,7 @@ def metrics_guarded(request: HttpRequest) -> HttpResponse:
     try:
         read_access_check(request, scope="metrics")
     except ApiError as exc:
-        response = JsonResponse(exc.body(), status=exc.status)
-        for name, value in exc.headers().items():
-            response[name] = value
-        return response
+        return error_response(exc)
     return metrics(request)
 
 

@@ -15,6 +15,7 @@ from plugins import live
 from plugins.base import PluginSpec
 from plugins.chains import Chains
 from plugins.registry import get_registry
+from plugins.sync import plugins_sync
 from sources.live import live_directory
 from sources.ratelimit import rate_limiter
 from tests.support.installations import installed_project
@@ -62,6 +63,13 @@ def live_chains() -> Iterator[None]:
     live.reset()
     live_directory.reset()
     rate_limiter.reset()
+
+
+@pytest.fixture
+def plugins_listed(db: None) -> None:
+    """Every installed plugin has its row, as the admin lists them (disabled
+    unless config.toml enables it: the first ``plugins sync``)."""
+    plugins_sync(specs=[], registry=get_registry())
 
 
 @pytest.fixture

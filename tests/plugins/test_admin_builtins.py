@@ -9,28 +9,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 
 from plugins import live
 from plugins.models import PluginConfig
-from plugins.registry import get_registry
-from plugins.sync import plugins_sync
 from tests.conftest import event
 from tests.support.client import post
 from tests.support.receiver import Receiver, receiver_running
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plugins_listed")]
 
 SECRET = "admin-secret-0123456789"
-
-
-@pytest.fixture
-def admin_client(db: None) -> Client:
-    plugins_sync(specs=[], registry=get_registry())  # every plugin listed, disabled
-    client = Client()
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
-    return client
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import User
 from django.test import Client
 
 from plugins.base import PluginSpec
@@ -19,18 +18,10 @@ from plugins.models import PluginConfig
 from plugins.registry import get_registry
 from plugins.sync import plugins_sync
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plugins_listed")]
 
 SECRET = "first-secret-0123456789"
 LIST_URL = "/admin/plugins/pluginconfig/"
-
-
-@pytest.fixture
-def admin_client(db: None) -> Client:
-    plugins_sync(specs=[], registry=get_registry())
-    client = Client()
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
-    return client
 
 
 def _row() -> PluginConfig:
