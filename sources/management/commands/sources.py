@@ -206,7 +206,7 @@ class Command(commands.Command):
         secret = services.write_key_create(source=source)
         self.stdout.write(f"new write key for source {source} (shown once): {secret.value}")
         if opts["revoke_others"]:
-            count = services.write_key_revoke(keys=others)
+            count = services.credentials_revoke(credentials=others)
             self.stdout.write(f"revoked {commands.plural(count, 'other key')}")
         elif others:
             self.stdout.write(
@@ -245,7 +245,7 @@ class Command(commands.Command):
         commands.confirm(
             f"Revoke {commands.plural(len(keys), 'write key')}?", noinput=opts["noinput"]
         )
-        count = services.write_key_revoke(keys=keys)
+        count = services.credentials_revoke(credentials=keys)
         if opts["verbosity"] >= 2:
             self._would_revoke(keys)
         self.stdout.write(

@@ -88,5 +88,5 @@ class Command(commands.Command):
             commands.confirm(
                 f"Revoke {commands.plural(len(live), 'read token')}?", noinput=opts["noinput"]
             )
-        count = services.read_token_revoke(tokens=live)
+        count = services.credentials_revoke(credentials=live)
         self.stdout.write(f"revoked {commands.plural(count, 'read token')}")
