@@ -466,11 +466,9 @@ def _resolved_http(overrides: dict[str, str]) -> tuple[int, int]:
     return cfg.http.workers, cfg.http.threads
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Benchmark Telemetron's serve against a Python floor and a framework floor "
-        "(loopback only) and print the report table."
-    )
+def load_options(parser: argparse.ArgumentParser, *, sides: str) -> None:
+    """The options of the measured loads (wrk's and the server's), ``--set``
+    applying ``sides`` ("for this run", "on both sides")."""
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured load (10)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per server (2)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
@@ -480,8 +478,32 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="override a config.toml key for this run, e.g. http.threads=8 (repeatable)",
+        help=f"override a config.toml key {sides}, e.g. http.threads=8 (repeatable)",
     )
+
+
+def load_options_read(args: argparse.Namespace, **rest: Any) -> tuple[Options, int, int]:
+    """The :func:`load_options` given, as :class:`Options` (``rest``: its other
+    fields), and the server's HTTP workers and threads they resolve to."""
+    overrides = parse_overrides(args.set)
+    workers, threads = _resolved_http(overrides)
+    opts = Options(
+        threads=args.wrk_threads,
+        connections=args.connections,
+        duration=args.duration,
+        warmup=args.warmup,
+        overrides=overrides,
+        **rest,
+    )
+    return opts, workers, threads
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Benchmark Telemetron's serve against a Python floor and a framework floor "
+        "(loopback only) and print the report table."
+    )
+    load_options(parser, sides="for this run")
     parser.add_argument(
         "--floors",
         choices=("both", "python", "framework", "none"),
@@ -510,14 +532,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, metavar="FILE", help="append the result as JSON")
     args = parser.parse_args(argv)
 
-    overrides = parse_overrides(args.set)
-    workers, threads = _resolved_http(overrides)
-    opts = Options(
-        threads=args.wrk_threads,
-        connections=args.connections,
-        duration=args.duration,
-        warmup=args.warmup,
-        overrides=overrides,
+    opts, workers, threads = load_options_read(
+        args,
         floors=("python", "framework") if args.floors == "both" else (args.floors,),
         ours=not args.no_ours,
         batch=not args.no_batch,
