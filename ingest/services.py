@@ -26,7 +26,7 @@ from core.metrics.recording import events_accepted, events_rejected
 from core.metrics.series import FORBIDDEN, RATE_LIMITED, UNAUTHORIZED
 from ingest.backpressure import queue_gate_check
 from ingest.batcher import get_batcher
-from ingest.bulk import event_parse_fast, events_check, events_parse_fast
+from ingest.fast_parse import event_parse_fast, events_check, events_parse_fast
 from plugins.base import Event, EventRejected, Validator
 from plugins.live import get_chains
 from sources.access import WriteAccess, write_access

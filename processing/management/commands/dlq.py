@@ -3,7 +3,7 @@
 Thin on purpose: it parses (its manual and options: :mod:`processing.dlq_options`),
 asks, prints; the work is done by :mod:`processing.selectors`,
 :mod:`processing.replay` and :mod:`processing.dead_letters` (which the admin's
-actions call too), and the wording is :mod:`processing.wording`'s.
+actions call too), and the wording is :mod:`processing.dead_letter_text`'s.
 """
 
 from __future__ import annotations
@@ -20,12 +20,7 @@ from tqdm import tqdm
 from core import commands
 from core.commands import SOME_FAILED, USAGE_ERROR, plural
 from core.timespans import format_duration
-from processing.dead_letters import dead_letters_discard, dead_letters_purge
-from processing.dlq_options import EXIT_CODES, MANUAL, dlq_arguments_add
-from processing.models import DeadLetter
-from processing.replay import ReplayResult, dead_letters_replay, replay_plan
-from processing.selectors import DeadLetterFilter, dead_letter_get, dead_letter_list
-from processing.wording import (
+from processing.dead_letter_text import (
     LIST_HEAD,
     LIST_RIGHT,
     discard_line,
@@ -39,6 +34,11 @@ from processing.wording import (
     replay_result_line,
     replay_summary_line,
 )
+from processing.dead_letters import dead_letters_discard, dead_letters_purge
+from processing.dlq_options import EXIT_CODES, MANUAL, dlq_arguments_add
+from processing.models import DeadLetter
+from processing.replay import ReplayResult, dead_letters_replay, replay_plan
+from processing.selectors import DeadLetterFilter, dead_letter_get, dead_letter_list
 
 
 class Command(commands.Command):

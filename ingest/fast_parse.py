@@ -1,4 +1,4 @@
-"""The cheap path of ``POST /ingest`` and ``POST /ingest/batch`` (issue 11).
+"""The fast parse of ``POST /ingest`` and ``POST /ingest/batch``: the cheap path.
 
 A batch body is parsed and checked in one call into pydantic-core (a schema of
 plain types: ``TypeAdapter(list[_Row]).validate_json``), then one tight loop does

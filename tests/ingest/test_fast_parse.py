@@ -1,4 +1,4 @@
-"""The cheap ingest path (ingest/bulk.py): a body is parsed and validated in one
+"""The cheap ingest path (ingest/fast_parse.py): a body is parsed and validated in one
 pydantic-core call, or declined to the per-event path; either way a request
 gets the same answer, the same counts in /stats and the same rejection metrics."""
 
@@ -13,7 +13,7 @@ from django.test import Client
 from prometheus_client import REGISTRY
 
 from ingest import services
-from ingest.bulk import event_parse_fast, events_parse_fast
+from ingest.fast_parse import event_parse_fast, events_parse_fast
 from plugins.base import Event
 from sources.services import source_create
 from tests.conftest import UseChains, event
@@ -106,7 +106,7 @@ def test_anything_else_is_declined(body: bytes) -> None:
 @pytest.mark.parametrize("where", ["type", "id", "data value", "data key", "nested"])
 def test_an_unstorable_escape_anywhere_is_declined(escape: str, where: str) -> None:
     """The strings are checked one by one whenever the body holds such an escape
-    (a body without any \\u escape skips those checks: bulk._strings_storable)."""
+    (a body without any \\u escape skips those checks: fast_parse._strings_storable)."""
     text = f"a{escape}b"
     ev: dict[str, Any] = event(1, "Click")
     placeholder = "PLACEHOLDER"
