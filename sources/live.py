@@ -95,7 +95,8 @@ class LiveDirectory:
             log.warning("last use of %d keys/tokens not recorded: %s", len(keys | tokens), exc)
 
     def usage_flush(self) -> None:
-        """Write the last uses now (tests, shutdown)."""
+        """Write the last uses now, instead of at the next refresh past
+        ``USAGE_WRITE_EVERY_S`` (tests)."""
         with self._lock:
             self._usage_write(force=True)
 

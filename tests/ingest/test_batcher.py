@@ -11,15 +11,19 @@ BufferedBatcher: bounded buffer (503 when full), flush at ``batch_size`` or
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from core.errors import ServiceUnavailable
 from ingest.batcher import BufferedBatcher, GroupCommitBatcher
-from tests.support.procs import wait_until
+from tests.support.procs import ROOT, wait_until
 
 WireEvent = dict[str, Any]
 
@@ -426,3 +430,41 @@ def test_close_gives_up_after_its_timeout_and_says_what_is_left(
     healthy.set()  # let the flusher thread finish
     wait_until(lambda: commit.committed, timeout=30, interval=0.005)
     assert commit.committed == [[ev(0), ev(1)]]
+
+
+# A process that buffers two events and ends without closing its batcher: as a
+# plain interpreter, or as a multiprocessing child (what granian's workers are),
+# which leaves through os._exit() and so runs no atexit hook.
+_EXITING = """
+import json, multiprocessing, sys, threading
+from ingest.batcher import BufferedBatcher
+
+def buffer_two_and_end(path):
+    def commit(batches):
+        with open(path, "a") as fh:
+            fh.write(json.dumps(batches) + "\\n")
+    batcher = BufferedBatcher(commit, batch_size=100, batch_timeout_s=3600, capacity=10)
+    threading.Thread(target=batcher.close_after_main).start()
+    batcher.submit([{"n": 1}, {"n": 2}])
+
+if sys.argv[2] == "interpreter":
+    buffer_two_and_end(sys.argv[1])
+else:
+    fork = multiprocessing.get_context("fork")
+    child = fork.Process(target=buffer_two_and_end, args=sys.argv[1:2])
+    child.start()
+    child.join(60)
+    sys.exit(child.exitcode)
+"""
+
+
+@pytest.mark.parametrize("process", ["interpreter", "multiprocessing-child"])
+def test_a_process_that_ends_flushes_its_buffer(tmp_path: Path, process: str) -> None:
+    out = tmp_path / "committed.jsonl"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", _EXITING, str(out), process],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert out.read_text().splitlines() == ['[[{"n": 1}, {"n": 2}]]']
