@@ -62,7 +62,7 @@ class PluginTables(_Section):
 
 class DatabaseConfig(_Section):
     url: str = "sqlite:///telemetron.sqlite3"
-    conn_max_age: int | None = None  # seconds; None = persistent (DESIGN §10)
+    conn_max_age: int | None = None  # seconds; None = persistent (bench/RESULTS.md)
     sqlite_busy_timeout: float = Field(30.0, gt=0, description="seconds")
     # django-prometheus' query/connection counters (django_db_*): measured at ~20 %
     # of the workers' CPU and ~4 % of the web's, so off unless asked for.

@@ -1,7 +1,7 @@
 """Per-request HTTP metrics and the request log line, in one small middleware.
 
 It replaces django-prometheus' Before/After middlewares, which cost a third of
-the throughput (DESIGN §10): each request pays one counter increment, one
+the throughput (bench/RESULTS.md): each request pays one counter increment, one
 histogram observation and, when ``telemetron.request`` logs at INFO, one log line.
 
 The ``endpoint`` label is the matched route template (``/stats/{source_id}``),

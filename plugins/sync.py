@@ -1,4 +1,4 @@
-"""The start-up rule of DESIGN §5: config.toml seeds the ``PluginConfig`` rows,
+"""The start-up rule of README, "Operating plugins": config.toml seeds the ``PluginConfig`` rows,
 then the admin owns them.
 
 * A plugin named in config.toml with no row yet (or only a "discovered" row that

@@ -4,7 +4,7 @@
 * :class:`DatabaseStore` (default): merges a batch's aggregate into the
   database in one transaction together with the batch id, so a batch seen
   before is skipped (exactly-once effect under at-least-once delivery).
-* :class:`MemoryStore`: process-local, for inline deployments only (DESIGN §7).
+* :class:`MemoryStore`: process-local, for inline deployments only (README, "Deployment shapes").
 """
 
 from __future__ import annotations

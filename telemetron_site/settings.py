@@ -41,7 +41,7 @@ INSTALLED_APPS = [
     "console",  # the admin's dashboard and sources list (after the apps it reads)
 ]
 
-# Kept short on purpose: every request pays for each one (DESIGN §10). The
+# Kept short on purpose: every request pays for each one (bench/RESULTS.md). The
 # session/auth/message middlewares are lazy and only do work for the admin.
 MIDDLEWARE = [
     # Outermost, so it times the whole request: HTTP metrics + the request log line.

@@ -1,4 +1,4 @@
-"""The metric series Telemetron records (DESIGN §8).
+"""The metric series Telemetron records (README, "Monitoring").
 
 The original service's five series keep their names, types and labels exactly;
 the others are ours. Every process records into these objects (through

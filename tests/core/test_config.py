@@ -1,4 +1,4 @@
-"""The typed configuration (DESIGN §6): config.toml, TELEMETRON_* environment
+"""The typed configuration (README, "Configuration"): config.toml, TELEMETRON_* environment
 overrides, and one clear line for each problem."""
 
 from __future__ import annotations

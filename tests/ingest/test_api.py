@@ -1,4 +1,4 @@
-"""POST /ingest, every row of DESIGN §3: 202, 400 (bad JSON, not an object,
+"""POST /ingest, every row of the README's HTTP API tables: 202, 400 (bad JSON, not an object,
 missing/invalid field, empty type, validator rejection), any Content-Type, gzip,
 413, 415, 503 + Retry-After, 500."""
 

@@ -1,4 +1,4 @@
-"""POST /ingest/batch (DESIGN §3): 202 with the accepted count and the
+"""POST /ingest/batch (README, "HTTP API"): 202 with the accepted count and the
 rejected indexes; 400 when nothing is accepted or the body is not a JSON array;
 413 over size or over ingest.max_batch_events."""
 

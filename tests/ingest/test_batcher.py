@@ -1,4 +1,4 @@
-"""The per-process batchers (DESIGN §4), on their own seam: the ``commit``
+"""The per-process batchers (README, "Acknowledgements"), on their own seam: the ``commit``
 callable they are given (in production, one django-q2 task per call). A
 ``FakeCommit`` records each batch and can be held closed or made to fail.
 

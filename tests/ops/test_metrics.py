@@ -1,4 +1,4 @@
-"""The metric series: names, types and labels as DESIGN §8 says; what each
+"""The metric series: names, types and labels as the README's "Monitoring" says; what each
 request and batch records; the merge of several processes' files."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The start-up rule (DESIGN §5): config.toml seeds the rows, then the admin owns
+"""The start-up rule (README, "Operating plugins"): config.toml seeds the rows, then the admin owns
 them; `plugins sync --force` re-applies config.toml; `--dry-run` writes nothing."""
 
 from __future__ import annotations

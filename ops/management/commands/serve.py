@@ -121,7 +121,8 @@ class Command(commands.Command):
                 f"{pending} database migration(s) not applied; run `python manage.py migrate` first"
             )
         for line in startup_sync(specs=specs_from_config(cfg), registry=get_registry()):
-            self.stdout.write(line)  # config.toml seeds the plugin rows (DESIGN §5)
+            # config.toml seeds the plugin rows (README, "Operating plugins")
+            self.stdout.write(line)
         if static_collect_if_stale():  # the admin's and /docs' files, for whitenoise
             self.stdout.write(f"telemetron: static files collected into {settings.STATIC_ROOT}")
         connections.close_all()
