@@ -18,18 +18,9 @@ from plugins.chains import Chains
 from plugins.live import get_chains
 from plugins.models import PluginConfig
 from plugins.registry import get_registry
+from tests.support.clock import Clock
 
 pytestmark = pytest.mark.django_db
-
-
-class Clock:
-    """The loader's clock, moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
