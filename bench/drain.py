@@ -10,7 +10,7 @@ run's database, redis-server).
 
 Each run: a fresh database (an SQLite file, or a PostgreSQL database created and
 dropped), `migrate`, `plugins sync --force`, the backlog written through the
-broker (`ops.broker.broker_commit`, as ingest does), then the cluster started;
+broker (`broker.commit.broker_commit`, as ingest does), then the cluster started;
 the clock runs from its first claim to the last acknowledgement.
 """
 
