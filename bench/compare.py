@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.profile import profile_read
 from bench.report import (
     Phase,
     _floors,
@@ -36,6 +35,7 @@ from bench.report import (
     _ours,
     load_options,
     load_options_read,
+    profile_summaries_print,
     render,
 )
 from bench.servers import REPO
@@ -376,13 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"target {'MET   ' if ok else 'MISSED'}  {text}")
     if args.profile is not None:
         for key in labels:
-            for tag in ("ingest", "batch"):
-                for kind in ("web", "cluster"):
-                    files = sorted(args.profile.glob(f"{key}-{tag}-{kind}[0-9]*.txt"))
-                    if files:
-                        summary = profile_read(files).table(15)
-                        (args.profile / f"{key}-{tag}-{kind}-summary.md").write_text(summary + "\n")
-                        print(f"\nprofile ({key}): {kind} processes under {tag} load:\n{summary}")
+            profile_summaries_print(args.profile, prefix=f"{key}-", top=15)
     if args.json:
         result = {
             **common,

@@ -466,6 +466,20 @@ def _resolved_http(overrides: dict[str, str]) -> tuple[int, int]:
     return cfg.http.workers, cfg.http.threads
 
 
+def profile_summaries_print(directory: Path, *, prefix: str, top: int) -> None:
+    """Each load's profile of each kind of process (``{prefix}{tag}-{kind}{pid}.txt``
+    in ``directory``) summarised: its ``top`` functions, printed and written
+    beside them as ``{prefix}{tag}-{kind}-summary.md``."""
+    for tag in ("ingest", "batch"):
+        for kind in ("web", "cluster"):
+            files = sorted(directory.glob(f"{prefix}{tag}-{kind}[0-9]*.txt"))
+            if files:
+                summary = profile_read(files).table(top)
+                (directory / f"{prefix}{tag}-{kind}-summary.md").write_text(summary + "\n")
+                label = f" ({prefix.rstrip('-')})" if prefix else ""
+                print(f"\nprofile{label}: {kind} processes under {tag} load:\n{summary}")
+
+
 def load_options(parser: argparse.ArgumentParser, *, sides: str) -> None:
     """The options of the measured loads (wrk's and the server's), ``--set``
     applying ``sides`` ("for this run", "on both sides")."""
@@ -563,13 +577,7 @@ def main(argv: list[str] | None = None) -> int:
             result["serve_exit_code"] = code
     print(render(result, phases))
     if opts.profile_dir is not None:
-        for tag in ("ingest", "batch"):
-            for kind in ("web", "cluster"):
-                files = sorted(opts.profile_dir.glob(f"{tag}-{kind}*.txt"))
-                if files:
-                    summary = profile_read(files).table(25)
-                    (opts.profile_dir / f"{tag}-{kind}-summary.md").write_text(summary + "\n")
-                    print(f"\nprofile: {kind} processes under {tag} load:\n{summary}")
+        profile_summaries_print(opts.profile_dir, prefix="", top=25)
     if args.json:
         result["phases"] = [asdict(p) for p in phases]
         with args.json.open("a") as fh:
