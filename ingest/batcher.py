@@ -17,7 +17,7 @@ per batch of at most ``processor.batch_size`` events (README, "Acknowledgements"
 * :class:`BufferedBatcher` (``ingest.ack = "buffered"``): the request returns
   once its events are in a bounded in-memory buffer; a flusher thread commits at
   ``batch_size`` events or ``batch_timeout`` ms; a full buffer answers 503; the
-  buffer is flushed when the process exits (:meth:`BufferedBatcher.close_after_main`).
+  buffer is flushed when the process exits (:meth:`BufferedBatcher.close_at_exit`).
 """
 
 from __future__ import annotations
@@ -249,18 +249,19 @@ class BufferedBatcher:
                 with self._cond:
                     self._inflight = 0
 
-    def close_after_main(self) -> None:
-        """Close once the main thread is done (unless closed before); run in a
-        thread that is not a daemon: the interpreter, and a multiprocessing child
-        (granian's workers leave through ``os._exit``, skipping ``atexit``), wait
-        for such threads then."""
+    def close_at_exit(self) -> None:
+        """Close once the main thread is done (unless closed before), from a thread
+        that is no daemon (whatever thread asks: granian's are): the interpreter
+        and a multiprocessing child, such as granian's workers that leave through
+        ``os._exit`` and skip ``atexit``, wait for it then."""
+        threading.Thread(target=self._close_after_main, name="exit-flush", daemon=False).start()
+
+    def _close_after_main(self) -> None:
         main = threading.main_thread()
-        while main.is_alive():
+        while main.is_alive() and not self._closing:
             main.join(_EXIT_WATCH_S)
-            with self._cond:
-                if self._closing:
-                    return
-        self.close()
+        if not self._closing:  # else closed before: nothing left to do here
+            self.close()
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Stop taking events and flush the buffer (SIGTERM/SIGINT/exit)."""
@@ -295,5 +296,5 @@ def get_batcher() -> Batcher:
         capacity=cfg.processor.channel_capacity,
         retry_after=cfg.ingest.retry_after,
     )
-    threading.Thread(target=batcher.close_after_main, name="telemetron-exit-flush").start()
+    batcher.close_at_exit()
     return batcher

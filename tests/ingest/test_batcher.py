@@ -434,7 +434,8 @@ def test_close_gives_up_after_its_timeout_and_says_what_is_left(
 
 # A process that buffers two events and ends without closing its batcher: as a
 # plain interpreter, or as a multiprocessing child (what granian's workers are),
-# which leaves through os._exit() and so runs no atexit hook.
+# which leaves through os._exit() and so runs no atexit hook. Its batcher is made
+# in a daemon thread, as granian's request threads are.
 _EXITING = """
 import json, multiprocessing, sys, threading
 from ingest.batcher import BufferedBatcher
@@ -443,9 +444,13 @@ def buffer_two_and_end(path):
     def commit(batches):
         with open(path, "a") as fh:
             fh.write(json.dumps(batches) + "\\n")
-    batcher = BufferedBatcher(commit, batch_size=100, batch_timeout_s=3600, capacity=10)
-    threading.Thread(target=batcher.close_after_main).start()
-    batcher.submit([{"n": 1}, {"n": 2}])
+    def request():
+        batcher = BufferedBatcher(commit, batch_size=100, batch_timeout_s=3600, capacity=10)
+        batcher.close_at_exit()
+        batcher.submit([{"n": 1}, {"n": 2}])
+    thread = threading.Thread(target=request, daemon=True)
+    thread.start()
+    thread.join()
 
 if sys.argv[2] == "interpreter":
     buffer_two_and_end(sys.argv[1])
