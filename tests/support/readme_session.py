@@ -98,7 +98,12 @@ class ReadmeSession:
         subprocess.run(migrate, cwd=self.workdir, env=env, check=True, timeout=120)
         with self._log.open("a") as log:
             self._serve = subprocess.Popen(
-                [python, "manage.py", "serve"], cwd=self.workdir, env=env, stdout=log, stderr=log
+                [python, "manage.py", "serve"],
+                cwd=self.workdir,
+                env=env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # its own process group, as in a terminal
             )
         serve = self._serve
 
@@ -113,17 +118,18 @@ class ReadmeSession:
         wait_until(ready, timeout=90)
 
     def stop(self) -> None:
-        """Ctrl-C in make run's terminal."""
+        """Ctrl-C in make run's terminal: SIGINT to its whole process group."""
         if self._serve is None:
             return
-        self._serve.send_signal(signal.SIGINT)
+        os.killpg(self._serve.pid, signal.SIGINT)
         try:
             self._serve.wait(60)
         except subprocess.TimeoutExpired:
-            self._serve.kill()
+            os.killpg(self._serve.pid, signal.SIGKILL)
             self._serve.wait()
             raise AssertionError(f"serve did not stop on SIGINT:\n{self.log()}") from None
-        self._serve = None
+        status, self._serve = self._serve.returncode, None
+        assert status == 0, f"serve exited {status} on SIGINT:\n{self.log()}"
 
     def config_add(self, toml: str) -> None:
         """The reader adds a README block to config.toml (its tables merged)."""
