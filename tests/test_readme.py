@@ -60,10 +60,10 @@ NOT_RUN = {
     ".venv/bin/pip install ./examples/telemetron-example-validator": (
         "would change the virtualenv: tests/integration/test_example_plugin.py installs it"
     ),
-    "make test": ("the suite itself, which holds this test"),
+    "make test": "the suite itself, which holds this test",
     "make test-sqlite": "the suite itself",
-    "make lint": "run by make lint, not by the suite",
-    "scripts/repeat-under-load.sh 20": ("the in-process suites twenty times over"),
+    "make lint": "ruff and mypy: make lint's job, not the suite's",
+    "scripts/repeat-under-load.sh 20": "the in-process suites twenty times over",
 }
 NOT_ADDED = {  # a line of the block -> why the session does not add it to config.toml
     "allowed = [1, 2, 3]": "an illustration; it would refuse the later examples' source 7",

@@ -144,22 +144,27 @@ class ReadmeSession:
     def shell(self, command: str, *, answer: str | None = None) -> Ran:
         """Run one command in bash in the directory, as typed; ``answer`` is what
         the reader types at its question."""
-        result = subprocess.run(
+        proc = subprocess.Popen(
             ["bash", "-c", "set -o pipefail\n" + CURL + command],
             cwd=self.workdir,
             env=self.env(),
-            input=answer if answer is not None else "",
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            timeout=180,
+            start_new_session=True,
         )
-        http = tuple(int(code) for code in CURL_STATUS.findall(result.stdout))
-        printed = CURL_STATUS.sub("\n", result.stdout)
+        try:
+            out, _ = proc.communicate(answer or "", timeout=180)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+        http = tuple(int(code) for code in CURL_STATUS.findall(out))
+        printed = CURL_STATUS.sub("\n", out)
         if answer is not None:  # a terminal shows what was typed
             printed = printed.replace("[y/N] ", "[y/N] " + answer, 1)
         self._remember(printed)
-        return Ran(result.returncode, printed, http)
+        return Ran(proc.returncode, printed, http)
 
     def terminal(self, command: str, answers: list[tuple[str, str]]) -> Ran:
         """Run a command on a terminal (for prompts such as getpass'), typing
@@ -189,7 +194,9 @@ class ReadmeSession:
             elif proc.poll() is not None:
                 break
         os.close(main)
-        status = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        if proc.poll() is None:  # still waiting for an answer nobody gives
+            os.killpg(proc.pid, signal.SIGKILL)
+        status = proc.wait()
         return Ran(status, printed.decode(errors="replace").replace("\r\n", "\n"), ())
 
     def close(self) -> None:
