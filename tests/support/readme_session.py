@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from tests.support.procs import ROOT, free_port, wait_until, write_config
+from tests.support.procs import ROOT, free_port, wait_answering, write_config
 
 __all__ = ["Ran", "ReadmeSession"]
 
@@ -105,17 +103,7 @@ class ReadmeSession:
                 stderr=log,
                 start_new_session=True,  # its own process group, as in a terminal
             )
-        serve = self._serve
-
-        def ready() -> bool:
-            if serve.poll() is not None:
-                raise AssertionError(f"make run exited {serve.returncode}:\n{self.log()}")
-            try:
-                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(ready, timeout=90)
+        wait_answering(self._serve, f"{self.url}/healthz", self.log, timeout=90)
 
     def stop(self) -> None:
         """Ctrl-C in make run's terminal: SIGINT to its whole process group."""
