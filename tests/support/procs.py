@@ -82,7 +82,7 @@ def wait_answering(
 
     def ready() -> bool:
         if process.poll() is not None:
-            raise AssertionError(f"{process.args} exited {process.returncode}:\n{log()}")
+            raise AssertionError(f"{process.args!r} exited {process.returncode}:\n{log()}")
         try:
             return httpx.get(url, timeout=1).status_code == 200
         except httpx.HTTPError:
