@@ -48,8 +48,9 @@ _WHEN_BATCH = {
     "refused event by index).",
     403: "Every valid event refused for access (another source's, a disabled source's); "
     "`details` lists the invalid ones too.",
-    413: "Too large, more than `ingest.max_batch_events` events, or more events of a "
-    "source than its burst.",
+    413: "The body is larger than `ingest.max_body_bytes` (after gzip), the array has more "
+    f"than {get_config().ingest.max_batch_events} elements (`ingest.max_batch_events`), or "
+    "it holds more events of a source than its rate limit's burst: nothing was taken.",
 }
 
 

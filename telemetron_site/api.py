@@ -21,6 +21,7 @@ from ninja.openapi.schema import OpenAPISchema
 from ingest.api import router as ingest_router
 from ingest.schemas import OPENAPI_COMPONENTS
 from ingest.segment_api import router as segment_router
+from ingest.segment_schemas import SEGMENT_COMPONENTS
 from ops.api import router as ops_router
 from sources.cors import cors_response_headers
 from stats.api import router as stats_router
@@ -48,7 +49,7 @@ def _json_not_allowed(view: View) -> View:
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         response = view(request, *args, **kwargs)
         if isinstance(response, HttpResponseNotAllowed):
-            allowed = response["Allow"].split(", ")
+            allowed = sorted(response["Allow"].split(", "))
             message = f"Method {request.method} is not allowed here; use {', '.join(allowed)}"
             return MethodNotAllowed(message, allowed).response()
         return response
@@ -73,7 +74,7 @@ class TelemetronAPI(NinjaAPI):
     def get_openapi_schema(self, *args: Any, **kwargs: Any) -> OpenAPISchema:
         schema = super().get_openapi_schema(*args, **kwargs)
         components = schema["components"]
-        components.setdefault("schemas", {}).update(OPENAPI_COMPONENTS)
+        components.setdefault("schemas", {}).update(OPENAPI_COMPONENTS | SEGMENT_COMPONENTS)
         named = {
             name
             for path in schema["paths"].values()
