@@ -31,7 +31,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from ingest.body import read_body
-from ingest.segment_schemas import CALL_TYPES, SEGMENT_TIME_PATTERN
+from ingest.segment_schemas import BATCH_LIMIT, CALL_TYPES, MESSAGE_LIMIT, SEGMENT_TIME_PATTERN
 from ingest.services import json_parse, values_ingest
 from ops.metrics.recording import events_rejected
 from ops.metrics.series import UNAUTHORIZED
@@ -49,9 +49,6 @@ __all__ = [
     "message_map",
     "segment_ingest",
 ]
-
-MESSAGE_LIMIT = 32 * 1024  # bytes of one message (a call's body, or one of a batch)
-BATCH_LIMIT = 500 * 1024  # bytes of a /v1/batch body
 
 # Message fields that become the event's own (the rest is its data).
 _OWN_FIELDS = frozenset({"type", "event", "timestamp", "sentAt", "receivedAt", "writeKey"})

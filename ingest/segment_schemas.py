@@ -22,13 +22,17 @@ from ingest.schemas import TYPE_PATTERN
 from plugins.base import MAX_DATA_DEPTH, MAX_ID_LENGTH, MAX_TYPE_LENGTH
 
 __all__ = [
+    "BATCH_LIMIT",
     "CALL_TYPES",
+    "MESSAGE_LIMIT",
     "SEGMENT_COMPONENTS",
     "SEGMENT_TIME_PATTERN",
     "segment_body_schema",
 ]
 
 CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
+MESSAGE_LIMIT = 32 * 1024  # bytes of one message (a call's body, or one of a batch)
+BATCH_LIMIT = 500 * 1024  # bytes of a /v1/batch body
 
 # ISO 8601 as the SDKs write it: a date and a time to the second (a fraction
 # optional), separated by T (or a space), an offset optional (none: UTC; with or
@@ -124,7 +128,7 @@ def _message(properties: dict[str, Any], required: list[str], title: str) -> dic
         "propertyNames": {"pattern": _NO_NUL},
         "additionalProperties": _KEPT,
         "description": f"Any other field is kept in the event's data; it may nest at most "
-        f"{MAX_DATA_DEPTH} arrays/objects deep. At most 32 KB.",
+        f"{MAX_DATA_DEPTH} arrays/objects deep. At most {MESSAGE_LIMIT // 1024} KB.",
     }
 
 
@@ -163,12 +167,15 @@ def _batch_schema(max_messages: int) -> dict[str, Any]:
                 "an invalid one is refused alone (the answer's `details`, by index).",
             },
             "sentAt": _time(f"For messages without their own. {_SENT_AT}"),
-            "context": _kept("For messages without their own."),
+            "context": _kept(
+                "For messages without their own (so nested at most "
+                f"{MAX_DATA_DEPTH - 1} arrays/objects deep)."
+            ),
             "writeKey": _WRITE_KEY,
         },
         "required": ["batch"],
         "additionalProperties": _ignored("Ignored."),
-        "description": "At most 500 KB (after gzip).",
+        "description": f"At most {BATCH_LIMIT // 1024} KB (after gzip).",
     }
 
 

@@ -124,9 +124,14 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return error_response(exc.status_code, str(exc))
 
 
+def not_found(request: HttpRequest) -> HttpResponse:
+    """The answer to a path of the API that holds nothing."""
+    return NotFound(f"Nothing at {request.path}: see /docs for the API's paths").response()
+
+
 @api.exception_handler(Http404)
 def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
-    return NotFound(f"Nothing at {request.path}").response()
+    return not_found(request)
 
 
 @api.exception_handler(Exception)

@@ -5,6 +5,7 @@ from django.views import defaults
 
 from console.views import dashboard
 from telemetron_site.api import api
+from telemetron_site.api import not_found as api_not_found
 from telemetron_site.errors import error_response
 
 urlpatterns = [
@@ -27,7 +28,7 @@ def _admin(request: HttpRequest) -> bool:
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _admin(request):
         return defaults.page_not_found(request, exception)
-    return error_response(404, f"Nothing at {request.path}: see /docs for the API's paths")
+    return api_not_found(request)
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
