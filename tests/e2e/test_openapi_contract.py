@@ -121,6 +121,7 @@ def test_schemathesis_finds_no_difference_between_the_document_and_the_server(
     assert len(operations) == 14, operations
     assert f"{len(operations)} selected / {len(operations)} total" in out, out
     assert "No issues found" in out or " passed" in out, out
+    print(*re.findall(r"^ *\d+ generated.*$", out, re.MULTILINE))  # (-rP shows the count)
 
     # Every operation answered some request with a success, not refusals only
     # (/stats/{source_id}: the stateful phase asks for the sources it sent).
