@@ -21,6 +21,7 @@ from plugins.registry import get_registry
 from plugins.sync import plugins_sync
 from tests.conftest import UseChains, event
 from tests.support.client import post
+from tests.support.jsonform import editor_config
 
 PRICE = {
     "type": "object",
@@ -281,8 +282,7 @@ def _save(client: Client, params: dict[str, Any], enabled: bool = True) -> Any:
 def test_the_admin_form_draws_a_text_box_per_event_type_with_help(admin_client: Client) -> None:
     row = PluginConfig.objects.get(name="JsonSchemaValidator")
     html = admin_client.get(f"/admin/plugins/pluginconfig/{row.pk}/change/").content.decode()
-    config = html.split('data-django-jsonform="', 1)[1].split('"', 1)[0]
-    schema = json.loads(config.replace("&quot;", '"').replace("&amp;", "&"))["schema"]
+    schema = editor_config(html)["schema"]
     schemas = schema["properties"]["schemas"]
     assert schemas["type"] == "object"
     assert schemas["additionalProperties"]["widget"] == "textarea"

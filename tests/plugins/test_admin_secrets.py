@@ -18,6 +18,7 @@ from plugins.base import PluginSpec
 from plugins.models import PluginConfig
 from plugins.registry import get_registry
 from plugins.sync import plugins_sync
+from tests.support.jsonform import editor_config
 
 pytestmark = pytest.mark.django_db
 
@@ -54,12 +55,11 @@ def test_the_secret_is_saved_but_never_shown(admin_client: Client) -> None:
 
     form = admin_client.get(_change_url()).content.decode()
     assert SECRET not in form
-    config = form.split('data-django-jsonform="', 1)[1].split('"', 1)[0]
-    config = json.loads(config.replace("&quot;", '"').replace("&amp;", "&"))
+    config = editor_config(form)
     secret_field = config["schema"]["properties"]["secret"]
     assert secret_field["format"] == "password"  # drawn as a password input
     assert "leave empty to keep the one stored" in secret_field["help_text"]
-    assert json.loads(config["data"])["secret"] == ""
+    assert config["data"]["secret"] == ""
 
     listing = admin_client.get(LIST_URL).content.decode()
     assert SECRET not in listing and "&quot;secret&quot;: &quot;********&quot;" in listing
