@@ -120,11 +120,13 @@ class PluginConfigAdmin(admin.ModelAdmin):
         return format_html('<span style="color:{}">{}</span>', colour, problem)
 
     # --- forms ---------------------------------------------------------------
+    _about = ("package", "status", "source", "updated_at", "updated_by")
+
     def get_readonly_fields(
         self, request: HttpRequest, obj: PluginConfig | None = None
     ) -> tuple[str, ...]:
         # kind and name are the registry's: chosen from its list, never typed in
-        return ("kind", "name", "package", "status", "source", "updated_at", "updated_by")
+        return ("kind", "name", *self._about)
 
     def get_fields(self, request: HttpRequest, obj: PluginConfig | None = None) -> Any:
         # Who may only look sees the parameters with their secrets masked.
@@ -133,7 +135,7 @@ class PluginConfigAdmin(admin.ModelAdmin):
         else:
             editable = self.has_change_permission(request, obj)
         params = "params" if editable else "params_masked"
-        return ["kind", "name", "enabled", "position", params, *self.get_readonly_fields(request)]
+        return ["kind", "name", "enabled", "position", params, *self._about]
 
     def get_form(
         self,

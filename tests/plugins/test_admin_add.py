@@ -60,6 +60,7 @@ def test_the_chosen_plugins_form_starts_from_its_defaults(editor: Client) -> Non
     assert data == params_to_editor(webhook.Params, params_initial(webhook.Params))
     assert data["timeout"] == 5.0 and data["headers"] == {}  # not null, not {}
     assert 'name="name"' not in page and "WebhookProcessor" in page
+    assert page.count(" field-kind") == page.count(" field-name") == 1  # shown once
     position = PluginConfig.objects.filter(kind="processor").order_by("-position")[0].position
     assert f'name="position" value="{position + 10}"' in page  # last in its chain
 

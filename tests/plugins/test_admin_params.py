@@ -173,5 +173,6 @@ def test_view_only_staff_see_the_parameters_with_the_secret_masked(admin_client:
     client = Client()
     client.force_login(viewer)
     page = client.get(_url(row)).content.decode()
+    assert page.count(" field-kind") == page.count(" field-params_masked") == 1
     assert "hooks.example.com" in page and "X-Team" in page
     assert WEBHOOK_SECRET not in page and "********" in page
