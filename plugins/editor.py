@@ -6,12 +6,13 @@ whatever the parameters' types, and turns the stored parameters into the
 editor's data and its data back, so that a save which changes nothing gives
 back the parameters as they were:
 
-* ``$ref`` inlined; ``X | None`` drawn as X, and an empty field read back as None;
+* ``$ref`` inlined; ``X | None`` drawn as X when X is a text or number input,
+  an empty one read back as None;
 * a map with free keys (``dict[str, X]``: ``additionalProperties``) given the
   empty ``properties`` the editor needs (its keys come with "Add key");
 * a value of any JSON (``Any``, ``dict[str, Any]``'s values, a model that
-  contains itself, a union of several types) drawn as a JSON text box, and
-  parsed back;
+  contains itself, a union of several types, a tuple, any other ``X | None``)
+  drawn as a JSON text box, and parsed back;
 * a secret (``writeOnly``) drawn as a password field (``plugins.forms`` shows it
   empty and keeps the stored one when it is left so).
 """
@@ -39,6 +40,7 @@ _MARKS = (_JSON, _NULLABLE)
 # What the editor needs an object's schema to hold, at least one of.
 _OBJECT_SHAPES = ("properties", "keys", "oneOf", "anyOf", "allOf")
 _SCALARS = ("string", "number", "integer", "boolean")
+_EMPTIABLE = ("string", "number", "integer")  # drawn as inputs that can be left empty
 
 
 class EditorDataError(ValueError):
@@ -63,7 +65,9 @@ def _json_node(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _nullable(node: dict[str, Any], defs: dict[str, Any], seen: tuple[str, ...]) -> Any:
-    """``X | None`` as X marked nullable; a union of several types as JSON text."""
+    """``X | None`` as X marked nullable when X is drawn as a text or number input
+    (left empty, it reads back as None); else, and for a union of several types,
+    JSON text (a checkbox, a list or a group of fields has no empty state)."""
     for key in ("anyOf", "oneOf"):
         options = node.get(key)
         if not isinstance(options, list):
@@ -73,10 +77,13 @@ def _nullable(node: dict[str, Any], defs: dict[str, Any], seen: tuple[str, ...])
         if len(concrete) != 1:
             return _json_node(node)
         out = _resolve({**concrete[0], **rest}, defs, seen)
-        if len(concrete) < len(options):
-            out[_NULLABLE] = True
-            if out.get("default", 0) is None:
-                del out["default"]
+        if len(concrete) == len(options) or out.get(_JSON):
+            return out
+        if out.get("type") not in _EMPTIABLE:
+            return _json_node(node)
+        out[_NULLABLE] = True
+        if out.get("default", 0) is None:
+            del out["default"]
         return out
     return None
 
@@ -121,6 +128,8 @@ def _resolve(node: Any, defs: dict[str, Any], seen: tuple[str, ...] = ()) -> Any
             out[key] = value  # keywords whose values are data (default, enum, examples)
     if out.get("type") == "object" and not any(k in out for k in _OBJECT_SHAPES):
         out["properties"] = {}  # a map with free keys: they come from additionalProperties
+    if out.get("type") == "array" and not isinstance(out.get("items"), dict):
+        return _json_node(node)  # a tuple (prefixItems): no one schema for its items
     # The editor shows a field's ``help_text`` (a group's ``description``).
     if "description" in out and "help_text" not in out and out.get("type") in _SCALARS:
         out["help_text"] = out["description"]
@@ -166,11 +175,7 @@ def _child(node: dict[str, Any], key: str | int) -> dict[str, Any]:
 def _to_editor(node: dict[str, Any], value: Any) -> Any:
     if node.get(_JSON):
         return json.dumps(value, indent=2, ensure_ascii=False)
-    if (
-        value is None
-        and node.get(_NULLABLE)
-        and node.get("type") in ("string", "number", "integer")
-    ):
+    if value is None and node.get(_NULLABLE):
         return ""
     if isinstance(value, dict):
         return {k: _to_editor(_child(node, k), v) for k, v in value.items()}

@@ -80,6 +80,10 @@ class Tree(PluginParams):
     children: list[Tree] = Field(default_factory=list)
 
 
+class Window(PluginParams):
+    start: int = 0
+
+
 class Kinds(PluginParams):
     labels: dict[str, str] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
@@ -94,6 +98,10 @@ class Kinds(PluginParams):
     extra: dict[str, Any] = Field(default_factory=dict)
     either: int | str = 3
     mixed: Literal[1, "one"] = 1
+    window: Window | None = None  # no empty state in the editor: JSON text
+    ids: list[int] | None = None
+    flag: bool | None = None
+    pair: tuple[int, str] = (1, "a")
 
 
 STORED: dict[str, Any] = {
@@ -110,6 +118,10 @@ STORED: dict[str, Any] = {
     "extra": {"n": 1, "s": "text", "l": [1, 2], "o": {"k": False}},
     "either": "three",
     "mixed": "one",
+    "window": None,
+    "ids": [1, 2],
+    "flag": None,
+    "pair": [2, "b"],
 }
 
 
@@ -124,6 +136,8 @@ def test_each_kind_of_parameter_comes_back_unchanged_from_the_editor() -> None:
     assert shown["tree"]["children"] == ['{\n  "label": "leaf",\n  "children": []\n}']
     assert shown["either"] == '"three"' and shown["mixed"] == '"one"'
     assert shown["limit"] == "" and shown["note"] == ""
+    assert (shown["window"], shown["ids"], shown["flag"]) == ("null", "[\n  1,\n  2\n]", "null")
+    assert shown["pair"] == '[\n  2,\n  "b"\n]'
     assert shown["labels"] == STORED["labels"] and shown["rules"] == STORED["rules"]
 
     back = Kinds.model_validate(params_from_editor(Kinds, shown)).model_dump(mode="json")
@@ -136,7 +150,7 @@ def test_the_schema_draws_each_kind_as_the_editor_knows_it() -> None:
     assert properties["token"]["format"] == "password"
     assert properties["mode"]["enum"] == ["fast", "safe"] and properties["mode"]["type"] == "string"
     assert properties["limit"]["type"] == "integer" and "default" not in properties["limit"]
-    for text in ("anything", "either", "mixed"):
+    for text in ("anything", "either", "mixed", "window", "ids", "flag", "pair"):
         assert properties[text]["widget"] == "textarea", text
     assert properties["extra"]["additionalProperties"]["widget"] == "textarea"
     # A model that contains itself: drawn down to where it repeats, then as JSON.
