@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils.html import escape
 from django_jsonform.constants import JOIN_SYMBOL
 from django_jsonform.widgets import JSONFormWidget
 from pydantic import ValidationError
@@ -43,8 +44,9 @@ def params_field(cls: type[Plugin] | None) -> forms.JSONField:
         field = schema["properties"].get(key, {})
         hint = field.get("help_text", "")
         field["help_text"] = f"{hint} Never shown; leave empty to keep the one stored.".strip()
+    # The admin shows a field's help text as HTML: a docstring's <batch id> is text.
     return forms.JSONField(
-        required=False, widget=JSONFormWidget(schema=schema), help_text=plugin_summary(cls)
+        required=False, widget=JSONFormWidget(schema=schema), help_text=escape(plugin_summary(cls))
     )
 
 

@@ -157,3 +157,9 @@ def test_view_only_staff_see_the_parameters_with_the_secret_masked(plugin_admin:
     assert page.count(" field-kind") == page.count(" field-params_masked") == 1
     assert "hooks.example.com" in page and "X-Team" in page
     assert WEBHOOK_SECRET not in page and "********" in page
+
+
+def test_the_plugins_summary_under_its_parameters_is_text(plugin_admin: Client) -> None:
+    row = PluginConfig.objects.get(name="SlowProcessor")
+    page = plugin_admin.get(_url(row)).content.decode()
+    assert "named &lt;batch id&gt;.&lt;time ns&gt;.&lt;pid of the process" in page
