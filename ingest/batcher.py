@@ -1,5 +1,5 @@
 """The per-process batcher: turns accepted events into django-q2 tasks, one task
-per batch of at most ``processor.batch_size`` events (README, "Acknowledgements").
+per batch of at most ``processor.batch_size`` events (README, "Acknowledgements and backpressure").
 
 * :class:`GroupCommitBatcher` (``ingest.ack = "durable"``): the request returns
   only once its batch is committed to the broker. The first request to find no

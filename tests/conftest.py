@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.test import Client
 
 from core.config import Settings, get_config
 from plugins import live
@@ -44,6 +45,15 @@ def project(tmp_path: Path) -> Iterator[Project]:
         yield proj
 
 
+@pytest.fixture
+def plugin_admin(admin_client: Client) -> Client:
+    """pytest-django's superuser client on the admin, with every installed plugin
+    listed (a row each, disabled unless config.toml enables it, as ``serve``'s
+    first sync leaves them)."""
+    plugins_sync(specs=[], registry=get_registry())
+    return admin_client
+
+
 def event(
     source_id: int = 1, type: str = "Heartbeat", ts: str = "2023-10-27T09:30:00Z", **extra: Any
 ) -> dict[str, Any]:
@@ -63,13 +73,6 @@ def live_chains() -> Iterator[None]:
     live.reset()
     live_directory.reset()
     rate_limiter.reset()
-
-
-@pytest.fixture
-def plugins_listed(db: None) -> None:
-    """Every installed plugin has its row, as the admin lists them (disabled
-    unless config.toml enables it: the first ``plugins sync``)."""
-    plugins_sync(specs=[], registry=get_registry())
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
-"""The shape of the production code, read from its source (README, Development;
-docs/architecture.md, "Layers"): packages in layers, modules small or saying why
-not, functions short, no import cycle, and no app reading another app's models
-(it asks that app's selectors)."""
+"""The shape of the production code, read from its source (README, "Development
+and tests"; docs/architecture.md, "Layers"): packages in layers, modules small or
+saying why not, functions short, no import cycle, and no app reading another
+app's models (it asks that app's selectors)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""The per-process batchers (README, "Acknowledgements"), on their own seam: the ``commit``
-callable they are given (in production, one django-q2 task per call). A
-``FakeCommit`` records each batch and can be held closed or made to fail.
+"""The per-process batchers (README, "Acknowledgements and backpressure"), on
+their own seam: the ``commit`` callable they are given (in production, one
+django-q2 task per call). A ``FakeCommit`` records each batch and can be held
+closed or made to fail.
 
 GroupCommitBatcher (durable acks): a submit returns once its batch is
 committed; concurrent submits share commits of at most ``batch_size`` events;

@@ -1,5 +1,6 @@
-"""The start-up rule (README, "Operating plugins"): config.toml seeds the rows, then the admin owns
-them; `plugins sync --force` re-applies config.toml; `--dry-run` writes nothing."""
+"""The start-up rule (README, "Plugins: config.toml and the admin"):
+config.toml seeds the rows, then the admin owns them; `plugins sync --force`
+re-applies config.toml; `--dry-run` writes nothing."""
 
 from __future__ import annotations
 

@@ -71,7 +71,7 @@ def open_ingest_warning(cfg: Settings, *, host: str) -> str | None:
         return (
             f'telemetron: warning: ingest.auth = "off" on {host}: anyone who can reach this'
             ' port can send events for any source id; set ingest.auth = "required"'
-            " (README: Sources and access)"
+            " (README: Securing)"
         )
     return None
 
@@ -121,7 +121,7 @@ class Command(commands.Command):
                 f"{pending} database migration(s) not applied; run `python manage.py migrate` first"
             )
         for line in startup_sync(specs=specs_from_config(cfg), registry=get_registry()):
-            # config.toml seeds the plugin rows (README, "Operating plugins")
+            # config.toml seeds the plugin rows (README, "Plugins: config.toml and the admin")
             self.stdout.write(line)
         if static_collect_if_stale():  # the admin's and /docs' files, for whitenoise
             self.stdout.write(f"telemetron: static files collected into {settings.STATIC_ROOT}")
