@@ -9,7 +9,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "telemetron_site.settings")
     from django.core.management import execute_from_command_line
 
-    from telemetron_site.config import ConfigError
+    from core.config import ConfigError
 
     try:
         execute_from_command_line(sys.argv)

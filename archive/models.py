@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from telemetron_site.fields import U64Field
+from core.fields import U64Field
 
 __all__ = ["ArchivedBatch", "ArchivedEvent"]
 

@@ -15,7 +15,6 @@ from archive.models import ArchivedEvent
 __all__ = [
     "EXPORT_FIELDS",
     "ArchiveFilter",
-    "archived_count",
     "archived_events",
     "archived_events_query",
 ]
@@ -64,7 +63,3 @@ def archived_events(*, filters: ArchiveFilter, chunk: int = 2000) -> Iterator[tu
     """The matching events as tuples of ``EXPORT_FIELDS``, oldest received first,
     streamed (a server-side cursor on PostgreSQL): memory stays flat however many."""
     return archived_events_query(filters=filters).iterator(chunk_size=chunk)
-
-
-def archived_count(*, filters: ArchiveFilter) -> int:
-    return _selected(filters).count()

@@ -12,8 +12,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from archive.models import ArchivedBatch, ArchivedEvent
+from core.fields import u64_to_db
 from plugins.base import Event
-from telemetron_site.fields import u64_to_db
 
 __all__ = ["PURGE_CHUNK", "archive_purge", "archive_purge_count", "batch_archive"]
 

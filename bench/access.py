@@ -63,11 +63,11 @@ def _request(factory: Any, path: str, **headers: str) -> Any:
 def run(n: int, redis_url: str | None) -> list[tuple[str, float]]:
     from django.test import RequestFactory
 
+    from core.config import get_config
     from sources.access import write_access
     from sources.cors import cors_mark, cors_response_headers
     from sources.ratelimit import rate_limiter, rate_take
     from sources.services import source_create
-    from telemetron_site.config import get_config
 
     _, key = source_create(source_id=1, name="plain")
     _, limited = source_create(

@@ -28,15 +28,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.profile import profile_read
 from bench.report import (
-    Options,
     Phase,
     _floors,
     _git_revision,
     _ours,
-    _resolved_http,
-    parse_overrides,
+    load_options,
+    load_options_read,
+    profile_summaries_print,
     render,
 )
 from bench.servers import REPO
@@ -292,17 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("BENCH_BEFORE", "main"),
         help="the revision to compare with (default: $BENCH_BEFORE, else main)",
     )
-    parser.add_argument("--duration", type=int, default=10, help="seconds per measured load (10)")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per server (2)")
-    parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
-    parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (2)")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override a config.toml key on both sides, e.g. http.threads=8 (repeatable)",
-    )
+    load_options(parser, sides="on both sides")
     parser.add_argument(
         "--profile",
         type=Path,
@@ -326,14 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     before_sha, before_tree = checkout(args.before)
-    overrides = parse_overrides(args.set)
-    workers, threads = _resolved_http(overrides)
-    opts = Options(
-        threads=args.wrk_threads,
-        connections=args.connections,
-        duration=args.duration,
-        warmup=args.warmup,
-        overrides=overrides,
+    opts, workers, threads = load_options_read(
+        args,
         floors=("framework",),
         ours=True,
         batch=True,
@@ -393,13 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"target {'MET   ' if ok else 'MISSED'}  {text}")
     if args.profile is not None:
         for key in labels:
-            for tag in ("ingest", "batch"):
-                for kind in ("web", "cluster"):
-                    files = sorted(args.profile.glob(f"{key}-{tag}-{kind}[0-9]*.txt"))
-                    if files:
-                        summary = profile_read(files).table(15)
-                        (args.profile / f"{key}-{tag}-{kind}-summary.md").write_text(summary + "\n")
-                        print(f"\nprofile ({key}): {kind} processes under {tag} load:\n{summary}")
+            profile_summaries_print(args.profile, prefix=f"{key}-", top=15)
     if args.json:
         result = {
             **common,

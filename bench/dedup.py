@@ -1,4 +1,4 @@
-"""The cost of exactly-once by event id at the broker commit (ops/broker.py): the
+"""The cost of exactly-once by event id at the broker commit (broker/commit.py): the
 same commits of 100-event batches (one queue task each) with no ids, with new
 ids (each recorded in the enqueue's transaction / script) and with ids already
 recorded (the batch dropped), on the ORM broker (SQLite or PostgreSQL) and on
@@ -64,7 +64,7 @@ def _events(tag: str, *, ids: bool) -> list[dict[str, Any]]:
 
 def _measure(batches: list[list[dict[str, Any]]]) -> tuple[float, float]:
     """Median (wall, CPU) µs per event of committing ``batches`` one by one, per round."""
-    from ops.broker import broker_commit
+    from broker.commit import broker_commit
 
     per_round = len(batches) // ROUNDS
     walls, cpus = [], []
@@ -79,14 +79,14 @@ def _measure(batches: list[list[dict[str, Any]]]) -> tuple[float, float]:
 
 
 def run(n: int) -> list[tuple[str, float, float]]:
-    from ops.broker import broker
+    from broker.interface import queue_broker
 
     plain = [_events("", ids=False) for _ in range(n * ROUNDS)]
     fresh = [_events(uuid.uuid4().hex, ids=True) for _ in range(n * ROUNDS)]
     rows = [("no ids", *_measure(plain))]
     rows.append(("new ids (recorded with the enqueue)", *_measure(fresh)))
     rows.append(("repeated ids (whole batch dropped)", *_measure(fresh)))
-    broker().purge_queue()
+    queue_broker().purge_queue()
     return rows
 
 

@@ -10,7 +10,7 @@ run's database, redis-server).
 
 Each run: a fresh database (an SQLite file, or a PostgreSQL database created and
 dropped), `migrate`, `plugins sync --force`, the backlog written through the
-broker (`ops.broker.broker_commit`, as ingest does), then the cluster started;
+broker (`broker.commit.broker_commit`, as ingest does), then the cluster started;
 the clock runs from its first claim to the last acknowledgement.
 """
 
@@ -42,7 +42,7 @@ SETUPS = {"sqlite-orm": ("sqlite", "orm"), "pg-orm": ("postgresql", "orm"),
 
 FILL = """
 import random, time
-from ops.broker import broker_commit
+from broker.commit import broker_commit
 rng = random.Random(1)
 types = [f"T{{i}}" for i in range(8)]
 for _ in range({batches}):

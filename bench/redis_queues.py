@@ -5,7 +5,7 @@ process against the local Redis, client CPU and redis-server CPU apart.
     DJANGO_SETTINGS_MODULE=telemetron_site.settings TELEMETRON_QUEUE__BROKER=redis \\
         .venv/bin/python -m bench.redis_queues
 
-* stream: processing/redis_broker.py as it is (XADD; the claim script with its
+* stream: broker/redis_streams.py as it is (XADD; the claim script with its
   lease check, XCLAIM/XAUTOCLAIM scan and XREADGROUP; XACK+XDEL);
 * list: RPUSH; a Lua script of up to 10 LMOVEs into the cluster's processing
   list; LREM of the payload on acknowledgement (no reaper, no claim times: the
@@ -26,7 +26,7 @@ django.setup()
 
 import redis  # noqa: E402
 
-from processing.redis_broker import RedisStreamsBroker  # noqa: E402
+from broker.redis_streams import RedisStreamsBroker  # noqa: E402
 
 TASKS = 3000
 PAYLOAD = "x" * 13_000

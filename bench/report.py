@@ -454,7 +454,7 @@ def _resolved_http(overrides: dict[str, str]) -> tuple[int, int]:
     """http.workers/threads as Telemetron will see them (config.toml + overrides)."""
     import os
 
-    from telemetron_site.config import load_config
+    from core.config import load_config
 
     saved = dict(os.environ)
     try:
@@ -466,11 +466,23 @@ def _resolved_http(overrides: dict[str, str]) -> tuple[int, int]:
     return cfg.http.workers, cfg.http.threads
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Benchmark Telemetron's serve against a Python floor and a framework floor "
-        "(loopback only) and print the report table."
-    )
+def profile_summaries_print(directory: Path, *, prefix: str, top: int) -> None:
+    """Each load's profile of each kind of process (``{prefix}{tag}-{kind}{pid}.txt``
+    in ``directory``) summarised: its ``top`` functions, printed and written
+    beside them as ``{prefix}{tag}-{kind}-summary.md``."""
+    for tag in ("ingest", "batch"):
+        for kind in ("web", "cluster"):
+            files = sorted(directory.glob(f"{prefix}{tag}-{kind}[0-9]*.txt"))
+            if files:
+                summary = profile_read(files).table(top)
+                (directory / f"{prefix}{tag}-{kind}-summary.md").write_text(summary + "\n")
+                label = f" ({prefix.rstrip('-')})" if prefix else ""
+                print(f"\nprofile{label}: {kind} processes under {tag} load:\n{summary}")
+
+
+def load_options(parser: argparse.ArgumentParser, *, sides: str) -> None:
+    """The options of the measured loads (wrk's and the server's), ``--set``
+    applying ``sides`` ("for this run", "on both sides")."""
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured load (10)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per server (2)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
@@ -480,8 +492,32 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="override a config.toml key for this run, e.g. http.threads=8 (repeatable)",
+        help=f"override a config.toml key {sides}, e.g. http.threads=8 (repeatable)",
     )
+
+
+def load_options_read(args: argparse.Namespace, **rest: Any) -> tuple[Options, int, int]:
+    """The :func:`load_options` given, as :class:`Options` (``rest``: its other
+    fields), and the server's HTTP workers and threads they resolve to."""
+    overrides = parse_overrides(args.set)
+    workers, threads = _resolved_http(overrides)
+    opts = Options(
+        threads=args.wrk_threads,
+        connections=args.connections,
+        duration=args.duration,
+        warmup=args.warmup,
+        overrides=overrides,
+        **rest,
+    )
+    return opts, workers, threads
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Benchmark Telemetron's serve against a Python floor and a framework floor "
+        "(loopback only) and print the report table."
+    )
+    load_options(parser, sides="for this run")
     parser.add_argument(
         "--floors",
         choices=("both", "python", "framework", "none"),
@@ -510,14 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, metavar="FILE", help="append the result as JSON")
     args = parser.parse_args(argv)
 
-    overrides = parse_overrides(args.set)
-    workers, threads = _resolved_http(overrides)
-    opts = Options(
-        threads=args.wrk_threads,
-        connections=args.connections,
-        duration=args.duration,
-        warmup=args.warmup,
-        overrides=overrides,
+    opts, workers, threads = load_options_read(
+        args,
         floors=("python", "framework") if args.floors == "both" else (args.floors,),
         ours=not args.no_ours,
         batch=not args.no_batch,
@@ -547,13 +577,7 @@ def main(argv: list[str] | None = None) -> int:
             result["serve_exit_code"] = code
     print(render(result, phases))
     if opts.profile_dir is not None:
-        for tag in ("ingest", "batch"):
-            for kind in ("web", "cluster"):
-                files = sorted(opts.profile_dir.glob(f"{tag}-{kind}*.txt"))
-                if files:
-                    summary = profile_read(files).table(25)
-                    (opts.profile_dir / f"{tag}-{kind}-summary.md").write_text(summary + "\n")
-                    print(f"\nprofile: {kind} processes under {tag} load:\n{summary}")
+        profile_summaries_print(opts.profile_dir, prefix="", top=25)
     if args.json:
         result["phases"] = [asdict(p) for p in phases]
         with args.json.open("a") as fh:

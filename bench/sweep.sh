@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The knob sweep of DESIGN §10 (http.threads, http.workers, ingest.linger_ms, ...):
+# The knob sweep (bench/RESULTS.md, "Knobs": http.threads, http.workers, ingest.linger_ms, ...):
 # each configuration is measured ROUNDS times, interleaved, single-event /ingest
 # only (no batch load), then summarised (medians). Loopback only; each run is
 # bounded (about 30 s).

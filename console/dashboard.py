@@ -17,9 +17,10 @@ from typing import Any
 
 from django.utils.safestring import SafeString
 
+from broker.interface import queue_broker
+from broker.leases import cluster_statuses
+from broker.selectors import oldest_batch_received_at, queue_depth
 from console.charts import Line, line_chart
-from ops.broker import broker, oldest_batch_received_at
-from ops.heartbeat import cluster_statuses
 from plugins.selectors import plugin_specs_enabled
 from processing.selectors import dead_letters_pending_by_plugin
 from sources.selectors import source_list
@@ -96,11 +97,11 @@ def _throughput() -> dict[str, Any]:
 
 
 def _queue() -> dict[str, Any]:
-    queue = broker()
+    depth = queue_depth()
     oldest = oldest_batch_received_at()
     return {
-        "waiting": queue.queue_size(),
-        "claimed": queue.lock_size(),
+        "waiting": depth.waiting,
+        "claimed": depth.claimed,
         "oldest_received_at": oldest,
         "oldest_age_s": None if oldest is None else max(0.0, time.time() - oldest.timestamp()),
     }
@@ -120,7 +121,7 @@ def _top_sources() -> list[dict[str, Any]]:
 
 
 def _clusters() -> list[Any]:
-    return sorted(cluster_statuses(broker()), key=lambda c: (c.host, c.cluster_id))
+    return sorted(cluster_statuses(queue_broker()), key=lambda c: (c.host, c.cluster_id))
 
 
 def dashboard_figures() -> dict[str, Panel]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from ninja import Router, Status
 
+from core.config import get_config
+from core.schemas import ErrorOut, error_responses_openapi, security_openapi
 from ingest.body import read_body
 from ingest.schemas import (
     EVENT_EXAMPLE,
@@ -15,8 +17,6 @@ from ingest.schemas import (
 )
 from ingest.services import access_for, batch_ingest, event_ingest
 from sources.cors import cors_mark, cors_preflight, cors_response_headers
-from telemetron_site.config import get_config
-from telemetron_site.schemas import ErrorOut, error_responses_openapi, security_openapi
 
 router = Router(tags=["ingest"])
 

@@ -15,10 +15,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from ops.broker import broker
-from telemetron_site.config import get_config
-from telemetron_site.errors import ServiceUnavailable
-from telemetron_site.process_wide import process_wide
+from broker.selectors import queue_depth
+from core.config import get_config
+from core.errors import ServiceUnavailable
+from core.process_wide import process_wide
 
 __all__ = ["QueueGate", "queue_gate", "queue_gate_check"]
 
@@ -64,7 +64,7 @@ class QueueGate:
 
 
 def _broker_depth() -> int:
-    return int(broker().queue_size())
+    return queue_depth().waiting
 
 
 @process_wide

@@ -1,5 +1,5 @@
 """The per-process batcher: turns accepted events into django-q2 tasks, one task
-per batch of at most ``processor.batch_size`` events (DESIGN §4).
+per batch of at most ``processor.batch_size`` events (README, "Acknowledgements and backpressure").
 
 * :class:`GroupCommitBatcher` (``ingest.ack = "durable"``): the request returns
   only once its batch is committed to the broker. The first request to find no
@@ -8,35 +8,37 @@ per batch of at most ``processor.batch_size`` events (DESIGN §4).
   per-process flush lock (the batch keeps growing while it waits), seals the
   batch and commits it with one broker write; every other batch whose leader is
   waiting for the flush lock by then is sealed and committed in the same write
-  (group commit: each batch its own task, all in one transaction). A request's events are never
-  split over batches committed separately, so its answer is exact: 202 when all
-  of them are committed, 503 when none is. A request over ``batch_size`` events
-  commits its batches alone, in one transaction; a joiner whose batch is not yet
-  sealed when ``ingest.commit_timeout`` runs out takes its events back (503);
-  once sealed, the commit's outcome is its answer.
+  (group commit: each batch its own task, all in one transaction). A request's
+  events are never split over batches committed separately, so its answer is
+  exact: 202 when all of them are committed, 503 when none is. A request over
+  ``batch_size`` events commits its batches alone, in one transaction; a joiner
+  whose batch is not yet sealed when ``ingest.commit_timeout`` runs out takes
+  its events back (503); once sealed, the commit's outcome is its answer.
 * :class:`BufferedBatcher` (``ingest.ack = "buffered"``): the request returns
   once its events are in a bounded in-memory buffer; a flusher thread commits at
   ``batch_size`` events or ``batch_timeout`` ms; a full buffer answers 503; the
-  buffer is flushed at exit.
+  buffer is flushed when the process exits (:meth:`BufferedBatcher.close_at_exit`).
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
 
-from ops.broker import WireEvent, broker_commit
-from telemetron_site.config import get_config
-from telemetron_site.errors import ServiceUnavailable
-from telemetron_site.process_wide import process_wide
+from broker.commit import broker_commit
+from broker.packages import WireEvent
+from core.config import get_config
+from core.errors import ServiceUnavailable
+from core.process_wide import process_wide
 
 __all__ = ["Batcher", "BufferedBatcher", "GroupCommitBatcher", "get_batcher"]
 
 log = logging.getLogger("telemetron.ingest")
+
+_EXIT_WATCH_S = 1.0  # how often the exit watcher looks whether it was closed before
 
 # Commits batches (each one queue task) all or none, or raises.
 Commit = Callable[[list[list[WireEvent]]], None]
@@ -247,6 +249,20 @@ class BufferedBatcher:
                 with self._cond:
                     self._inflight = 0
 
+    def close_at_exit(self) -> None:
+        """Close once the main thread is done (unless closed before), from a thread
+        that is no daemon (whatever thread asks: granian's are): the interpreter
+        and a multiprocessing child, such as granian's workers that leave through
+        ``os._exit`` and skip ``atexit``, wait for it then."""
+        threading.Thread(target=self._close_after_main, name="exit-flush", daemon=False).start()
+
+    def _close_after_main(self) -> None:
+        main = threading.main_thread()
+        while main.is_alive() and not self._closing:
+            main.join(_EXIT_WATCH_S)
+        if not self._closing:  # else closed before: nothing left to do here
+            self.close()
+
     def close(self, timeout_s: float = 30.0) -> None:
         """Stop taking events and flush the buffer (SIGTERM/SIGINT/exit)."""
         with self._cond:
@@ -280,11 +296,5 @@ def get_batcher() -> Batcher:
         capacity=cfg.processor.channel_capacity,
         retry_after=cfg.ingest.retry_after,
     )
-    # Flush at exit. granian's workers are multiprocessing children (fork start
-    # method): on SIGTERM they return from their target and leave through
-    # os._exit(), which skips atexit; threading's own exit hook still runs there
-    # (multiprocessing calls threading._shutdown(), as the interpreter does at a
-    # normal exit), so register there too.
-    atexit.register(batcher.close)
-    threading._register_atexit(batcher.close)  # type: ignore[attr-defined]
+    batcher.close_at_exit()
     return batcher

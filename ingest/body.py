@@ -7,7 +7,7 @@ import zlib
 
 from django.http import HttpRequest
 
-from telemetron_site.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 __all__ = ["read_body"]
 

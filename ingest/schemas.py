@@ -1,6 +1,6 @@
 """Request and response shapes of the ingest API (the Event itself is part of
 the plugin contract, in plugins.base; the error shape is the API's,
-telemetron_site.schemas), and the OpenAPI schemas of the two request bodies,
+core.schemas), and the OpenAPI schemas of the two request bodies,
 which the views read raw (ingest.body) and so declare by hand: what
 ``Event.model_json_schema`` says plus what the event's own checks refuse
 (plugins.base, plugins.storable), so that a body is valid by the schema exactly
@@ -127,7 +127,7 @@ def event_body_schema() -> dict[str, Any]:
 def batch_body_schema(*, max_events: int) -> dict[str, Any]:
     """A non-empty array of which at least one value is an Event (the others
     are answered in ``rejected``, by index). More than ``max_events`` values is
-    a 413 (DESIGN's contract), said in words and not by ``maxItems``: a body the
+    a 413 (README, "The HTTP API"), said in words and not by ``maxItems``: a body the
     schema refuses is one the server answers 400."""
     return {
         "type": "array",

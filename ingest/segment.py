@@ -30,16 +30,16 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from core.config import get_config
+from core.errors import BadRequest, PayloadTooLarge, Unauthorized
+from core.metrics.recording import events_rejected
+from core.metrics.series import UNAUTHORIZED
 from ingest.body import read_body
 from ingest.segment_schemas import BATCH_LIMIT, CALL_TYPES, MESSAGE_LIMIT, SEGMENT_TIME_PATTERN
 from ingest.services import json_parse, values_ingest
-from ops.metrics.recording import events_rejected
-from ops.metrics.series import UNAUTHORIZED
 from plugins.base import MAX_DATA_DEPTH, format_timestamp
 from plugins.storable import data_problem
 from sources.access import WriteAccess, key_access, presented_key
-from telemetron_site.config import get_config
-from telemetron_site.errors import BadRequest, PayloadTooLarge, Unauthorized
 
 __all__ = [
     "BATCH_LIMIT",

@@ -8,12 +8,12 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema
 
+from core.config import get_config
+from core.errors import BadRequest, Forbidden
+from core.schemas import ErrorOut, error_responses_openapi, security_openapi
 from ingest.segment import BATCH_LIMIT, CALL_TYPES, MESSAGE_LIMIT, segment_ingest
 from ingest.segment_schemas import segment_body_schema
 from sources.cors import cors_mark, cors_preflight, cors_response_headers
-from telemetron_site.config import get_config
-from telemetron_site.errors import BadRequest, Forbidden
-from telemetron_site.schemas import ErrorOut, error_responses_openapi, security_openapi
 
 router = Router(tags=["segment"])
 

@@ -11,17 +11,7 @@ from typing import Any
 from django.http import HttpRequest
 from pydantic import ValidationError
 
-from ingest.backpressure import queue_gate_check
-from ingest.batcher import get_batcher
-from ingest.bulk import event_parse_fast, events_check, events_parse_fast
-from ops.metrics.recording import events_accepted, events_rejected
-from ops.metrics.series import FORBIDDEN, RATE_LIMITED, UNAUTHORIZED
-from plugins.base import Event, EventRejected, Validator
-from plugins.live import get_chains
-from sources.access import WriteAccess, write_access
-from sources.directory import SourceEntry
-from sources.ratelimit import Limited, rate_take
-from telemetron_site.errors import (
+from core.errors import (
     ApiError,
     BadRequest,
     Forbidden,
@@ -32,6 +22,16 @@ from telemetron_site.errors import (
     loc_text,
     validation_messages,
 )
+from core.metrics.recording import events_accepted, events_rejected
+from core.metrics.series import FORBIDDEN, RATE_LIMITED, UNAUTHORIZED
+from ingest.backpressure import queue_gate_check
+from ingest.batcher import get_batcher
+from ingest.fast_parse import event_parse_fast, events_check, events_parse_fast
+from plugins.base import Event, EventRejected, Validator
+from plugins.live import get_chains
+from sources.access import WriteAccess, write_access
+from sources.directory import SourceEntry
+from sources.ratelimit import Limited, rate_take
 
 __all__ = [
     "BatchResult",

@@ -11,11 +11,11 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema
 from pydantic import ConfigDict, Field
 
+from core.config import get_config
+from core.schemas import ErrorOut, error_responses_openapi, security_openapi
 from ops.metrics.view import metrics as metrics_view
 from ops.readiness import readyz as readyz_view
 from sources.access import read_access_check
-from telemetron_site.config import get_config
-from telemetron_site.schemas import ErrorOut, error_responses_openapi, security_openapi
 
 __all__ = ["router"]
 

@@ -14,7 +14,7 @@ import logging.config
 from datetime import UTC, datetime
 from typing import Any
 
-from telemetron_site.config import LoggingConfig
+from core.config import LoggingConfig
 
 __all__ = ["JsonFormatter", "logging_configure", "logging_dict"]
 

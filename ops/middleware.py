@@ -1,7 +1,7 @@
 """Per-request HTTP metrics and the request log line, in one small middleware.
 
 It replaces django-prometheus' Before/After middlewares, which cost a third of
-the throughput (DESIGN §10): each request pays one counter increment, one
+the throughput (bench/RESULTS.md): each request pays one counter increment, one
 histogram observation and, when ``telemetron.request`` logs at INFO, one log line.
 
 The ``endpoint`` label is the matched route template (``/stats/{source_id}``),
@@ -21,7 +21,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from ops.metrics.series import HTTP_REQUESTS, HTTP_REQUESTS_DURATION
+from core.metrics.series import HTTP_REQUESTS, HTTP_REQUESTS_DURATION
 
 __all__ = ["UNMATCHED", "RequestMetricsMiddleware", "endpoints_known", "route_template"]
 

@@ -48,7 +48,7 @@ def granian_command(
     respawn: bool = False,
 ) -> list[str]:
     """granian serving ``target`` over WSGI with a few blocking threads per worker
-    (DESIGN §10: its default of up to 256 threads hurts p99)."""
+    (bench/RESULTS.md: its default of up to 256 threads hurts p99)."""
     cmd = [
         sys.executable,
         "-m",

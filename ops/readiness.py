@@ -5,7 +5,7 @@ or two, so a load balancer may probe every second:
   the database file is still where the configuration says);
 * ``broker`` — the django-q2 broker answers (the size of its queue);
 * ``cluster`` — a worker cluster reported in the last few seconds (inline
-  processing, ``queue.workers = 0``, needs none; see :mod:`ops.heartbeat`).
+  processing, ``queue.workers = 0``, needs none; see :mod:`broker.leases`).
 
 ``200`` with the checks, or ``503`` naming the failing ones.
 """
@@ -22,8 +22,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
-from ops.broker import broker
-from ops.heartbeat import cluster_statuses
+from broker.interface import queue_broker
+from broker.leases import cluster_statuses
 
 __all__ = ["Check", "readiness_checks", "readyz"]
 
@@ -54,14 +54,14 @@ def _database() -> dict[str, Any]:
 
 
 def _broker() -> dict[str, Any]:
-    queue = broker()
-    return {"broker": queue.info(), "queued": queue.queue_size()}
+    queue = queue_broker()
+    return {"broker": queue.info(), "queued": queue.depth().waiting}
 
 
 def _cluster() -> dict[str, Any]:
     if settings.Q_CLUSTER.get("sync"):
         return {"mode": "inline"}
-    statuses = cluster_statuses(broker())
+    statuses = cluster_statuses(queue_broker())
     alive = [s for s in statuses if s.alive]
     if not alive:
         seen = ", ".join(f"{s.host} {s.status}" for s in statuses) or "none"

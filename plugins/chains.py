@@ -15,11 +15,11 @@ from typing import cast
 
 from pydantic import ValidationError
 
+from core.config import ConfigError, Settings, get_config
+from core.errors import loc_text
 from plugins.base import Kind, Plugin, PluginSpec, Processor, Validator
 from plugins.params import params_messages
 from plugins.registry import Registry, get_registry
-from telemetron_site.config import ConfigError, Settings, get_config
-from telemetron_site.errors import loc_text
 
 __all__ = [
     "Chains",

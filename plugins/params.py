@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from core.errors import Loc, loc_text, validation_messages
 from plugins.base import PluginParams
-from telemetron_site.errors import Loc, loc_text, validation_messages
 
 __all__ = [
     "REDACTED",

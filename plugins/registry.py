@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 
+from core.process_wide import process_wide
 from plugins.base import Kind, Plugin, Processor, Validator
-from telemetron_site.process_wide import process_wide
 
 __all__ = [
     "GROUPS",

@@ -26,7 +26,7 @@ def data_problem(value: Any, max_depth: int, *, strings: bool = True) -> str | N
     """Why the JSON ``value`` cannot be stored, or None: nested deeper than
     ``max_depth`` arrays/objects, or a string or key :func:`string_problem`
     refuses. Iterative, so any depth is safe to inspect. ``strings=False``: the
-    depth only, for data whose strings are known to be storable (ingest/bulk.py)."""
+    depth only, for data whose strings are known to be storable (ingest/fast_parse.py)."""
     if isinstance(value, str):
         return string_problem(value) if strings else None
     if not isinstance(value, dict | list):

@@ -1,5 +1,5 @@
-"""The start-up rule of DESIGN §5: config.toml seeds the ``PluginConfig`` rows,
-then the admin owns them.
+"""The start-up rule of README, "Plugins: config.toml and the admin":
+config.toml seeds the ``PluginConfig`` rows, then the admin owns them.
 
 * A plugin named in config.toml with no row yet (or only a "discovered" row that
   nobody configured) is written: enabled, its parameters, its place in the file.

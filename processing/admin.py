@@ -11,16 +11,16 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from processing.dead_letters import dead_letters_discard
-from processing.models import Bisection, DeadLetter
-from processing.replay import dead_letters_replay
-from processing.selectors import dead_letter_events
-from processing.wording import (
+from processing.dead_letter_text import (
     discard_line,
     first_line,
     replay_result_note,
     replay_summary_line,
 )
+from processing.dead_letters import dead_letters_discard
+from processing.models import Bisection, DeadLetter
+from processing.replay import dead_letters_replay
+from processing.selectors import dead_letter_events
 
 EVENTS_SHOWN = 200  # the detail page pretty-prints at most this many events
 

@@ -17,8 +17,8 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
+from core.config import get_config
 from processing.models import Bisection, DeadLetter
-from telemetron_site.config import get_config
 
 __all__ = [
     "DiscardSummary",

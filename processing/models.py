@@ -1,14 +1,10 @@
 """The dead-letter queue: batches (or, after bisection, parts of batches) that a
 processor plugin failed on permanently, kept until an operator replays or
-discards them; the record of each bisection; and the ORM broker's queue and the
-leases of the clusters claiming from it (processing/broker.py)."""
+discards them; and the record of each bisection."""
 
 from __future__ import annotations
 
 from django.db import models
-
-from plugins.base import MAX_ID_LENGTH
-from telemetron_site.fields import U64Field
 
 
 class DeadLetter(models.Model):
@@ -89,66 +85,3 @@ class Bisection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plugin} batch {self.batch_id}: {self.splits} splits"
-
-
-class QueuedTask(models.Model):
-    """A django-q2 task in the ORM broker (processing/broker.py): waiting
-    (``owner`` empty), or claimed by the cluster ``owner`` until ``claimed_until``
-    (seconds since the epoch, by the database's clock). Deleted when acknowledged."""
-
-    queue = models.CharField(max_length=100)
-    payload = models.TextField()
-    claimed_until = models.FloatField(default=0)
-    owner = models.CharField(max_length=64, default="", blank=True)
-    deliveries = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        verbose_name = "queued task"
-
-    def __str__(self) -> str:
-        return f"task {self.pk} ({self.owner or 'waiting'})"
-
-
-class ClusterLease(models.Model):
-    """A worker cluster's heartbeat, written by its sentinel every 0.5 s: who it
-    is (``host`` and ``pid``/``pid_start`` of its sentinel, to tell at once that a
-    cluster of the same host died), since when its heartbeats have been regular
-    (``fresh_since``), and django-q2's status of it (``stat``, for /readyz).
-    Times are seconds since the epoch, by the database's clock."""
-
-    cluster_id = models.CharField(max_length=64, primary_key=True)
-    queue = models.CharField(max_length=100)
-    host = models.CharField(max_length=255)
-    pid = models.IntegerField()
-    pid_start = models.BigIntegerField(default=0)
-    heartbeat = models.FloatField()
-    fresh_since = models.FloatField()
-    dead = models.BooleanField(default=False)
-    stat = models.TextField(blank=True, default="")
-    stat_expires = models.FloatField(default=0)
-
-    def __str__(self) -> str:
-        return f"cluster {self.cluster_id} on {self.host}"
-
-
-class SeenMessage(models.Model):
-    """An event id a source has sent (``id``; a Segment ``messageId``), written in
-    the transaction that enqueues the event (ops/broker.py): a repeat within
-    ``ingest.dedup_window`` is acknowledged and not enqueued again. ``seen_at``:
-    seconds since the epoch; rows older than the window are purged by the
-    clusters' housekeeping (processing/broker.py) and never match meanwhile."""
-
-    source_id = U64Field()
-    message_id = models.CharField(max_length=MAX_ID_LENGTH)
-    seen_at = models.FloatField(db_index=True)
-
-    class Meta:
-        verbose_name = "seen message id"
-        constraints = [
-            models.UniqueConstraint(
-                fields=["source_id", "message_id"], name="processing_seenmessage_uniq"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.source_id}/{self.message_id}"

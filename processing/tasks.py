@@ -1,33 +1,14 @@
-"""The django-q2 task: one batch through the processor chain.
+"""The django-q2 task: one batch through the processor chain (and a claim's
+batches as one task, :func:`process_batches`).
 
 The task decides the fate of the failures it knows about itself (retries, then
-a dead-letter row) and returns normally, so django-q2 acknowledges it and never
-redelivers a failing batch forever. Only a task that dies (worker killed, the
-database gone) is redelivered by the broker; the StorageProcessor's batch-id
-ledger makes that harmless.
-
-Poison events. When a plugin still fails after its ``processor.retry_attempts``
-on a batch of more than one event, the batch is bisected
-(:mod:`processing.bisection`): halved, each half run once, a failing half halved
-again, so only the events the plugin fails on are dead-lettered and the others
-are processed. Each part has a stable id derived from the batch's
-(``<id>.0``/``<id>.1``), kept on its dead letter with its split count.
-
-Retries inside a bisection: none. Each part gets ONE run. The whole batch has
-used its retries already, so a transient failure has had its chance; a retry
-loop per part would multiply the delay (``retry_attempts * retry_delay`` per
-part, ~2·log₂ n parts). A part that fails once is dead-lettered with its events,
-never lost, and a replay runs it again. The dead letter's ``attempts`` counts
-every run that included its events (the batch's attempts plus one per split).
-
-Redelivery in the middle of a bisection: a :class:`~processing.models.Bisection`
-row is written before the first part runs. Our brokers hand a task out again
-within seconds of its cluster's death (processing/leases.py) and tell the task
-so (``redelivered=True``); a redelivered batch, or one older than ``queue.retry``
-(a broker that cannot tell), looks for those rows, and a plugin whose bisection
-had started resumes it (straight to the parts, with the same ids) instead of
-running the whole batch, which would count again the parts already processed.
-A first delivery pays no query for it.
+bisection and dead letters: :mod:`processing.bisection`) and returns normally, so
+django-q2 acknowledges it and never redelivers a failing batch forever. Only a
+task that dies (worker killed, the database gone) is redelivered by the broker;
+the StorageProcessor's batch-id ledger makes that harmless, and a redelivered
+batch whose bisection had started resumes it (``redelivered=True``, set by our
+brokers; a batch older than ``queue.retry`` is treated alike). A first delivery
+pays no query for it.
 """
 
 from __future__ import annotations
@@ -39,21 +20,15 @@ from typing import Any
 
 from pydantic_core import from_json
 
-from ops.metrics.recording import batch_observe, plugin_failed, plugin_observe
+from core.config import get_config
+from core.metrics.recording import batch_observe, plugin_failed, plugin_observe
 from plugins.base import Batch, ProcessingError, Processor
 from plugins.live import get_chains
 from processing.bisection import bisect_and_dead_letter, bisections_started
 from processing.dead_letters import dead_letter_create
 from processing.retry import RetryPolicy, run_with_retries
-from telemetron_site.config import get_config
 
-__all__ = [
-    "BatchReport",
-    "plugin_run",
-    "process_batch",
-    "process_batches",
-    "processor_chain_run",
-]
+__all__ = ["BatchReport", "plugin_run", "process_batch", "process_batches"]
 
 log = logging.getLogger("telemetron.processing")
 
@@ -119,7 +94,7 @@ def _dead_letter(
 
 
 @dataclass
-class _Run:
+class _BatchRun:
     """A batch on its way through the chain."""
 
     batch: Batch
@@ -129,7 +104,7 @@ class _Run:
     unprocessed: set[int] = field(default_factory=set)
 
 
-def _step(processor: Processor, run: _Run, policy: RetryPolicy) -> None:
+def _plugin_on_batch(processor: Processor, run: _BatchRun, policy: RetryPolicy) -> None:
     """One plugin on one batch: its retries, then bisection and dead letters."""
     batch = run.batch
     if processor.name in run.resume and len(batch) > 1:
@@ -148,7 +123,7 @@ def _step(processor: Processor, run: _Run, policy: RetryPolicy) -> None:
         run.unprocessed |= lost
 
 
-def _together(processor: Processor, runs: list[_Run]) -> bool:
+def _plugin_on_batches(processor: Processor, runs: list[_BatchRun]) -> bool:
     """One attempt of ``processor.process_many`` on the batches; False if it
     raised (each batch then goes alone). Its time is shared out over the
     batches' duration observations."""
@@ -167,7 +142,7 @@ def _together(processor: Processor, runs: list[_Run]) -> bool:
     return ok
 
 
-def _chain_run(runs: list[_Run], chain: tuple[Processor, ...]) -> None:
+def _chain_run(runs: list[_BatchRun], chain: tuple[Processor, ...]) -> None:
     """Every processor on every batch, in chain order; a processor that takes
     batches together gets those not resuming its bisection in one call."""
     policy = _policy()
@@ -175,43 +150,23 @@ def _chain_run(runs: list[_Run], chain: tuple[Processor, ...]) -> None:
         alone = runs
         if len(runs) > 1 and processor.processes_many():
             together = [run for run in runs if processor.name not in run.resume]
-            if len(together) > 1 and _together(processor, together):
+            if len(together) > 1 and _plugin_on_batches(processor, together):
                 alone = [run for run in runs if processor.name in run.resume]
         for run in alone:
-            _step(processor, run, policy)
+            _plugin_on_batch(processor, run, policy)
     for run in runs:
         run.report.processed = len(run.batch) - len(run.unprocessed)
 
 
-def processor_chain_run(
-    *,
-    batch: Batch,
-    wire_events: list[dict[str, Any]],
-    processors: tuple[Processor, ...] | None = None,
-    resume_bisection: frozenset[str] = frozenset(),
-) -> BatchReport:
-    """Run every processor on the batch; bisect and dead-letter what fails for good.
-
-    ``resume_bisection``: plugins whose bisection of this batch had started on an
-    earlier delivery; they go straight to the parts.
-    """
-    chain = tuple(get_chains().processors) if processors is None else processors
-    run = _Run(batch, wire_events, resume_bisection, BatchReport(batch.id, len(batch)))
-    _chain_run([run], chain)
-    return run.report
-
-
-def _prepared(
-    batch_id: str, events: str | list[dict[str, Any]], enqueued_at: float, redelivered: bool
-) -> _Run:
-    wire: list[dict[str, Any]] = from_json(events) if isinstance(events, str) else events
+def _prepared(batch_id: str, events: str, enqueued_at: float, redelivered: bool) -> _BatchRun:
+    wire: list[dict[str, Any]] = from_json(events)
     batch = Batch(id=batch_id, wire=wire)  # Event objects only if a plugin reads them
     maybe_redelivered = redelivered or time.time() - enqueued_at >= get_config().queue.retry
     resume = bisections_started(batch_id=batch_id) if maybe_redelivered else frozenset()
-    return _Run(batch, wire, resume, BatchReport(batch_id, len(batch)))
+    return _BatchRun(batch, wire, resume, BatchReport(batch_id, len(batch)))
 
 
-def _observed(run: _Run, enqueued_at: float) -> BatchReport:
+def _observed(run: _BatchRun, enqueued_at: float) -> BatchReport:
     # events_processed: the events every plugin processed (after a bisection, the
     # events outside the dead-lettered parts).
     batch_observe(size=len(run.wire), lag_s=time.time() - enqueued_at,
@@ -220,17 +175,13 @@ def _observed(run: _Run, enqueued_at: float) -> BatchReport:
 
 
 def process_batch(
-    batch_id: str,
-    events: str | list[dict[str, Any]],
-    enqueued_at: float,
-    *,
-    redelivered: bool = False,
+    batch_id: str, events: str, enqueued_at: float, *, redelivered: bool = False
 ) -> BatchReport:
     """Entry point called by django-q2 workers (and inline in sync mode).
 
-    ``events``: the wire events as one JSON text (what ingest enqueues: django-q2
-    pickles a task's arguments three times on its way, web → broker → worker →
-    monitor, and one string costs a fraction of a hundred dicts), or as a list.
+    ``events``: the wire events as one JSON text (what the commit enqueues:
+    django-q2 pickles a task's arguments three times on its way, web → broker →
+    worker → monitor, and one string costs a fraction of a hundred dicts).
     ``redelivered``: set by our brokers on a delivery after the first."""
     run = _prepared(batch_id, events, enqueued_at, redelivered)
     _chain_run([run], tuple(get_chains().processors))
@@ -239,7 +190,7 @@ def process_batch(
 
 def process_batches(tasks: list[tuple[str, str, float, bool]]) -> list[BatchReport]:
     """Entry point of a claim's batch tasks coalesced into one by our brokers
-    (:mod:`processing.coalesce`): each ``(batch_id, events, enqueued_at,
+    (:mod:`broker.coalesce`): each ``(batch_id, events, enqueued_at,
     redelivered)`` as :func:`process_batch` takes them. What each batch goes
     through is the same; processors that take batches together
     (:meth:`~plugins.base.Processor.process_many`, the StorageProcessor) get

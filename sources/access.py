@@ -21,11 +21,11 @@ from urllib.parse import unquote_plus
 
 from django.http import HttpRequest
 
+from core.config import get_config
+from core.errors import Forbidden, Unauthorized
 from sources.directory import Directory, SourceEntry
 from sources.keys import digest
 from sources.live import get_directory, live_directory
-from telemetron_site.config import get_config
-from telemetron_site.errors import Forbidden, Unauthorized
 
 __all__ = ["WriteAccess", "key_access", "presented_key", "read_access_check", "write_access"]
 

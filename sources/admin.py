@@ -148,7 +148,7 @@ class WriteKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected write keys", permissions=["change"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[WriteKey]) -> None:
-        count = services.write_key_revoke(keys=list(queryset))
+        count = services.credentials_revoke(credentials=list(queryset))
         self.message_user(request, f"Revoked {count} write key(s); refused within seconds.")
 
 
@@ -187,5 +187,5 @@ class ReadTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected read tokens", permissions=["change"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ReadToken]) -> None:
-        count = services.read_token_revoke(tokens=list(queryset))
+        count = services.credentials_revoke(credentials=list(queryset))
         self.message_user(request, f"Revoked {count} read token(s); refused within seconds.")

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
+from core.errors import Forbidden
 from sources.access import origin_globally_allowed, own_origin, query_key, request_origin
 from sources.keys import digest
 from sources.live import get_directory
-from telemetron_site.errors import Forbidden
 
 __all__ = ["cors_mark", "cors_preflight", "cors_response_headers"]
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from django.db import models
 
-from telemetron_site.fields import U64Field
+from core.fields import U64Field
 
-__all__ = ["ReadToken", "Source", "WriteKey"]
+__all__ = ["Credential", "ReadToken", "Source", "WriteKey"]
 
 
 def _no_origins() -> list[Any]:
@@ -56,14 +56,23 @@ class Source(models.Model):
         return f"{self.name} ({self.source_id})"
 
 
-class WriteKey(models.Model):
-    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="keys")
-    prefix = models.CharField(max_length=16, help_text="The key's first characters, to name it.")
+class Credential(models.Model):
+    """What a write key and a read token share: the digest of the secret, when it
+    was made, changed, last used and revoked (live while ``revoked_at`` is empty)."""
+
     digest = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class WriteKey(Credential):
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="keys")
+    prefix = models.CharField(max_length=16, help_text="The key's first characters, to name it.")
 
     class Meta:
         ordering = ("source", "created_at")
@@ -73,7 +82,7 @@ class WriteKey(models.Model):
         return f"{self.prefix}…"
 
 
-class ReadToken(models.Model):
+class ReadToken(Credential):
     class Scope(models.TextChoices):
         STATS = "stats", "stats (GET /stats, /stats/{id})"
         METRICS = "metrics", "metrics (GET /metrics)"
@@ -81,11 +90,6 @@ class ReadToken(models.Model):
     name = models.CharField(max_length=200, help_text="Who uses it, e.g. prometheus.")
     scope = models.CharField(max_length=16, choices=Scope.choices)
     prefix = models.CharField(max_length=16, editable=False)
-    digest = models.CharField(max_length=64, unique=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
-    revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("created_at",)

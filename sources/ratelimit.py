@@ -12,11 +12,11 @@ import os
 from collections.abc import Iterable
 from typing import Protocol
 
+from core.config import get_config
+from core.errors import PayloadTooLarge, TooManyRequests
+from core.process_wide import process_wide
 from sources.buckets import ENV, BucketTable, Want
 from sources.directory import SourceEntry
-from telemetron_site.config import get_config
-from telemetron_site.errors import PayloadTooLarge, TooManyRequests
-from telemetron_site.process_wide import process_wide
 
 __all__ = ["Buckets", "Limited", "rate_limiter", "rate_take"]
 

@@ -13,18 +13,17 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from core.config import origin_check
 from sources.keys import READ_TOKEN, WRITE_KEY, NewSecret, secret_new
-from sources.models import ReadToken, Source, WriteKey
-from telemetron_site.config import origin_check
+from sources.models import Credential, ReadToken, Source, WriteKey
 
 __all__ = [
+    "credentials_revoke",
     "origins_clean",
     "read_token_create",
-    "read_token_revoke",
     "source_create",
     "usage_record",
     "write_key_create",
-    "write_key_revoke",
 ]
 
 
@@ -63,14 +62,16 @@ def write_key_create(*, source: Source) -> NewSecret:
     return secret
 
 
-def write_key_revoke(*, keys: Sequence[WriteKey], when: datetime | None = None) -> int:
-    """Revoke the live ones among ``keys``; the number revoked."""
+def credentials_revoke(*, credentials: Sequence[Credential], when: datetime | None = None) -> int:
+    """Revoke the live ones among ``credentials`` (write keys, read tokens); the
+    number revoked. Each save sets ``updated_at``: every process refuses them
+    within ``plugins.reload_interval``."""
     now = when or timezone.now()
     count = 0
-    for key in keys:
-        if key.revoked_at is None:
-            key.revoked_at = now
-            key.save(update_fields=["revoked_at", "updated_at"])
+    for credential in credentials:
+        if credential.revoked_at is None:
+            credential.revoked_at = now
+            credential.save(update_fields=["revoked_at", "updated_at"])
             count += 1
     return count
 
@@ -83,17 +84,6 @@ def read_token_create(*, name: str, scope: str) -> tuple[ReadToken, NewSecret]:
         name=name, scope=scope, prefix=secret.prefix, digest=secret.digest
     )
     return token, secret
-
-
-def read_token_revoke(*, tokens: Sequence[ReadToken], when: datetime | None = None) -> int:
-    now = when or timezone.now()
-    count = 0
-    for token in tokens:
-        if token.revoked_at is None:
-            token.revoked_at = now
-            token.save(update_fields=["revoked_at", "updated_at"])
-            count += 1
-    return count
 
 
 def usage_record(*, key_ids: Iterable[int], token_ids: Iterable[int], when: datetime) -> None:

@@ -10,13 +10,13 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 from pydantic import Field, WithJsonSchema
 
+from core.config import get_config
+from core.errors import BadRequest, NotFound
+from core.schemas import ErrorOut, error_responses_openapi, security_openapi
 from plugins.base import U64_MAX, format_timestamp
 from sources.access import read_access_check
 from sources.live import get_directory
 from stats.store import get_store
-from telemetron_site.config import get_config
-from telemetron_site.errors import BadRequest, NotFound
-from telemetron_site.schemas import ErrorOut, error_responses_openapi, security_openapi
 
 router = Router(tags=["stats"])
 _READ_ERRORS = {401: ErrorOut, 403: ErrorOut}

@@ -35,7 +35,6 @@ __all__ = [
     "RING_MINUTES",
     "SHARDS",
     "MinuteFigures",
-    "minute_counts_add",
     "minute_counts_add_many",
     "minute_series",
 ]
@@ -92,13 +91,6 @@ def _rows(batch_id: str, events: int, now_ms: int, shard: int) -> list[tuple[int
     if abs(done - came) < RING_MINUTES:  # else its ring row holds another minute
         out.append(row(came, events, 0, 0, 0))
     return out
-
-
-def minute_counts_add(
-    cur: Any, *, batch_id: str, events: int, shard: int = 1, now_ms: int | None = None
-) -> None:
-    """Count a merged batch's ``events``: ONE statement (in the merge's transaction)."""
-    minute_counts_add_many(cur, batches=[(batch_id, events)], shard=shard, now_ms=now_ms)
 
 
 def minute_counts_add_many(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from stats.fields import U64Field
+from core.fields import U64Field
 
 
 class SourceStats(models.Model):

@@ -4,7 +4,7 @@
 * :class:`DatabaseStore` (default): merges a batch's aggregate into the
   database in one transaction together with the batch id, so a batch seen
   before is skipped (exactly-once effect under at-least-once delivery).
-* :class:`MemoryStore`: process-local, for inline deployments only (DESIGN §7).
+* :class:`MemoryStore`: process-local, for inline deployments only (README, "Deployment shapes").
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from typing import Any, Protocol
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.config import get_config
+from core.fields import BIAS
+from core.process_wide import process_wide
 from stats.aggregator import SourceAggregate, aggregate_wire, from_micros
-from stats.fields import BIAS
 from stats.minutes import minute_counts_add_many
 from stats.models import ProcessedBatch, SourceEventType, SourceStats, StatsTotals
-from telemetron_site.config import get_config
-from telemetron_site.process_wide import process_wide
 
 __all__ = ["TOTALS_SHARDS", "DatabaseStore", "MemoryStore", "SourceView", "StatsStore", "get_store"]
 

@@ -1,6 +1,6 @@
 """The one NinjaAPI of the project: mounts each app's router and maps every
 error to one JSON shape ``{"error": ..., "details": [...]}``
-(:func:`telemetron_site.errors.error_response`): the errors views raise, the
+(:func:`core.errors.error_response`): the errors views raise, the
 refusals django-ninja answers itself (an invalid request, a method a path does
 not take), and any other exception (a 500)."""
 
@@ -18,14 +18,7 @@ from ninja import NinjaAPI, Swagger
 from ninja.errors import HttpError, ValidationError
 from ninja.openapi.schema import OpenAPISchema
 
-from ingest.api import router as ingest_router
-from ingest.schemas import OPENAPI_COMPONENTS
-from ingest.segment_api import router as segment_router
-from ingest.segment_schemas import SEGMENT_COMPONENTS
-from ops.api import router as ops_router
-from sources.cors import cors_response_headers
-from stats.api import router as stats_router
-from telemetron_site.errors import (
+from core.errors import (
     ApiError,
     BadRequest,
     MethodNotAllowed,
@@ -34,7 +27,14 @@ from telemetron_site.errors import (
     loc_text,
     validation_messages,
 )
-from telemetron_site.schemas import SECURITY_SCHEMES
+from core.schemas import SECURITY_SCHEMES
+from ingest.api import router as ingest_router
+from ingest.schemas import OPENAPI_COMPONENTS
+from ingest.segment_api import router as segment_router
+from ingest.segment_schemas import SEGMENT_COMPONENTS
+from ops.api import router as ops_router
+from sources.cors import cors_response_headers
+from stats.api import router as stats_router
 
 log = logging.getLogger("telemetron.api")
 

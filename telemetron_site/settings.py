@@ -1,4 +1,4 @@
-"""Django settings, derived from the typed configuration (telemetron_site.config)."""
+"""Django settings, derived from the typed configuration (core.config)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import dj_database_url
 
-from telemetron_site.config import ConfigError, config_path, get_config
-from telemetron_site.secret_key import secret_key_resolve
+from core.config import ConfigError, config_path, get_config
+from core.secret_key import secret_key_resolve
 
 CONFIG = get_config()
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "ops",
     "plugins",
     "sources",
+    "broker",  # the queue: the brokers' tables, before the apps that use them
     "ingest",
     "processing",
     "stats",
@@ -40,7 +41,7 @@ INSTALLED_APPS = [
     "console",  # the admin's dashboard and sources list (after the apps it reads)
 ]
 
-# Kept short on purpose: every request pays for each one (DESIGN §10). The
+# Kept short on purpose: every request pays for each one (bench/RESULTS.md). The
 # session/auth/message middlewares are lazy and only do work for the admin.
 MIDDLEWARE = [
     # Outermost, so it times the whole request: HTTP metrics + the request log line.
@@ -180,14 +181,15 @@ Q_CLUSTER: dict[str, Any] = {
     "log_level": "WARNING",
     "label": "Task queue",
 }
-# Our brokers, both at-least-once with the clusters' leases (processing/leases.py);
-# each keeps the clusters' heartbeats where every node reads them (/readyz).
+# Our brokers (broker.interface.QueueBroker), both at-least-once with the
+# clusters' leases (broker/leases.py); each keeps the clusters' heartbeats where
+# every node reads them (/readyz).
 if _queue.broker == "redis":
     Q_CLUSTER["redis"] = _queue.redis_url
-    Q_CLUSTER["broker_class"] = "processing.redis_broker.RedisStreamsBroker"
+    Q_CLUSTER["broker_class"] = "broker.redis_streams.RedisStreamsBroker"
 else:
     Q_CLUSTER["orm"] = "default"
-    Q_CLUSTER["broker_class"] = "processing.broker.OrmBroker"
+    Q_CLUSTER["broker_class"] = "broker.orm.OrmBroker"
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

@@ -4,9 +4,9 @@ from django.urls import path
 from django.views import defaults
 
 from console.views import dashboard
+from core.errors import error_response
 from telemetron_site.api import api
 from telemetron_site.api import not_found as api_not_found
-from telemetron_site.errors import error_response
 
 urlpatterns = [
     path("admin/", dashboard, name="dashboard"),  # the admin's landing page (before its index)

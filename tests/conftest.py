@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 
+from core.config import Settings, get_config
 from plugins import live
 from plugins.base import PluginSpec
 from plugins.chains import Chains
@@ -19,7 +19,6 @@ from plugins.registry import get_registry
 from plugins.sync import plugins_sync
 from sources.live import live_directory
 from sources.ratelimit import rate_limiter
-from telemetron_site.config import Settings, get_config
 from tests.support.installations import installed_project
 from tests.support.procs import Project
 
@@ -47,13 +46,12 @@ def project(tmp_path: Path) -> Iterator[Project]:
 
 
 @pytest.fixture
-def plugin_admin(db: None) -> Client:
-    """A superuser's client on the admin; every installed plugin has its row
-    (disabled, as ``serve`` lists them at start)."""
+def plugin_admin(admin_client: Client) -> Client:
+    """pytest-django's superuser client on the admin, with every installed plugin
+    listed (a row each, disabled unless config.toml enables it, as ``serve``'s
+    first sync leaves them)."""
     plugins_sync(specs=[], registry=get_registry())
-    client = Client()
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
-    return client
+    return admin_client
 
 
 def event(

@@ -25,10 +25,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.config import ArchiveConfig
 from plugins.base import PluginSpec
 from plugins.chains import build_plugin
 from plugins.registry import get_registry
-from telemetron_site.config import ArchiveConfig
 from tests.support.databases import sqlite_pass_only
 from tests.support.procs import ROOT
 from tests.support.readme import FENCE, Step, anchors, output_matches, readme_steps

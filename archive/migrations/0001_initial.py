@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-import stats.fields
+import core.fields
 
 
 class Migration(migrations.Migration):
@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
             name="ArchivedEvent",
             fields=[
                 ("id", models.BigAutoField(primary_key=True, serialize=False)),
-                ("source_id", stats.fields.U64Field()),
+                ("source_id", core.fields.U64Field()),
                 ("type", models.CharField(max_length=256)),
                 ("timestamp", models.DateTimeField(help_text="The event's own time (UTC).")),
                 ("data", models.JSONField(blank=True, null=True)),

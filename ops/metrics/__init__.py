@@ -1,3 +1,3 @@
-"""Prometheus metrics: the series (series), recording into them (recording), the
-multiprocess merge (multiproc), gauges computed at scrape time (collectors) and
-``GET /metrics`` (view)."""
+"""Exporting the metrics of :mod:`core.metrics`: the multiprocess merge
+(multiproc), gauges computed at scrape time (collectors) and ``GET /metrics``
+(view)."""

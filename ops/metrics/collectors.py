@@ -14,7 +14,7 @@ from django.db import DatabaseError
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ops.broker import broker
+from broker.selectors import queue_depth
 from processing.selectors import dead_letter_counts
 
 __all__ = ["ScrapeTimeCollector", "build_version"]
@@ -35,7 +35,7 @@ def _queue_depth() -> GaugeMetricFamily:
         "telemetron_queue_depth",
         "Batches waiting in the broker for a worker (not counting those being processed).",
     )
-    gauge.add_metric([], float(broker().queue_size()))
+    gauge.add_metric([], float(queue_depth().waiting))
     return gauge
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from prometheus_client.exposition import choose_encoder
 
+from core.metrics.recording import known_series_init
 from ops.metrics.collectors import ScrapeTimeCollector
 from ops.metrics.multiproc import multiproc_dir, scrape_registry
-from ops.metrics.recording import known_series_init
 from ops.middleware import endpoints_known
 from plugins.live import plugins_in_use
 

@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-import telemetron_site.fields
+import core.fields
 
 
 class Migration(migrations.Migration):
@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
                         auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
                     ),
                 ),
-                ("source_id", telemetron_site.fields.U64Field()),
+                ("source_id", core.fields.U64Field()),
                 ("message_id", models.CharField(max_length=200)),
                 ("seen_at", models.FloatField(db_index=True)),
             ],

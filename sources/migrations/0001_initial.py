@@ -3,8 +3,8 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+import core.fields
 import sources.models
-import telemetron_site.fields
 
 
 class Migration(migrations.Migration):
@@ -59,7 +59,7 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "source_id",
-                    telemetron_site.fields.U64Field(
+                    core.fields.U64Field(
                         help_text="The events' sourceId (0 to 2^64 - 1).", unique=True
                     ),
                 ),

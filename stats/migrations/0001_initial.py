@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-import stats.fields
+import core.fields
 
 
 class Migration(migrations.Migration):
@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="SourceStats",
             fields=[
-                ("source_id", stats.fields.U64Field(primary_key=True, serialize=False)),
+                ("source_id", core.fields.U64Field(primary_key=True, serialize=False)),
                 ("total_events", models.BigIntegerField()),
                 ("first_event_us", models.BigIntegerField()),
                 ("last_event_us", models.BigIntegerField()),
@@ -57,7 +57,7 @@ class Migration(migrations.Migration):
                         auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
                     ),
                 ),
-                ("source_id", stats.fields.U64Field()),
+                ("source_id", core.fields.U64Field()),
                 ("event_type", models.TextField()),
                 ("count", models.BigIntegerField()),
             ],

@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from archive.models import ArchivedEvent
 from archive.services import batch_archive
+from core.config import ArchiveConfig, Settings
 from plugins.base import Event
-from telemetron_site.config import ArchiveConfig, Settings
 from tests.conftest import event
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,6 @@ import re
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -28,13 +27,6 @@ LIST = "/admin/sources/source/"
 
 
 @pytest.fixture
-def staff() -> Client:
-    client = Client()
-    client.force_login(User.objects.create_superuser("ops", password="pw"))
-    return client
-
-
-@pytest.fixture
 def shops(client: Client) -> None:
     for sid, name in ((3, "shop-b"), (1, "shop-a"), (2, "blog"), (4, "shop-a")):
         source_create(source_id=sid, name=name)
@@ -46,8 +38,8 @@ def _ids(html: str) -> list[int]:
     return [int(i) for i in re.findall(r'<th class="field-source_id"><a [^>]*>(\d+)</a>', html)]
 
 
-def test_every_source_with_its_statistics(staff: Client, shops: None) -> None:
-    html = staff.get(LIST).content.decode()
+def test_every_source_with_its_statistics(admin_client: Client, shops: None) -> None:
+    html = admin_client.get(LIST).content.decode()
     assert _ids(html) == [1, 2, 3, 4]
     row = re.search(r"<tr>.*?>1</a>.*?</tr>", html, re.S)
     assert row is not None
@@ -58,10 +50,10 @@ def test_every_source_with_its_statistics(staff: Client, shops: None) -> None:
     assert re.search(r'field-total_events">0<', html)  # source 3: no events yet
 
 
-def test_search_by_exact_id_or_part_of_the_name(staff: Client, shops: None) -> None:
-    assert _ids(staff.get(LIST, {"q": "3"}).content.decode()) == [3]
-    assert _ids(staff.get(LIST, {"q": "shop-a"}).content.decode()) == [1, 4]
-    assert _ids(staff.get(LIST, {"q": "blo"}).content.decode()) == [2]
+def test_search_by_exact_id_or_part_of_the_name(admin_client: Client, shops: None) -> None:
+    assert _ids(admin_client.get(LIST, {"q": "3"}).content.decode()) == [3]
+    assert _ids(admin_client.get(LIST, {"q": "shop-a"}).content.decode()) == [1, 4]
+    assert _ids(admin_client.get(LIST, {"q": "blo"}).content.decode()) == [2]
 
 
 @pytest.mark.parametrize(
@@ -73,18 +65,18 @@ def test_search_by_exact_id_or_part_of_the_name(staff: Client, shops: None) -> N
     ],
 )
 def test_sorted_by_name_or_id_with_the_id_as_tie_breaker(
-    staff: Client, shops: None, column: str, ids: list[int], order_by: str
+    admin_client: Client, shops: None, column: str, ids: list[int], order_by: str
 ) -> None:
     with CaptureQueriesContext(connection) as queries:
-        html = staff.get(LIST, {"o": column}).content.decode()
+        html = admin_client.get(LIST, {"o": column}).content.decode()
     assert _ids(html) == ids
     page = next(q["sql"] for q in queries if q["sql"].startswith('SELECT "sources_source"."id"'))
     assert page.split("ORDER BY ")[1].startswith(f'"sources_source".{order_by}')
 
 
-def test_a_page_reads_no_aggregate_over_the_table(staff: Client, shops: None) -> None:
+def test_a_page_reads_no_aggregate_over_the_table(admin_client: Client, shops: None) -> None:
     with CaptureQueriesContext(connection) as queries:
-        assert staff.get(LIST).status_code == 200
+        assert admin_client.get(LIST).status_code == 200
     page = [q["sql"] for q in queries if 'FROM "sources_source"' in q["sql"]]
     listing = next(sql for sql in page if sql.startswith('SELECT "sources_source"."id"'))
     assert "GROUP BY" not in listing
@@ -109,11 +101,11 @@ def test_past_the_exact_count_the_planner_estimates(monkeypatch: pytest.MonkeyPa
 
 
 def test_a_sources_page_draws_its_counts_by_type_and_lists_its_keys(
-    staff: Client, shops: None
+    admin_client: Client, shops: None
 ) -> None:
     source = Source.objects.get(source_id=1)
     second = write_key_create(source=source)  # a key besides the one made with it
-    html = staff.get(f"{LIST}{source.pk}/change/").content.decode()
+    html = admin_client.get(f"{LIST}{source.pk}/change/").content.decode()
     chart = re.search(r'<svg id="chart-types".*?</svg>', html, re.S)
     assert chart is not None
     bars = re.findall(r'class="bar" data-label="(\w+)" data-value="(\d+)"', chart.group(0))
@@ -124,9 +116,11 @@ def test_a_sources_page_draws_its_counts_by_type_and_lists_its_keys(
     assert second.value not in html  # the secret is never shown again
 
 
-def test_a_source_without_events_says_so(staff: Client, shops: None) -> Any:
+def test_a_source_without_events_says_so(admin_client: Client, shops: None) -> Any:
     source = Source.objects.get(source_id=3)
-    assert "No events counted yet." in staff.get(f"{LIST}{source.pk}/change/").content.decode()
+    assert (
+        "No events counted yet." in admin_client.get(f"{LIST}{source.pk}/change/").content.decode()
+    )
 
 
 @pytest.mark.parametrize("deferred_from", [0, 10_000], ids=["keys-first", "plain-offset"])

@@ -5,7 +5,7 @@ then a restart on the same database: every acknowledged event is counted within
 PostgreSQL in that pass, with the ORM broker) and with the Redis broker.
 
 The batches the dead cluster had claimed are handed out again at once: the new
-cluster's first heartbeat finds the old one's sentinel gone (processing/leases.py),
+cluster's first heartbeat finds the old one's sentinel gone (broker/leases.py),
 instead of waiting queue.retry (360 s)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every row of DESIGN §3 for /ingest, /ingest/batch, /stats, /stats/{id} and
+"""Every row of README, "The HTTP API" for /ingest, /ingest/batch, /stats, /stats/{id} and
 /healthz, over real HTTP against one real `manage.py serve` (web + cluster).
 
 The 503 row: with durable acks and the broker down, at the end of this file; with

@@ -92,7 +92,7 @@ def test_schemathesis_finds_no_difference_between_the_document_and_the_server(
     operations = [f"{m.upper()} {p}" for p, ops in spec["paths"].items() for m in ops]
     batch = spec["paths"]["/ingest/batch"]["post"]
     assert batch["requestBody"]["content"]["application/json"]["schema"]["minItems"] == 1
-    # Over ingest.max_batch_events is a 413 (DESIGN), not a body the schema refuses.
+    # Over ingest.max_batch_events is a 413 (README, "The HTTP API"), not a body the schema refuses.
     assert "maxItems" not in batch["requestBody"]["content"]["application/json"]["schema"]
     assert "1000" in batch["responses"]["413"]["description"]
     assert bool(batch.get("security")) == (access == "keys")

@@ -94,7 +94,7 @@ def test_sigterm_flushes_the_buffered_events(project: Project) -> None:
             r = client.post("/ingest", json=event(source_id=1 + i % 3, data=i))
             assert (r.status_code, r.json()) == (202, {"status": "accepted"})
 
-        # A full buffer answers 503 with Retry-After (DESIGN §3), for both endpoints.
+        # A full buffer answers 503 with Retry-After (README, "The HTTP API"), for both endpoints.
         full = client.post("/ingest", json=event())
         assert full.status_code == 503
         assert full.headers["Retry-After"] == "1"

@@ -1,4 +1,4 @@
-"""POST /ingest, every row of DESIGN §3: 202, 400 (bad JSON, not an object,
+"""POST /ingest, every row of the README's "The HTTP API": 202, 400 (bad JSON, not an object,
 missing/invalid field, empty type, validator rejection), any Content-Type, gzip,
 413, 415, 503 + Retry-After, 500."""
 
@@ -13,16 +13,17 @@ from typing import Any
 import pytest
 from django.db import connections
 from django.test import Client
-from django_q.brokers.redis_broker import Redis
 from django_q.conf import Conf
 
+from broker.commit import broker_commit
+from broker.interface import queue_broker
+from broker.redis_streams import RedisStreamsBroker
+from core.config import get_config
 from ingest.batcher import BufferedBatcher, get_batcher
-from ops.broker import broker, broker_commit
 from plugins import live
 from plugins.base import MAX_DATA_DEPTH, MAX_TYPE_LENGTH, Event, PluginParams, PluginSpec, Validator
 from plugins.chains import Chains
 from plugins.registry import get_registry
-from telemetron_site.config import get_config
 from tests.conftest import UseChains as UseValidators
 from tests.conftest import event
 from tests.support.client import body, post, stats
@@ -398,11 +399,11 @@ def test_gzip_bomb_is_refused_without_being_inflated(client: Client) -> None:
 
 @pytest.fixture
 def broker_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The queue is unreachable: the real django-q2 Redis broker, pointed at a
-    loopback port nothing listens on, with real enqueueing (not inline)."""
+    """The queue is unreachable: the real Redis broker, pointed at a loopback
+    port nothing listens on, with real enqueueing (not inline)."""
     monkeypatch.setattr(Conf, "SYNC", False)
     monkeypatch.setattr(Conf, "REDIS", f"redis://127.0.0.1:{free_port()}/0")
-    with broker.override(Redis(list_key="telemetron-down")):
+    with queue_broker.override(RedisStreamsBroker(list_key="telemetron-down")):
         yield
 
 

@@ -1,4 +1,4 @@
-"""POST /ingest/batch (DESIGN §3): 202 with the accepted count and the
+"""POST /ingest/batch (README, "The HTTP API"): 202 with the accepted count and the
 rejected indexes; 400 when nothing is accepted or the body is not a JSON array;
 413 over size or over ingest.max_batch_events."""
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from telemetron_site.config import get_config
+from core.config import get_config
 from tests.conftest import UseChains as UseValidators
 from tests.conftest import event
 from tests.support.client import body, post, stats

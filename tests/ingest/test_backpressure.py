@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 from django.test import Client
 
+from broker.interface import queue_broker
+from broker.models import QueuedTask
+from core.errors import ServiceUnavailable
 from ingest.backpressure import QueueGate, queue_gate
-from ops.broker import broker
-from processing.models import QueuedTask
-from telemetron_site.errors import ServiceUnavailable
 from tests.conftest import event
 from tests.support.client import post, stats
 
@@ -63,7 +63,7 @@ def test_a_failed_read_keeps_the_last_value() -> None:
 @pytest.fixture
 def gated() -> Iterator[None]:
     """The process's gate on the real broker table, limit 3, read every time."""
-    depth = lambda: int(broker().queue_size())  # noqa: E731
+    depth = lambda: int(queue_broker().queue_size())  # noqa: E731
     with queue_gate.override(QueueGate(limit=3, depth=depth, retry_after=2, interval_s=0)):
         yield
 
@@ -72,7 +72,7 @@ def gated() -> Iterator[None]:
 @pytest.mark.usefixtures("gated")
 def test_ingest_answers_503_while_the_backlog_is_full_and_takes_nothing(client: Client) -> None:
     assert post(client, "/ingest", event(1)).status_code == 202  # inline: no backlog
-    queued = [broker().enqueue(f"waiting-{i}") for i in range(3)]  # workers down: 3 waiting
+    queued = [queue_broker().enqueue(f"waiting-{i}") for i in range(3)]  # workers down: 3 waiting
     for path, data in (("/ingest", event(2)), ("/ingest/batch", [event(3), event(4)])):
         response = post(client, path, data)
         assert response.status_code == 503, response.content

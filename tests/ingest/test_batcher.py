@@ -1,6 +1,7 @@
-"""The per-process batchers (DESIGN §4), on their own seam: the ``commit``
-callable they are given (in production, one django-q2 task per call). A
-``FakeCommit`` records each batch and can be held closed or made to fail.
+"""The per-process batchers (README, "Acknowledgements and backpressure"), on
+their own seam: the ``commit`` callable they are given (in production, one
+django-q2 task per call). A ``FakeCommit`` records each batch and can be held
+closed or made to fail.
 
 GroupCommitBatcher (durable acks): a submit returns once its batch is
 committed; concurrent submits share commits of at most ``batch_size`` events;
@@ -11,15 +12,19 @@ BufferedBatcher: bounded buffer (503 when full), flush at ``batch_size`` or
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from core.errors import ServiceUnavailable
 from ingest.batcher import BufferedBatcher, GroupCommitBatcher
-from telemetron_site.errors import ServiceUnavailable
-from tests.support.procs import wait_until
+from tests.support.procs import ROOT, wait_until
 
 WireEvent = dict[str, Any]
 
@@ -426,3 +431,46 @@ def test_close_gives_up_after_its_timeout_and_says_what_is_left(
     healthy.set()  # let the flusher thread finish
     wait_until(lambda: commit.committed, timeout=30, interval=0.005)
     assert commit.committed == [[ev(0), ev(1)]]
+
+
+# A process that buffers two events and ends without closing its batcher: as a
+# plain interpreter, or as a multiprocessing child (what granian's workers are),
+# which leaves through os._exit() and so runs no atexit hook. Its batcher is made
+# in a daemon thread, as granian's request threads are.
+_EXITING = """
+import json, multiprocessing, sys, threading
+from ingest.batcher import BufferedBatcher
+
+def buffer_two_and_end(path):
+    def commit(batches):
+        with open(path, "a") as fh:
+            fh.write(json.dumps(batches) + "\\n")
+    def request():
+        batcher = BufferedBatcher(commit, batch_size=100, batch_timeout_s=3600, capacity=10)
+        batcher.close_at_exit()
+        batcher.submit([{"n": 1}, {"n": 2}])
+    thread = threading.Thread(target=request, daemon=True)
+    thread.start()
+    thread.join()
+
+if sys.argv[2] == "interpreter":
+    buffer_two_and_end(sys.argv[1])
+else:
+    fork = multiprocessing.get_context("fork")
+    child = fork.Process(target=buffer_two_and_end, args=sys.argv[1:2])
+    child.start()
+    child.join(60)
+    sys.exit(child.exitcode)
+"""
+
+
+@pytest.mark.parametrize("process", ["interpreter", "multiprocessing-child"])
+def test_a_process_that_ends_flushes_its_buffer(tmp_path: Path, process: str) -> None:
+    out = tmp_path / "committed.jsonl"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", _EXITING, str(out), process],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert out.read_text().splitlines() == ['[[{"n": 1}, {"n": 2}]]']

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from core.config import Settings
+from core.metrics.series import EVENTS_DEDUPLICATED
 from ingest.segment import message_map
-from ops.metrics.series import EVENTS_DEDUPLICATED
 from sources.live import live_directory
 from sources.services import source_create
-from telemetron_site.config import Settings
 from tests.support.client import post, stats
 
 pytestmark = pytest.mark.django_db
@@ -224,7 +224,7 @@ def test_native_events_with_id_are_deduplicated(client: Client) -> None:
 def test_an_id_older_than_the_window_counts_again(
     client: Client, use_config: Callable[..., Settings]
 ) -> None:
-    from processing.models import SeenMessage
+    from broker.models import SeenMessage
 
     one = {"sourceId": 3, "type": "Heartbeat", "timestamp": "2026-11-20T10:00:00Z", "id": "hb-1"}
     assert post(client, "/ingest", one).status_code == 202

@@ -13,11 +13,11 @@ import jsonschema_rs
 import pytest
 from django.test import Client
 
+from core.config import get_config
 from ingest.schemas import OPENAPI_COMPONENTS
 from ingest.segment_schemas import SEGMENT_COMPONENTS, SEGMENT_TIME_PATTERN, segment_body_schema
 from plugins.base import MAX_ID_LENGTH, MAX_TYPE_LENGTH
 from sources.services import source_create
-from telemetron_site.config import get_config
 from tests.support.client import post
 
 pytestmark = pytest.mark.django_db

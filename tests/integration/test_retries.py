@@ -73,7 +73,7 @@ def test_processor_failing_twice_is_retried_to_success_without_dead_letter(
     batches = len(processed["ledger"])
     assert batches > 0, "no batch was processed"
     assert [x for x in processed["letters"] if x["plugin"] == "FlakyProcessor"] == []
-    # It did fail: twice per batch, then succeeded on the third attempt (DESIGN §8 series).
+    # It did fail: twice per batch, then succeeded on the third attempt ("Monitoring").
     runs = "telemetron_processor_plugin_duration_seconds_count"
     samples = processed["samples"]
     assert samples[(runs, "FlakyProcessor", "error")] == 2 * batches

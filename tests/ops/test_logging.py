@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from core.config import LoggingConfig, Settings
 from ops.logging import logging_dict
-from telemetron_site.config import LoggingConfig, Settings
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
-"""The metric series: names, types and labels as DESIGN §8 says; what each
+"""The metric series: names, types and labels as the README's "Monitoring" says; what each
 request and batch records; the merge of several processes' files."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,19 +13,19 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from telemetron_testplugins import FailingProcessor, PoisonProcessor
+from telemetron_testplugins import PoisonProcessor
 
+from core.metrics.recording import known_series_init
 from ops.metrics.multiproc import (
     dead_processes_mark,
     multiproc_dir_prepare,
     scrape_registry,
 )
-from ops.metrics.recording import known_series_init
 from ops.middleware import endpoints_known, route_template
 from plugins.chains import Chains
 from plugins.live import get_chains, reset
-from processing.tasks import process_batch, processor_chain_run
-from tests.conftest import event
+from processing.tasks import process_batch
+from tests.conftest import UseChains, event
 from tests.support.procs import ROOT
 from tests.support.prom import Exposition, parse_exposition
 
@@ -46,15 +47,12 @@ def post_event(client: Client, body: Any) -> int:
 
 
 def test_the_original_five_series_and_ours_have_their_names_types_and_labels(
-    client: Client,
+    client: Client, use_processors: UseChains
 ) -> None:
     assert post_event(client, event(1)) == 202
     client.get("/stats/1")
-    processor_chain_run(
-        batch=_batch("names"),
-        wire_events=[event(1)],
-        processors=(FailingProcessor(FailingProcessor.Params()),),
-    )
+    use_processors(("FailingProcessor", {}))
+    process_batch("names", json.dumps([event(1)]), time.time())
     exp = scrape(client)
 
     expected_types = {
@@ -155,12 +153,12 @@ def test_ingest_counts_accepted_and_rejected_events(client: Client) -> None:
     assert delta("telemetron_batch_size_sum") == 3
 
 
-def test_failing_plugin_records_errors_and_error_durations(client: Client) -> None:
+def test_failing_plugin_records_errors_and_error_durations(
+    client: Client, use_processors: UseChains
+) -> None:
     before = scrape(client)
-    failing = FailingProcessor(FailingProcessor.Params(message="broken on purpose"))
-    report = processor_chain_run(
-        batch=_batch("fail"), wire_events=[event(1)], processors=(failing,)
-    )
+    use_processors(("FailingProcessor", {"message": "broken on purpose"}))
+    report = process_batch("fail", json.dumps([event(1)]), time.time())
     assert report.failed == ["FailingProcessor"]
     after = scrape(client)
 
@@ -178,7 +176,7 @@ def test_failing_plugin_records_errors_and_error_durations(client: Client) -> No
 def test_processed_batch_records_size_lag_and_processed_events(client: Client) -> None:
     before = scrape(client)
     wire = [event(5, ts="2024-01-01T00:00:00Z") for _ in range(4)]
-    process_batch("lag-batch", wire, time.time() - 2.0)  # enqueued 2 s ago
+    process_batch("lag-batch", json.dumps(wire), time.time() - 2.0)  # enqueued 2 s ago
     after = scrape(client)
 
     def delta(name: str, **labels: str) -> float:
@@ -202,7 +200,7 @@ def test_after_a_bisection_the_events_outside_the_dead_letters_count_as_processe
     before = scrape(client)
     try:
         wire = [event(6, "Click") for _ in range(7)] + [event(6, "Poison")]
-        process_batch("poisoned", wire, time.time())
+        process_batch("poisoned", json.dumps(wire), time.time())
     finally:
         reset()
     after = scrape(client)
@@ -219,18 +217,12 @@ def test_after_a_bisection_the_events_outside_the_dead_letters_count_as_processe
     assert delta(duration, plugin="PoisonProcessor", status="success") == 3
 
 
-def _batch(batch_id: str) -> Any:
-    from plugins.base import Batch, Event
-
-    return Batch(id=batch_id, events=(Event.from_wire(event(1)),))
-
-
 # --- several processes ----------------------------------------------------------------
 
 _CHILD = """
 import sys
 from prometheus_client import Gauge
-from ops.metrics import recording
+from core.metrics import recording
 recording.events_accepted(int(sys.argv[1]))
 recording.plugin_failed("FailingProcessor")
 Gauge("telemetron_test_live", "a live gauge", multiprocess_mode="livesum").set(1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.config import Settings
 from ops.management.commands.serve import is_loopback, open_ingest_warning
-from telemetron_site.config import Settings
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])

@@ -1,4 +1,4 @@
-"""The Event schema (DESIGN §3): sourceId a u64, non-empty type, RFC 3339
+"""The Event schema (README, "The HTTP API"): sourceId a u64, non-empty type, RFC 3339
 timestamp with an offset normalised to UTC, data any JSON value, unknown fields
 ignored; and the timestamp format of responses."""
 

@@ -12,24 +12,15 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from core.config import get_config
 from plugins import live
 from plugins.chains import Chains
 from plugins.live import get_chains
 from plugins.models import PluginConfig
 from plugins.registry import get_registry
-from telemetron_site.config import get_config
+from tests.support.clock import Clock
 
 pytestmark = pytest.mark.django_db
-
-
-class Clock:
-    """The loader's clock, moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

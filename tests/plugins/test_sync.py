@@ -1,5 +1,6 @@
-"""The start-up rule (DESIGN §5): config.toml seeds the rows, then the admin owns
-them; `plugins sync --force` re-applies config.toml; `--dry-run` writes nothing."""
+"""The start-up rule (README, "Plugins: config.toml and the admin"):
+config.toml seeds the rows, then the admin owns them; `plugins sync --force`
+re-applies config.toml; `--dry-run` writes nothing."""
 
 from __future__ import annotations
 

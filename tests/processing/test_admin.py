@@ -20,13 +20,6 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = reverse("admin:processing_deadletter_changelist")
 
 
-@pytest.fixture
-def admin_client() -> Client:
-    client = Client()
-    client.force_login(User.objects.create_superuser("root", "root@example.com", None))
-    return client
-
-
 def _ids(response: object) -> list[int]:
     return [x.pk for x in response.context["cl"].result_list]  # type: ignore[attr-defined]
 

@@ -8,9 +8,9 @@ import pytest
 from django.utils import timezone
 
 from plugins.base import ProcessingError
+from processing.dead_letter_text import discard_line
 from processing.dead_letters import dead_letter_create, dead_letters_discard, dead_letters_purge
 from processing.models import DeadLetter
-from processing.wording import discard_line
 from tests.processing.conftest import MakeLetter, wire_events
 
 pytestmark = pytest.mark.django_db

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from plugins.base import Event
+from processing.dead_letter_text import replay_plan_lines, replay_summary_line
 from processing.dead_letters import claim_lease
 from processing.models import DeadLetter
 from processing.replay import (
@@ -18,7 +19,6 @@ from processing.replay import (
     dead_letters_replay,
     replay_plan,
 )
-from processing.wording import replay_plan_lines, replay_summary_line
 from stats.aggregator import aggregate
 from stats.store import MemoryStore, get_store
 from tests.processing.conftest import MakeLetter, UseProcessors

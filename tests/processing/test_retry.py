@@ -3,15 +3,17 @@ the last), the last error kept."""
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 from telemetron_testplugins import FlakyProcessor
 
-from plugins.base import Batch, Event
+from core.config import get_config
 from processing.models import DeadLetter
 from processing.retry import RetryOutcome, RetryPolicy, run_with_retries
-from processing.tasks import processor_chain_run
-from telemetron_site.config import get_config
-from tests.conftest import event
+from processing.tasks import process_batch
+from tests.conftest import UseChains, event
 
 
 class Flaky:
@@ -86,19 +88,15 @@ def test_interrupts_are_not_retried() -> None:
 @pytest.mark.django_db
 @pytest.mark.parametrize(("fail_times", "dead_letters"), [(2, 0), (3, 1)])
 def test_the_batch_task_gives_each_processor_retry_attempts_from_the_config(
-    fail_times: int, dead_letters: int
+    fail_times: int, dead_letters: int, use_processors: UseChains
 ) -> None:
     """tests/config.toml: processor.retry_attempts = 3. A plugin failing twice is
     processed on its third attempt; one failing three times is dead-lettered
     after 3 attempts."""
     assert get_config().processor.retry_attempts == 3
-    flaky = FlakyProcessor(FlakyProcessor.Params(fail_times=fail_times))
-    wire = [event(1)]
-    report = processor_chain_run(
-        batch=Batch(id="retry-batch", events=tuple(Event.from_wire(e) for e in wire)),
-        wire_events=wire,
-        processors=(flaky,),
-    )
+    [flaky] = use_processors(("FlakyProcessor", {"fail_times": fail_times})).processors
+    assert isinstance(flaky, FlakyProcessor)
+    report = process_batch("retry-batch", json.dumps([event(1)]), time.time())
     assert flaky.attempts["retry-batch"] == min(fail_times + 1, 3)
     letters = list(DeadLetter.objects.values_list("plugin", "attempts"))
     assert letters == [("FlakyProcessor", 3)] * dead_letters

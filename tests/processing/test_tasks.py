@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from core.config import get_config
 from plugins.base import Batch, Event
 from processing.bisection import bisection_start
 from processing.models import Bisection, DeadLetter
 from processing.tasks import process_batch
 from stats.aggregator import aggregate
 from stats.store import get_store
-from telemetron_site.config import get_config
 from tests.processing.conftest import UseProcessors, wire_events
 
 pytestmark = pytest.mark.django_db
@@ -26,19 +26,15 @@ def _recorded(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-@pytest.mark.parametrize("as_text", [True, False], ids=["json-text-as-enqueued", "list"])
 def test_batch_of_100_with_one_poison_event_processes_99_and_dead_letters_1(
-    use_processors: UseProcessors,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-    as_text: bool,
+    use_processors: UseProcessors, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     record = tmp_path / "poison.jsonl"
     use_processors(("PoisonProcessor", {"record_path": str(record)}), ("StorageProcessor", {}))
     events = wire_events(100)
     events[61]["type"] = "Poison"
 
-    report = process_batch("batch100", json.dumps(events) if as_text else events, time.time())
+    report = process_batch("batch100", json.dumps(events), time.time())
 
     # The poison plugin processed the 99 good events, in parts with derived ids.
     runs = _recorded(record)
@@ -72,7 +68,7 @@ def test_single_event_batch_is_dead_lettered_without_bisection(
 ) -> None:
     use_processors(("FailingProcessor", {"message": "webhook down"}))
     events = wire_events(1)
-    report = process_batch("one", events, time.time())
+    report = process_batch("one", json.dumps(events), time.time())
     [letter] = DeadLetter.objects.all()
     assert (letter.batch_id, letter.splits, letter.events) == ("one", 0, events)
     assert letter.error_message == "webhook down"
@@ -94,7 +90,7 @@ def test_redelivered_batch_resumes_its_bisection_and_counts_nothing_twice(
     flag.touch()
 
     redelivered_at = time.time() - get_config().queue.retry - 1
-    report = process_batch("b", events, redelivered_at)
+    report = process_batch("b", json.dumps(events), redelivered_at)
 
     assert get_store().totals() == (1, 4)  # not 6: the whole batch was not merged again
     assert report.processed == 4 and not DeadLetter.objects.exists()
@@ -103,7 +99,7 @@ def test_redelivered_batch_resumes_its_bisection_and_counts_nothing_twice(
 def test_a_first_delivery_does_not_look_for_bisections(use_processors: UseProcessors) -> None:
     use_processors(("StorageProcessor", {}))
     Bisection.objects.create(batch_id="fresh", plugin="StorageProcessor", events=2)
-    process_batch("fresh", wire_events(2), time.time())
+    process_batch("fresh", json.dumps(wire_events(2)), time.time())
     assert get_store().totals() == (1, 2)
     assert get_store().merge(batch_id="fresh", aggregates={}) is False  # merged whole
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from core.config import Settings
 from sources.services import source_create
-from telemetron_site.config import Settings
 
 
 @dataclass

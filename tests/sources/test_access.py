@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from ops.metrics.series import EVENTS_REJECTED
+from core.metrics.series import EVENTS_REJECTED
 from sources.live import live_directory
 from sources.models import WriteKey
 from tests.conftest import event

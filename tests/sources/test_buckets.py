@@ -8,14 +8,7 @@ from pathlib import Path
 import pytest
 
 from sources.buckets import BucketTable
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 @pytest.fixture

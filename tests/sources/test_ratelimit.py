@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from ops.metrics.series import EVENTS_REJECTED
+from core.metrics.series import EVENTS_REJECTED
 from sources.buckets import BucketTable
 from sources.ratelimit import rate_limiter
 from tests.conftest import event

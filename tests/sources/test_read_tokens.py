@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from sources.live import live_directory
-from sources.services import read_token_create, read_token_revoke
+from sources.services import credentials_revoke, read_token_create
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_a_revoked_token_is_refused_after_the_reload(
     from sources.models import ReadToken
 
     assert _get(client, "/metrics", tokens["metrics"]).status_code == 200
-    read_token_revoke(tokens=list(ReadToken.objects.filter(scope="metrics")))
+    credentials_revoke(credentials=list(ReadToken.objects.filter(scope="metrics")))
     live_directory().expire()
     assert _get(client, "/metrics", tokens["metrics"]).status_code == 401
 

@@ -1,4 +1,4 @@
-"""GET /stats and GET /stats/{source_id} (DESIGN §3): totals, one source's
+"""GET /stats and GET /stats/{source_id} (README, "The HTTP API"): totals, one source's
 counts and first/last times in RFC 3339 UTC, 404 and 400; and GET /healthz."""
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from plugins.base import Event
 from stats.aggregator import aggregate
-from stats.minutes import RING_MINUTES, SHARDS, minute_counts_add, minute_series
+from stats.minutes import RING_MINUTES, SHARDS, minute_counts_add_many, minute_series
 from stats.models import MinuteCounts
 from stats.store import TOTALS_SHARDS, DatabaseStore
 from tests.conftest import event
@@ -30,7 +30,7 @@ def batch_id_at(ms: int) -> str:
 
 def add(batch_ms: int, events: int, now_ms: int) -> None:
     with connection.cursor() as cur:
-        minute_counts_add(cur, batch_id=batch_id_at(batch_ms), events=events, now_ms=now_ms)
+        minute_counts_add_many(cur, batches=[(batch_id_at(batch_ms), events)], now_ms=now_ms)
 
 
 def figures(now_ms: int, minutes: int = 5) -> list[tuple[int, int, int, float | None, int]]:
@@ -77,7 +77,7 @@ def test_a_write_of_a_minute_older_than_its_row_changes_nothing() -> None:
     later = T0 + RING_MINUTES * 60_000
     add(later, 3, now_ms=later)
     with connection.cursor() as cur:  # a node whose clock is a ring behind
-        minute_counts_add(cur, batch_id="test-batch", events=9, now_ms=T0)
+        minute_counts_add_many(cur, batches=[("test-batch", 9)], now_ms=T0)
     assert MinuteCounts.objects.get().minute == later // 60_000
     assert figures(later, 1) == [(0, 3, 3, 0.0, 0)]
 
@@ -115,7 +115,7 @@ def test_a_minute_has_a_row_per_totals_shard() -> None:
     assert SHARDS == TOTALS_SHARDS
     for shard in (1, 2, TOTALS_SHARDS):
         with connection.cursor() as cur:
-            minute_counts_add(cur, batch_id=batch_id_at(T0), events=shard, shard=shard, now_ms=T0)
+            minute_counts_add_many(cur, batches=[(batch_id_at(T0), shard)], shard=shard, now_ms=T0)
     assert MinuteCounts.objects.count() == 3
     assert figures(T0, 1) == [(0, 67, 67, 0.0, 0)]
 

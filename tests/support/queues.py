@@ -1,6 +1,6 @@
 """Read-only looks into a real installation's broker, whichever it is: the ORM
-broker's tables or the Redis broker's stream and leases (processing/broker.py,
-processing/redis_broker.py), as an operator would inspect them."""
+broker's tables or the Redis broker's stream and leases (broker/orm.py,
+broker/redis_streams.py), as an operator would inspect them."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Every error answer of the API has one shape, ``{"error": "...", "details": [...]}``
-in JSON (telemetron_site.errors.error_response): each error status the OpenAPI
+in JSON (core.errors.error_response): each error status the OpenAPI
 document declares for each operation, provoked for real; a method a path does not
 take (405); a path nothing matches (404, except under the admin, which keeps
 Django's pages); a bug (500); and Django's own 400/403/404/500 handlers."""
@@ -15,13 +15,13 @@ import pytest
 from django.conf import settings
 from django.test import Client, RequestFactory, override_settings
 
+from broker.interface import queue_broker
+from broker.models import QueuedTask
 from ingest.backpressure import QueueGate, queue_gate
-from ops.broker import broker
 from plugins import live
 from plugins.base import Event, PluginParams, PluginSpec, Validator
 from plugins.chains import Chains
 from plugins.registry import get_registry
-from processing.models import QueuedTask
 from sources.live import live_directory
 from sources.services import read_token_create, source_create
 from telemetron_site import urls
@@ -156,9 +156,9 @@ def provokers(client: Client, use_config: Callable[..., Any]) -> Provokers:
 @pytest.fixture
 def gated() -> Iterator[None]:
     """A full backlog (one batch waiting, the limit one) only for 503s."""
-    depth = lambda: int(broker().queue_size())  # noqa: E731
+    depth = lambda: int(queue_broker().queue_size())  # noqa: E731
     with queue_gate.override(QueueGate(limit=1, depth=depth, retry_after=2, interval_s=0)):
-        waiting = broker().enqueue("waiting")
+        waiting = queue_broker().enqueue("waiting")
         yield
         QueuedTask.objects.filter(pk=waiting).delete()
 

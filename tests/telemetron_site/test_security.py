@@ -15,8 +15,8 @@ from django.contrib.auth.models import User
 from django.core.management.utils import get_random_secret_key
 from django.test import Client
 
-from telemetron_site.config import Settings
-from telemetron_site.secret_key import secret_key_path, secret_key_resolve
+from core.config import Settings
+from core.secret_key import secret_key_path, secret_key_resolve
 from tests.support.procs import ROOT
 
 

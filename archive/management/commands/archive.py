@@ -18,11 +18,11 @@ from tqdm import tqdm
 from archive.export import export_write
 from archive.selectors import ArchiveFilter, archived_events
 from archive.services import archive_purge, archive_purge_count
-from ops import cli
-from ops.cli import TIME_HELP, USAGE_ERROR, describe, plural
-from ops.timespec import format_duration
+from core import commands
+from core.commands import USAGE_ERROR, describe, plural
+from core.config import get_config
+from core.timespans import format_duration
 from plugins.base import U64_MAX
-from telemetron_site.config import get_config
 
 MANUAL = """\
 The raw-event archive that the ArchiveProcessor keeps (enable it in config.toml,
@@ -62,7 +62,7 @@ class _Text:
         self._wrapper.flush()
 
 
-class Command(cli.Command):
+class Command(commands.Command):
     help = MANUAL
     epilog = "exit status: 0 done, 1 cancelled at the confirmation, 2 bad usage"
 
@@ -90,18 +90,7 @@ class Command(cli.Command):
         g = export.add_argument_group("filters (all given must match)")
         g.add_argument("--source", type=_source_id, metavar="ID", help="Only this source id.")
         g.add_argument("--type", metavar="TYPE", help="Only events of this type (exact).")
-        g.add_argument(
-            "--since",
-            type=cli.instant_arg,
-            metavar="WHEN",
-            help=f"Received at or after WHEN: {TIME_HELP}.",
-        )
-        g.add_argument(
-            "--until",
-            type=cli.instant_arg,
-            metavar="WHEN",
-            help=f"Received before WHEN: {TIME_HELP}.",
-        )
+        commands.time_range_options(g, what="Received")
         export.add_argument(
             "--format",
             choices=["jsonl", "csv"],
@@ -113,7 +102,7 @@ class Command(cli.Command):
             metavar="FILE",
             help="Write to FILE instead of standard output (a progress bar shows on a terminal).",
         )
-        cli.verbosity_option(export, "0 nothing on stderr, 1 the count at the end (default).")
+        commands.verbosity_option(export, "0 nothing on stderr, 1 the count at the end (default).")
 
     def _purge_parser(self, sub: Any) -> None:
         about = "Delete archived events received more than AGE ago."
@@ -133,7 +122,7 @@ class Command(cli.Command):
         )
         purge.add_argument(
             "--older-than",
-            type=cli.duration_arg,
+            type=commands.duration_arg,
             metavar="AGE",
             help="Received more than AGE ago: 12h, 30d, 1w (default: archive.retention).",
         )
@@ -141,7 +130,7 @@ class Command(cli.Command):
             "--dry-run", action="store_true", help="Say how many would go; delete nothing."
         )
         purge.add_argument("--noinput", action="store_true", help="Do not ask for confirmation.")
-        cli.verbosity_option(purge, "0 quiet, 1 summary (default), 2 also the cut-off time.")
+        commands.verbosity_option(purge, "0 quiet, 1 summary (default), 2 also the cut-off time.")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if opts["action"] == "export":
@@ -192,7 +181,7 @@ class Command(cli.Command):
             self.stdout.write(f"Would delete {what}. Dry run: nothing was changed.")
             return
         if count:
-            cli.confirm(f"Delete {what}? This cannot be undone.", noinput=opts["noinput"])
+            commands.confirm(f"Delete {what}? This cannot be undone.", noinput=opts["noinput"])
         bar = tqdm(
             total=count,
             unit="event",

@@ -19,7 +19,8 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 
-from ops import cli
+from core import commands
+from core.config import Settings, get_config
 from ops.metrics.multiproc import ENV as METRICS_DIR_ENV
 from ops.metrics.multiproc import multiproc_dir, multiproc_dir_prepare
 from ops.process_tree import ProcessTree, granian_command
@@ -27,7 +28,6 @@ from ops.static import static_collect_if_stale
 from plugins.chains import specs_from_config
 from plugins.registry import get_registry
 from plugins.sync import startup_sync
-from telemetron_site.config import Settings, get_config
 
 
 def _pending_migrations() -> int:
@@ -87,8 +87,8 @@ def serving_line(cfg: Settings, *, host: str, port: int, with_cluster: bool) -> 
     )
 
 
-class Command(cli.Command):
-    help = cli.describe(
+class Command(commands.Command):
+    help = commands.describe(
         """Serve Telemetron: the HTTP API (granian, WSGI) plus a django-q2 worker
         cluster, as one process tree. Host, port and sizes come from config.toml /
         TELEMETRON_* variables; the options below override them. SIGTERM or SIGINT
@@ -121,7 +121,8 @@ class Command(cli.Command):
                 f"{pending} database migration(s) not applied; run `python manage.py migrate` first"
             )
         for line in startup_sync(specs=specs_from_config(cfg), registry=get_registry()):
-            self.stdout.write(line)  # config.toml seeds the plugin rows (DESIGN §5)
+            # config.toml seeds the plugin rows (README, "Plugins: config.toml and the admin")
+            self.stdout.write(line)
         if static_collect_if_stale():  # the admin's and /docs' files, for whitenoise
             self.stdout.write(f"telemetron: static files collected into {settings.STATIC_ROOT}")
         connections.close_all()

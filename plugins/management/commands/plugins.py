@@ -7,13 +7,13 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from ops import cli
+from core import commands
+from core.config import get_config
 from plugins.catalog import CatalogEntry, plugin_catalog
 from plugins.chains import PluginConfigError, specs_from_config
 from plugins.models import PluginConfig
 from plugins.registry import get_registry
 from plugins.sync import plugins_sync
-from telemetron_site.config import get_config
 
 COLUMNS = ("NAME", "KIND", "ENABLED", "POSITION", "PACKAGE", "VERSION", "ERROR")
 
@@ -24,8 +24,8 @@ def _row(e: CatalogEntry) -> tuple[str, ...]:
     return (e.name, e.kind, enabled, position, e.package or "-", e.version or "-", e.error or "-")
 
 
-class Command(cli.Command):
-    help = cli.describe(
+class Command(commands.Command):
+    help = commands.describe(
         """Show or seed the live plugin configuration. `list`: every installed plugin
         with its state; `sync`: write config.toml's plugins that have no row yet into
         the database (serve does this at start).""",
@@ -36,13 +36,13 @@ class Command(cli.Command):
     def add_arguments(self, parser: CommandParser) -> None:
         sub = self.subcommands(parser, ("list", "sync"))
         about = "List every plugin: name, kind, enabled, position, package, version, error."
-        ls = self.subcommand(sub, "list", help=about, description=cli.describe(about))
+        ls = self.subcommand(sub, "list", help=about, description=commands.describe(about))
         ls.add_argument("--json", action="store_true", help="Print a JSON array instead.")
         about = (
             "Write each plugin named in config.toml that has no row yet (the admin owns "
             "the others), and list every installed plugin in the admin."
         )
-        sync = self.subcommand(sub, "sync", help=about, description=cli.describe(about))
+        sync = self.subcommand(sub, "sync", help=about, description=commands.describe(about))
         sync.add_argument(
             "--force",
             action="store_true",
@@ -53,7 +53,7 @@ class Command(cli.Command):
             "--dry-run", action="store_true", help="Print what would change; write nothing."
         )
         for p in (ls, sync):
-            cli.verbosity_option(p, "0 quiet, 1 summary (default), 2 every change.")
+            commands.verbosity_option(p, "0 quiet, 1 summary (default), 2 every change.")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if opts["action"] == "list":
@@ -66,7 +66,7 @@ class Command(cli.Command):
         if as_json:
             self.stdout.write(json.dumps([e.as_dict() for e in entries], indent=2))
             return
-        self.stdout.write(cli.table([COLUMNS, *(_row(e) for e in entries)]))
+        self.stdout.write(commands.table([COLUMNS, *(_row(e) for e in entries)]))
         broken = sum(1 for e in entries if e.error)
         enabled = sum(1 for e in entries if e.enabled)
         errors = f", {broken} with errors" if broken else ""

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django.db import IntegrityError
 
-from ops import cli
+from core import commands
 from sources import selectors, services
 from sources.keys import PREFIX_LENGTH, digest
 from sources.models import Source, WriteKey
@@ -44,7 +44,7 @@ def _source(source_id: int) -> Source:
         return Source.objects.get(source_id=source_id)
     except Source.DoesNotExist:
         raise CommandError(
-            f"no source {source_id} (see `manage.py sources list`)", returncode=cli.USAGE_ERROR
+            f"no source {source_id} (see `manage.py sources list`)", returncode=commands.USAGE_ERROR
         ) from None
 
 
@@ -60,11 +60,11 @@ def _by_prefix(items: list[Any], given: str, what: str) -> Any:
 
     found = [i for i in items if named(i)]
     if not found:
-        raise CommandError(f"no {what} {given}", returncode=cli.USAGE_ERROR)
+        raise CommandError(f"no {what} {given}", returncode=commands.USAGE_ERROR)
     if len(found) > 1:
         raise CommandError(
             f"{given} names {len(found)} {what}s: give more of its characters",
-            returncode=cli.USAGE_ERROR,
+            returncode=commands.USAGE_ERROR,
         )
     return found[0]
 
@@ -88,8 +88,8 @@ def _row(row: selectors.SourceRow) -> tuple[str, ...]:
     )
 
 
-class Command(cli.Command):
-    help = cli.describe(
+class Command(commands.Command):
+    help = commands.describe(
         """Sources (who sends events) and their write keys. A key is shown once, when it
         is made; only its digest is stored. Every running process follows a change
         within plugins.reload_interval seconds.""",
@@ -102,7 +102,7 @@ class Command(cli.Command):
     def add_arguments(self, parser: CommandParser) -> None:
         sub = self.subcommands(parser, ("create", "list", "rotate", "revoke"))
         about = "Create a source and its first write key (printed once)."
-        create = self.subcommand(sub, "create", help=about, description=cli.describe(about))
+        create = self.subcommand(sub, "create", help=about, description=commands.describe(about))
         create.add_argument("source_id", type=source_id_arg, help="The events' sourceId.")
         create.add_argument("--name", required=True, help="A name shown in lists and /stats.")
         create.add_argument(
@@ -113,23 +113,23 @@ class Command(cli.Command):
         )
         create.add_argument("--rate", type=rate_arg, help="Rate limit in events per second.")
         create.add_argument(
-            "--burst", type=cli.count_arg, help="Events at once above the rate (default: 1 s)."
+            "--burst", type=commands.count_arg, help="Events at once above the rate (default: 1 s)."
         )
         create.add_argument("--disabled", action="store_true", help="Create it disabled.")
         about = "List sources: id, name, enabled, live keys, origins, rate limit, last use."
-        ls = self.subcommand(sub, "list", help=about, description=cli.describe(about))
+        ls = self.subcommand(sub, "list", help=about, description=commands.describe(about))
         ls.add_argument("--json", action="store_true", help="Print a JSON array instead.")
         about = """Make a new write key for a source (printed once). Its other keys stay
         live, so senders can move over; revoke the old key afterwards, or at once with
         --revoke-others."""
-        rotate = self.subcommand(sub, "rotate", help=about, description=cli.describe(about))
+        rotate = self.subcommand(sub, "rotate", help=about, description=commands.describe(about))
         rotate.add_argument("source_id", type=source_id_arg, help="The source's id.")
         rotate.add_argument(
             "--revoke-others", action="store_true", help="Revoke the source's other keys now."
         )
         about = """Revoke write keys, each named by its first characters (up to the 12 the
         admin shows) or the whole key."""
-        revoke = self.subcommand(sub, "revoke", help=about, description=cli.describe(about))
+        revoke = self.subcommand(sub, "revoke", help=about, description=commands.describe(about))
         revoke.add_argument("prefixes", nargs="*", metavar="PREFIX", help="Key prefixes.")
         revoke.add_argument(
             "--source", type=source_id_arg, help="Revoke every live key of this source."
@@ -138,7 +138,7 @@ class Command(cli.Command):
             p.add_argument("--dry-run", action="store_true", help="Say what would be revoked.")
             p.add_argument("--noinput", action="store_true", help="Do not ask for confirmation.")
         for p in (create, ls, rotate, revoke):
-            cli.verbosity_option(p, "0 quiet, 1 summary (default), 2 every key.")
+            commands.verbosity_option(p, "0 quiet, 1 summary (default), 2 every key.")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         action = opts["action"]
@@ -162,10 +162,10 @@ class Command(cli.Command):
                 rate_burst=opts["burst"] or None,
             )
         except ValueError as exc:
-            raise CommandError(f"--origin: {exc}", returncode=cli.USAGE_ERROR) from None
+            raise CommandError(f"--origin: {exc}", returncode=commands.USAGE_ERROR) from None
         except IntegrityError:
             raise CommandError(
-                f"source {opts['source_id']} exists already", returncode=cli.USAGE_ERROR
+                f"source {opts['source_id']} exists already", returncode=commands.USAGE_ERROR
             ) from None
         self.stdout.write(f"created source {source}")
         self.stdout.write(f"write key (shown once, keep it now): {secret.value}")
@@ -180,9 +180,13 @@ class Command(cli.Command):
             self.stdout.write(json.dumps(out, indent=2))
             return
         if rows:
-            self.stdout.write(cli.table([COLUMNS, *(_row(r) for r in rows)], right=frozenset({3})))
+            self.stdout.write(
+                commands.table([COLUMNS, *(_row(r) for r in rows)], right=frozenset({3}))
+            )
         keys = sum(r.live_keys for r in rows)
-        self.stdout.write(f"{cli.plural(len(rows), 'source')}, {cli.plural(keys, 'live key')}")
+        self.stdout.write(
+            f"{commands.plural(len(rows), 'source')}, {commands.plural(keys, 'live key')}"
+        )
 
     def _rotate(self, opts: dict[str, Any]) -> None:
         source = _source(opts["source_id"])
@@ -194,18 +198,19 @@ class Command(cli.Command):
             self.stdout.write("Dry run: nothing was changed.")
             return
         if opts["revoke_others"] and others:
-            cli.confirm(
-                f"Make a new key for {source} and revoke {cli.plural(len(others), 'other key')}?",
+            others_text = commands.plural(len(others), "other key")
+            commands.confirm(
+                f"Make a new key for {source} and revoke {others_text}?",
                 noinput=opts["noinput"],
             )
         secret = services.write_key_create(source=source)
         self.stdout.write(f"new write key for source {source} (shown once): {secret.value}")
         if opts["revoke_others"]:
-            count = services.write_key_revoke(keys=others)
-            self.stdout.write(f"revoked {cli.plural(count, 'other key')}")
+            count = services.credentials_revoke(credentials=others)
+            self.stdout.write(f"revoked {commands.plural(count, 'other key')}")
         elif others:
             self.stdout.write(
-                f"{cli.plural(len(others), 'older key')} still live: revoke once senders moved"
+                f"{commands.plural(len(others), 'older key')} still live: revoke once senders moved"
             )
 
     def _would_revoke(self, keys: list[WriteKey]) -> None:
@@ -215,7 +220,7 @@ class Command(cli.Command):
     def _revoke_selection(self, opts: dict[str, Any]) -> list[WriteKey]:
         if not opts["prefixes"] and opts["source"] is None:
             raise CommandError(
-                "name the keys: PREFIX ... or --source ID", returncode=cli.USAGE_ERROR
+                "name the keys: PREFIX ... or --source ID", returncode=commands.USAGE_ERROR
             )
         keys: list[WriteKey] = []
         if opts["source"] is not None:
@@ -237,10 +242,12 @@ class Command(cli.Command):
             self._would_revoke(keys)
             self.stdout.write("Dry run: nothing was changed.")
             return
-        cli.confirm(f"Revoke {cli.plural(len(keys), 'write key')}?", noinput=opts["noinput"])
-        count = services.write_key_revoke(keys=keys)
+        commands.confirm(
+            f"Revoke {commands.plural(len(keys), 'write key')}?", noinput=opts["noinput"]
+        )
+        count = services.credentials_revoke(credentials=keys)
         if opts["verbosity"] >= 2:
             self._would_revoke(keys)
         self.stdout.write(
-            f"revoked {cli.plural(count, 'write key')}; refused everywhere within seconds"
+            f"revoked {commands.plural(count, 'write key')}; refused everywhere within seconds"
         )

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from ops import cli
+from core import commands
 from sources import selectors, services
 from sources.management.commands.sources import _by_prefix
 from sources.models import ReadToken
@@ -18,8 +18,8 @@ def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
-class Command(cli.Command):
-    help = cli.describe(
+class Command(commands.Command):
+    help = commands.describe(
         """Read tokens: with security.read_auth = "token", GET /stats* needs a token of
         scope stats and GET /metrics one of scope metrics, sent as
         'Authorization: Bearer <token>' (Prometheus: authorization.credentials). A
@@ -32,22 +32,22 @@ class Command(cli.Command):
     def add_arguments(self, parser: CommandParser) -> None:
         sub = self.subcommands(parser, ("create", "list", "revoke"))
         about = "Make a read token (printed once)."
-        create = self.subcommand(sub, "create", help=about, description=cli.describe(about))
+        create = self.subcommand(sub, "create", help=about, description=commands.describe(about))
         create.add_argument("name", help="Who uses it, e.g. prometheus.")
         create.add_argument(
             "--scope", required=True, choices=ReadToken.Scope.values, help="What it may read."
         )
         about = "List read tokens: prefix, name, scope, created, last used, revoked."
-        ls = self.subcommand(sub, "list", help=about, description=cli.describe(about))
+        ls = self.subcommand(sub, "list", help=about, description=commands.describe(about))
         about = (
             "Revoke read tokens, each named by its first characters (up to 12) or the whole token."
         )
-        revoke = self.subcommand(sub, "revoke", help=about, description=cli.describe(about))
+        revoke = self.subcommand(sub, "revoke", help=about, description=commands.describe(about))
         revoke.add_argument("prefixes", nargs="+", metavar="PREFIX", help="Token prefixes.")
         revoke.add_argument("--dry-run", action="store_true", help="Say what would be revoked.")
         revoke.add_argument("--noinput", action="store_true", help="Do not ask for confirmation.")
         for p in (create, ls, revoke):
-            cli.verbosity_option(p, "0 quiet, 1 summary (default).")
+            commands.verbosity_option(p, "0 quiet, 1 summary (default).")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if opts["action"] == "create":
@@ -68,8 +68,8 @@ class Command(cli.Command):
                 for t in tokens
             ]
             if rows:
-                self.stdout.write(cli.table([COLUMNS, *rows]))
-            self.stdout.write(cli.plural(len(tokens), "read token"))
+                self.stdout.write(commands.table([COLUMNS, *rows]))
+            self.stdout.write(commands.plural(len(tokens), "read token"))
         else:
             self._revoke(opts)
 
@@ -85,6 +85,8 @@ class Command(cli.Command):
             self.stdout.write("Dry run: nothing was changed.")
             return
         if live:
-            cli.confirm(f"Revoke {cli.plural(len(live), 'read token')}?", noinput=opts["noinput"])
-        count = services.read_token_revoke(tokens=live)
-        self.stdout.write(f"revoked {cli.plural(count, 'read token')}")
+            commands.confirm(
+                f"Revoke {commands.plural(len(live), 'read token')}?", noinput=opts["noinput"]
+            )
+        count = services.credentials_revoke(credentials=live)
+        self.stdout.write(f"revoked {commands.plural(count, 'read token')}")

@@ -1,0 +1,192 @@
+"""The half of our two brokers that does not depend on the store, written once:
+claims leased to a cluster (:mod:`broker.leases`), the heartbeat that renews
+the lease, the housekeeping of this host's dead clusters, and the shape of a
+claim (redelivered batches marked, a claim's batch tasks coalesced).
+
+A store (:class:`~broker.orm.OrmBroker`, :class:`~broker.redis_streams.RedisStreamsBroker`)
+writes the rest: its statements for a claim (``_claim``), a heartbeat
+(``_renew``), the leases of this host (``_leases_of_host``, ``_mark_dead``),
+the clusters' status (``_stats``) and the queue's own methods of
+:class:`~broker.interface.QueueBroker` (commit, acknowledge, release, depth,
+oldest task).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from django_q.brokers import Broker
+from django_q.conf import Conf
+
+from broker.coalesce import coalesce
+from broker.interface import Depth
+from broker.leases import (
+    FULL_CLAIM_INTERVAL_S,
+    Lease,
+    cluster_id_of,
+    host_id,
+    process_alive,
+    process_start,
+)
+from broker.packages import mark_redelivered
+from core.config import get_config
+
+__all__ = ["Claimed", "LeasedBroker"]
+
+log = logging.getLogger("telemetron.processing")
+
+_HOUSEKEEPING_S = 1.0  # this host's dead clusters looked for at most this often
+_CLEANUP_S = 60.0  # the store's cleanup (_cleanup) at most this often
+
+# A claimed task: (ack id, its package, delivered before).
+Claimed = tuple[Any, str, bool]
+
+
+class LeasedBroker(Broker):
+    def __init__(self, list_key: str | None = None) -> None:
+        super().__init__(list_key=list_key)  # type: ignore[arg-type]
+        self._setup()
+
+    def __setstate__(self, state: Any) -> None:
+        super().__setstate__(state)
+        self._setup()
+
+    def _setup(self) -> None:
+        cfg = get_config().queue
+        # Set by the sentinel's first heartbeat; a broker used without a cluster
+        # (a test, a script) is its own cluster and renews its lease itself.
+        self.cluster_id: str | None = None
+        self._standalone = False
+        self._idle = False  # the last dequeue found nothing
+        self._next_full_claim = 0.0
+        self._next_housekeeping = 0.0
+        self._next_cleanup = 0.0
+        self._dead_after = cfg.dead_after
+        self.coalesce = cfg.coalesce  # broker/coalesce.py
+        self.host = host_id()  # a test may place the broker on another host
+
+    # --- what a store writes ------------------------------------------------------------
+
+    def _claim(self, me: str, *, take_over: bool) -> list[Claimed]:
+        """Claim up to ``Conf.BULK`` tasks for the cluster ``me`` while its lease
+        is alive, in queue order; with ``take_over``, dead clusters' and expired
+        claims first, else waiting tasks only."""
+        raise NotImplementedError
+
+    def _renew(self, *, stat: str, ttl: float) -> None:
+        """Renew this cluster's lease, carrying django-q2's ``stat`` for ``ttl`` s."""
+        raise NotImplementedError
+
+    def _leases_of_host(self) -> list[Lease]:
+        """The leases of the other clusters of this host not marked dead."""
+        raise NotImplementedError
+
+    def _mark_dead(self, lease: Lease) -> None:
+        """Mark ``lease`` dead, if its sentinel is still the one read."""
+        raise NotImplementedError
+
+    def _stats(self) -> dict[str, str]:
+        """The status of each cluster of this queue whose stat has not expired."""
+        raise NotImplementedError
+
+    def _cleanup(self) -> None:
+        """What the store removes once a minute (nothing by default)."""
+
+    def depth(self) -> Depth:
+        raise NotImplementedError
+
+    def acknowledge(self, task_id: Any) -> None:
+        raise NotImplementedError
+
+    # --- claims -------------------------------------------------------------------------
+
+    def dequeue(self) -> list[tuple[Any, str]] | None:
+        """django-q2's pusher asks for tasks: a claim (see QueueBroker.dequeue)."""
+        me = self._owner()
+        # Dead clusters' and expired claims are looked for after an empty poll and
+        # at least once a second; in between, the waiting tasks only.
+        now = time.monotonic()
+        full = self._idle or now >= self._next_full_claim
+        if full:
+            self._next_full_claim = now + FULL_CLAIM_INTERVAL_S
+        claimed = self._claim(me, take_over=full)
+        self._idle = not claimed
+        if not claimed:
+            self._wait()
+            return None
+        tasks = [(ack, mark_redelivered(body) if again else body) for ack, body, again in claimed]
+        return coalesce(tasks) if self.coalesce else tasks
+
+    def _owner(self) -> str:
+        if self.cluster_id is None:
+            self.cluster_id = f"standalone-{os.urandom(8).hex()}"
+            self._standalone = True
+        if self._standalone:
+            self._heartbeat(stat="", ttl=0)
+        return self.cluster_id
+
+    def _wait(self) -> None:
+        """Nothing to claim: spare the CPU until the next poll."""
+        time.sleep(Conf.POLL)
+
+    def delete(self, task_id: Any) -> None:
+        self.acknowledge(task_id)
+
+    def fail(self, task_id: Any) -> None:
+        self.acknowledge(task_id)
+
+    def queue_size(self) -> int:
+        """Tasks waiting for a cluster (a claim of a dead cluster counts once taken over)."""
+        return self.depth().waiting
+
+    def lock_size(self) -> int:
+        """Tasks claimed by a cluster and not acknowledged."""
+        return self.depth().claimed
+
+    # --- heartbeats ---------------------------------------------------------------------
+
+    def set_stat(self, key: str, value: str, timeout: int) -> None:
+        """The sentinel's heartbeat: renew this cluster's lease (with its status)."""
+        if self.cluster_id is None:
+            self.cluster_id = cluster_id_of(key)
+        self._heartbeat(stat=value, ttl=timeout)
+
+    def _heartbeat(self, *, stat: str, ttl: float) -> None:
+        self._renew(stat=stat, ttl=ttl)
+        now = time.monotonic()
+        if now >= self._next_housekeeping:
+            self._next_housekeeping = now + _HOUSEKEEPING_S
+            self._mark_dead_of_this_host()
+        if now >= self._next_cleanup:
+            self._next_cleanup = now + _CLEANUP_S
+            self._cleanup()
+
+    def _mark_dead_of_this_host(self) -> None:
+        """Clusters of this host whose sentinel is gone are dead: their tasks are
+        claimable at once, by any cluster."""
+        for lease in self._leases_of_host():
+            if not process_alive(lease.pid, lease.pid_start):
+                self._mark_dead(lease)
+                log.warning(
+                    "cluster %s of this host (sentinel pid %s) is gone: its batches are"
+                    " handed out again",
+                    lease.cluster_id,
+                    lease.pid,
+                    extra={"dead_cluster": lease.cluster_id},
+                )
+
+    def _lease_args(self) -> tuple[str, int, int]:
+        """This cluster's sentinel, as its lease records it: host, pid, pid start."""
+        pid = os.getpid()
+        return self.host, pid, process_start(pid)
+
+    def get_stat(self, key: str) -> str | None:
+        return self._stats().get(cluster_id_of(key))
+
+    def get_stats(self, pattern: str) -> list[str]:
+        """The status of every cluster of this queue that reported in its stat's
+        lifetime (3 s)."""
+        return list(self._stats().values())

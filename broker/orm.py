@@ -1,0 +1,326 @@
+# Long: the ORM broker's statements and their one-line reasons belong together.
+"""Our django-q2 broker on the database: at-least-once, with each round trip one
+SQL statement, and a crashed cluster's tasks handed out again within seconds.
+
+Tasks live in our own table (:class:`~broker.models.QueuedTask`: django-q2's
+``OrmQ`` has no owner column), the clusters' leases in
+:class:`~broker.models.ClusterLease` (see :mod:`broker.leases` for when a
+claim is taken over; :mod:`broker.base` for what both brokers share). Every
+time is the database's clock, so the nodes' clocks never matter.
+
+* ``commit``: one INSERT per task, in one transaction; with event ids, one
+  upsert per 300 ids of :class:`~broker.models.SeenMessage` first, in the same
+  transaction (rolled back when one was seen);
+* ``dequeue`` (``_claim``): one ``UPDATE … WHERE id IN (SELECT … ORDER BY id
+  LIMIT bulk) RETURNING``: the oldest claimable tasks (waiting, claim expired,
+  or claimed by a dead cluster), FIFO, claimed atomically for this cluster
+  (PostgreSQL adds ``FOR UPDATE SKIP LOCKED``; SQLite runs one writer at a
+  time), and only while this cluster's own lease is alive. After an empty poll,
+  the same condition is read first, so an idle cluster does not take SQLite's
+  write lock every ``queue.poll``;
+* ``acknowledge``: one DELETE (of a coalesced task's tasks too); ``release``:
+  one UPDATE;
+* ``set_stat`` (the sentinel's heartbeat, every 0.5 s): one upsert of the lease,
+  which also holds django-q2's status of the cluster for /readyz; once a minute
+  old leases and the event ids older than ``ingest.dedup_window`` are deleted.
+
+Stale connections are closed at most once a second and whenever the queue is
+empty, instead of on every call; one that failed is closed at once.
+``RETURNING`` needs SQLite 3.35 or later (Debian 12's Python has 3.40).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from django import db
+from django.db import DatabaseError, connections, transaction
+from django_q.conf import Conf
+
+from broker.base import Claimed, LeasedBroker
+from broker.coalesce import ack_ids
+from broker.interface import Depth, Key
+from broker.leases import LEASE_CLEANUP_S, Lease
+from broker.models import ClusterLease, QueuedTask, SeenMessage
+from core.config import get_config
+from core.fields import BIAS
+
+__all__ = ["OrmBroker"]
+
+_CHECK_INTERVAL_S = 1.0
+_SEEN_PURGE_S = 60.0  # a web process purges old event ids at most this often
+_SEEN_CHUNK = 300  # rows per dedup INSERT (3 parameters each)
+_IDS_CHUNK = 500  # ids per DELETE or UPDATE (SQLite's parameter limit)
+
+_NOW = {
+    "postgresql": "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS DOUBLE PRECISION)",
+    "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
+}
+
+
+def _statements(connection: Any) -> dict[str, str]:
+    q = connection.ops.quote_name
+    now = _NOW[connection.vendor]
+    tq, tl = q(QueuedTask._meta.db_table), q(ClusterLease._meta.db_table)
+    ts = q(SeenMessage._meta.db_table)
+    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    # Params: me, dead_after, me, dead_after. A task is claimable when its claim
+    # expired, or its owner (another cluster) has no live lease: none, marked
+    # dead, or stale while this cluster's own heartbeats have been regular.
+    claimable = (
+        f"(t.claimed_until < {now} OR (t.owner <> '' AND t.owner <> %s AND NOT EXISTS ("
+        f"SELECT 1 FROM {tl} o WHERE o.cluster_id = t.owner AND NOT o.dead AND ("
+        f"o.heartbeat >= {now} - %s OR NOT EXISTS (SELECT 1 FROM {tl} m"
+        f" WHERE m.cluster_id = %s AND m.fresh_since <= {now} - %s)))))"
+    )
+    claim = (
+        f"UPDATE {tq} SET claimed_until = {now} + %s, owner = %s,"
+        f" deliveries = deliveries + 1 WHERE id IN (SELECT t.id FROM {tq} t"
+        f" WHERE t.queue = %s AND {{}} ORDER BY t.id LIMIT %s{skip_locked})"
+        f" AND EXISTS (SELECT 1 FROM {tl} WHERE cluster_id = %s AND NOT dead"
+        f" AND heartbeat >= {now} - %s) RETURNING id, payload, deliveries"
+    )
+    return {
+        "enqueue": f"INSERT INTO {tq} (queue, payload, claimed_until, owner, deliveries)"
+        " VALUES (%s, %s, 0, '', 0) RETURNING id",
+        "peek": f"SELECT 1 FROM {tq} t WHERE t.queue = %s AND {claimable} LIMIT 1",
+        # Params: retry, me, queue, <claimable>, bulk, me, dead_after.
+        "claim": claim.format(claimable),
+        # The same without looking for dead clusters' tasks (params: no <claimable>).
+        "claim_waiting": claim.format(f"t.claimed_until < {now}"),
+        "purge": f"DELETE FROM {tq} WHERE queue = %s",
+        "depth": f"SELECT COALESCE(SUM(CASE WHEN claimed_until < {now} THEN 1 ELSE 0 END), 0),"
+        f" COALESCE(SUM(CASE WHEN claimed_until >= {now} THEN 1 ELSE 0 END), 0)"
+        f" FROM {tq} WHERE queue = %s",
+        "oldest": f"SELECT payload FROM {tq} WHERE queue = %s ORDER BY id LIMIT 1",
+        # Params: id, queue, host, pid, pid_start, stat, stat ttl, dead_after.
+        "heartbeat": f"INSERT INTO {tl} (cluster_id, queue, host, pid, pid_start, heartbeat,"
+        " fresh_since, dead, stat, stat_expires)"
+        f" VALUES (%s, %s, %s, %s, %s, {now}, {now}, FALSE, %s, {now} + %s)"
+        " ON CONFLICT (cluster_id) DO UPDATE SET"
+        f" fresh_since = CASE WHEN {tl}.dead OR {tl}.heartbeat < excluded.heartbeat - %s"
+        f" THEN excluded.heartbeat ELSE {tl}.fresh_since END,"
+        " heartbeat = excluded.heartbeat, dead = FALSE, pid = excluded.pid,"
+        " pid_start = excluded.pid_start, stat = excluded.stat,"
+        " stat_expires = excluded.stat_expires",
+        "same_host": f"SELECT cluster_id, pid, pid_start FROM {tl}"
+        " WHERE host = %s AND NOT dead AND cluster_id <> %s",
+        "mark_dead": f"UPDATE {tl} SET dead = TRUE"
+        " WHERE cluster_id = %s AND pid = %s AND pid_start = %s",
+        "cleanup": f"DELETE FROM {tl} WHERE (dead OR heartbeat < {now} - %s)"
+        f" AND NOT EXISTS (SELECT 1 FROM {tq} WHERE owner = {tl}.cluster_id)",
+        "seen_purge": f"DELETE FROM {ts} WHERE seen_at < %s",
+        "stats": f"SELECT cluster_id, stat FROM {tl} WHERE queue = %s AND stat <> ''"
+        f" AND stat_expires >= {now}",
+        # Followed by "id IN (...)" (_by_ids).
+        "acknowledge": f"DELETE FROM {tq} WHERE",
+        "release": f"UPDATE {tq} SET claimed_until = 0, owner = '' WHERE",
+    }
+
+
+class _Seen(Exception):
+    """Event ids of a commit already recorded: its transaction is rolled back."""
+
+    def __init__(self, keys: set[Key]) -> None:
+        super().__init__(f"{len(keys)} event ids seen")
+        self.keys = keys
+
+
+class OrmBroker(LeasedBroker):
+    def _setup(self) -> None:
+        super()._setup()
+        self._next_check = 0.0
+        self._next_seen_purge = 0.0
+        self._sql: dict[str, str] | None = None
+
+    @staticmethod
+    def get_connection(list_key: str | None = None) -> Any:
+        return None
+
+    # --- connections and statements ----------------------------------------------------
+
+    def _connection(self, *, check: bool = False) -> Any:
+        """The broker's connection; closes it first if it is broken or past its age
+        (what the stock broker does on every call), when asked or once a second."""
+        now = time.monotonic()
+        if (check or now >= self._next_check) and transaction.get_autocommit(using=Conf.ORM):
+            db.close_old_connections()
+            self._next_check = now + _CHECK_INTERVAL_S
+        return connections[Conf.ORM]
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        connection = self._connection()
+        if self._sql is None:
+            self._sql = _statements(connection)
+        try:
+            with connection.cursor() as cursor:
+                yield cursor
+        except DatabaseError:
+            if transaction.get_autocommit(using=Conf.ORM):
+                connection.close()  # reconnect on the next call, not in a second
+            raise
+
+    def _run(self, name: str, params: list[Any], *, fetch: str = "") -> Any:
+        """Run one statement; ``fetch``: "one", "all" or nothing."""
+        with self._cursor() as cursor:
+            assert self._sql is not None
+            cursor.execute(self._sql[name], params)
+            if fetch == "one":
+                return cursor.fetchone()
+            return cursor.fetchall() if fetch == "all" else None
+
+    def _by_ids(self, name: str, task_ids: list[Any]) -> None:
+        """Statement ``name`` on the tasks ``task_ids``, a chunk at a time."""
+        with self._cursor() as cursor:
+            assert self._sql is not None
+            for start in range(0, len(task_ids), _IDS_CHUNK):
+                chunk = task_ids[start : start + _IDS_CHUNK]
+                marks = ", ".join(["%s"] * len(chunk))
+                cursor.execute(f"{self._sql[name]} id IN ({marks})", chunk)
+
+    def _claimable(self, me: str) -> list[Any]:
+        return [me, self._dead_after, me, self._dead_after]
+
+    # --- the queue ----------------------------------------------------------------------
+
+    def commit(
+        self, tasks: Sequence[str], *, ids: Sequence[Key] = (), window_s: float = 0
+    ) -> set[Key]:
+        if len(tasks) == 1 and not ids:
+            self.enqueue(tasks[0])  # one statement: no transaction to open
+            return set()
+        seen: set[Key] = set()
+        try:
+            with transaction.atomic(using=Conf.ORM):
+                if ids:
+                    fresh = self._seen_record(ids, window_s=window_s)
+                    if len(fresh) < len(ids):
+                        raise _Seen(set(ids) - fresh)
+                for task in tasks:
+                    self.enqueue(task)
+        except _Seen as found:
+            seen = found.keys
+        if ids:
+            self._seen_housekeeping(window_s=window_s)  # after the commit, not in it
+        return seen
+
+    def _seen_record(self, keys: Sequence[Key], *, window_s: float) -> set[Key]:
+        """Record the event ids ``keys`` (distinct (source, id) pairs) as seen now;
+        return those that were not seen within ``window_s``. Inside the commit's
+        transaction, so the record and the events commit together: a concurrent
+        transaction with the same id waits for this one and then finds it
+        (PostgreSQL), or runs after it (SQLite's one writer). Keys are written in
+        order, so two such transactions cannot deadlock."""
+        table = self._connection().ops.quote_name(SeenMessage._meta.db_table)
+        now = time.time()
+        fresh: set[Key] = set()
+        ordered = sorted(keys)
+        with self._cursor() as cursor:
+            for start in range(0, len(ordered), _SEEN_CHUNK):
+                chunk = ordered[start : start + _SEEN_CHUNK]
+                rows = ", ".join(["(%s, %s, %s)"] * len(chunk))
+                params: list[Any] = []
+                for source_id, message_id in chunk:
+                    params += [source_id - BIAS, message_id, now]
+                # A row older than the window (not purged yet) is taken over.
+                cursor.execute(
+                    f"INSERT INTO {table} (source_id, message_id, seen_at) VALUES {rows}"
+                    " ON CONFLICT (source_id, message_id) DO UPDATE SET seen_at = excluded.seen_at"
+                    f" WHERE {table}.seen_at < %s RETURNING source_id, message_id",
+                    [*params, now - window_s],
+                )
+                fresh.update((int(sid) + BIAS, str(mid)) for sid, mid in cursor.fetchall())
+        return fresh
+
+    def _seen_housekeeping(self, *, window_s: float) -> None:
+        """Purge old event ids at most once a minute per process: the web
+        processes' share (with ``queue.workers = 0`` no cluster runs to do it)."""
+        now = time.monotonic()
+        if now >= self._next_seen_purge:
+            self._next_seen_purge = now + _SEEN_PURGE_S
+            self.seen_purge(window_s=window_s)
+
+    def seen_purge(self, *, window_s: float) -> None:
+        """Delete the event ids older than the dedup window."""
+        self._run("seen_purge", [time.time() - window_s])
+
+    def enqueue(self, task: str) -> int:
+        with self._cursor() as cursor:
+            assert self._sql is not None
+            cursor.execute(self._sql["enqueue"], [self.list_key, task])
+            return int(cursor.fetchone()[0])
+
+    def _claim(self, me: str, *, take_over: bool) -> list[Claimed]:
+        with self._cursor() as cursor:
+            assert self._sql is not None
+            if self._idle:
+                # The queue was empty: look before taking the write lock, so an idle
+                # cluster polling every queue.poll seconds only reads.
+                cursor.execute(self._sql["peek"], [self.list_key, *self._claimable(me)])
+                if cursor.fetchone() is None:
+                    return []
+            cursor.execute(
+                self._sql["claim" if take_over else "claim_waiting"],
+                [Conf.RETRY, me, self.list_key]
+                + (self._claimable(me) if take_over else [])
+                + [Conf.BULK, me, self._dead_after],
+            )
+            rows = sorted(cursor.fetchall())
+        return [(int(pk), str(body), deliveries > 1) for pk, body, deliveries in rows]
+
+    def _wait(self) -> None:
+        self._connection(check=True)  # an empty queue: a moment to check the connection
+        super()._wait()
+
+    def acknowledge(self, task_id: Any) -> None:
+        """One task, or a coalesced task's tuple of them (broker/coalesce.py)."""
+        self._by_ids("acknowledge", ack_ids(task_id))
+
+    def release(self, task_id: Any) -> None:
+        self._by_ids("release", ack_ids(task_id))
+
+    def depth(self) -> Depth:
+        waiting, claimed = self._run("depth", [self.list_key], fetch="one")
+        return Depth(waiting=int(waiting), claimed=int(claimed))
+
+    def oldest_task(self) -> str | None:
+        row = self._run("oldest", [self.list_key], fetch="one")
+        return None if row is None else str(row[0])
+
+    def purge_queue(self) -> None:
+        self._run("purge", [self.list_key])
+
+    def delete_queue(self) -> None:
+        self.purge_queue()
+
+    def ping(self) -> bool:
+        return True
+
+    def info(self) -> str:
+        return f"ORM {Conf.ORM} (at-least-once, leases)"
+
+    # --- leases -------------------------------------------------------------------------
+
+    def _renew(self, *, stat: str, ttl: float) -> None:
+        host, pid, pid_start = self._lease_args()
+        params = [self.cluster_id, self.list_key, host, pid, pid_start, stat, ttl]
+        self._run("heartbeat", [*params, self._dead_after])
+
+    def _leases_of_host(self) -> list[Lease]:
+        rows = self._run("same_host", [self.host, self.cluster_id], fetch="all")
+        return [Lease(str(cid), self.host, int(pid), int(start)) for cid, pid, start in rows]
+
+    def _mark_dead(self, lease: Lease) -> None:
+        self._run("mark_dead", [lease.cluster_id, lease.pid, lease.pid_start])
+
+    def _cleanup(self) -> None:
+        self._run("cleanup", [LEASE_CLEANUP_S])
+        self.seen_purge(window_s=get_config().ingest.dedup_window.total_seconds())
+
+    def _stats(self) -> dict[str, str]:
+        rows = self._run("stats", [self.list_key], fetch="all")
+        return {str(cluster_id): str(stat) for cluster_id, stat in rows}
