@@ -20,7 +20,8 @@ clocks never matter.
   (``queue.coalesce``, :mod:`processing.coalesce`);
 * ``acknowledge``/``delete``: one DELETE (of a coalesced task's tasks too);
 * ``set_stat`` (the sentinel's heartbeat, every 0.5 s): one upsert of the lease,
-  which also holds django-q2's status of the cluster for /readyz; once a second
+  which also holds django-q2's status of the cluster for /readyz (the last one,
+  of a clean stop, marks the lease dead: nothing is left to take over); once a second
   the leases of this host whose sentinel is gone are marked dead; once a minute
   old leases and the event ids older than ``ingest.dedup_window`` are deleted;
 * ``seen_claim``: the exactly-once record of event ids (ops/broker.py), one
@@ -55,6 +56,7 @@ from processing.leases import (
     mark_redelivered,
     process_alive,
     process_start,
+    stat_stopped,
 )
 from processing.models import ClusterLease, QueuedTask, SeenMessage
 from telemetron_site.config import get_config
@@ -110,14 +112,15 @@ def _statements(connection: Any) -> dict[str, str]:
         "waiting": f"SELECT COUNT(*) FROM {tq} WHERE queue = %s AND claimed_until < {now}",
         "claimed": f"SELECT COUNT(*) FROM {tq} WHERE queue = %s AND claimed_until >= {now}",
         "oldest": f"SELECT payload FROM {tq} WHERE queue = %s ORDER BY id LIMIT 1",
-        # Params: id, queue, host, pid, pid_start, stat, stat ttl, dead_after.
+        # Params: id, queue, host, pid, pid_start, stopped, stat, stat ttl, dead_after.
+        # A clean stop's last heartbeat marks the lease dead (processing/leases.py).
         "heartbeat": f"INSERT INTO {tl} (cluster_id, queue, host, pid, pid_start, heartbeat,"
         " fresh_since, dead, stat, stat_expires)"
-        f" VALUES (%s, %s, %s, %s, %s, {now}, {now}, FALSE, %s, {now} + %s)"
+        f" VALUES (%s, %s, %s, %s, %s, {now}, {now}, %s, %s, {now} + %s)"
         " ON CONFLICT (cluster_id) DO UPDATE SET"
         f" fresh_since = CASE WHEN {tl}.dead OR {tl}.heartbeat < excluded.heartbeat - %s"
         f" THEN excluded.heartbeat ELSE {tl}.fresh_since END,"
-        " heartbeat = excluded.heartbeat, dead = FALSE, pid = excluded.pid,"
+        " heartbeat = excluded.heartbeat, dead = excluded.dead, pid = excluded.pid,"
         " pid_start = excluded.pid_start, stat = excluded.stat,"
         " stat_expires = excluded.stat_expires",
         "same_host": f"SELECT cluster_id, pid, pid_start FROM {tl}"
@@ -349,9 +352,9 @@ class OrmBroker(Broker):
         """The sentinel's heartbeat: renew this cluster's lease (with its status)."""
         if self.cluster_id is None:
             self.cluster_id = cluster_id_of(key)
-        self._heartbeat(stat=value, ttl=timeout)
+        self._heartbeat(stat=value, ttl=timeout, stopped=stat_stopped(value))
 
-    def _heartbeat(self, *, stat: str, ttl: float) -> None:
+    def _heartbeat(self, *, stat: str, ttl: float, stopped: bool = False) -> None:
         assert self.cluster_id is not None
         pid = os.getpid()
         self._run(
@@ -362,6 +365,7 @@ class OrmBroker(Broker):
                 self.host,
                 pid,
                 process_start(pid),
+                stopped,
                 stat,
                 ttl,
                 self._dead_after,

@@ -16,6 +16,11 @@ cluster's lease. A task claimed by a cluster is handed out again:
   cluster of another host, provided the claiming cluster's own heartbeats have
   been regular for that long (after an outage of the database or Redis, every
   lease looks stale: nobody takes over until the live ones had time to renew).
+
+A cluster that stops cleanly (SIGTERM: its sentinel's last heartbeat says
+``Stopped``, :func:`stat_stopped`) gives its lease up itself: marked dead with
+that heartbeat, so whatever it still held is handed out at once, and no cluster
+started later mistakes it for a crash.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ __all__ = [
     "mark_redelivered",
     "process_alive",
     "process_start",
+    "stat_stopped",
 ]
 
 # Leases of dead clusters holding nothing are removed after this long.
@@ -99,3 +105,18 @@ def mark_redelivered(payload: str) -> str:
         return payload
     task["kwargs"] = {**task.get("kwargs", {}), "redelivered": True}
     return str(SignedPackage.dumps(task))
+
+
+def stat_stopped(stat: str) -> bool:
+    """Is this heartbeat (django-q2's signed status of a cluster) the last one of
+    a clean stop: the sentinel's pusher, workers and monitor all gone?"""
+    if not stat:
+        return False
+    from django_q.conf import Conf
+    from django_q.signing import BadSignature, SignedPackage
+
+    try:
+        status = SignedPackage.loads(stat)
+    except (BadSignature, TypeError, ValueError):
+        return False
+    return getattr(status, "status", None) == Conf.STOPPED

@@ -18,8 +18,9 @@ fetched (up to ``queue.queue_limit`` of them) is gone if the cluster dies. Here:
   acknowledged entry leaves the stream: its length is what is waiting or claimed);
 * ``set_stat`` (the sentinel's heartbeat, every 0.5 s): the cluster's lease,
   with django-q2's status of it for /readyz, in the hash
-  ``django_q:<queue>:leases``, stamped by Redis' clock; once a second the leases
-  of this host whose sentinel is gone are marked dead.
+  ``django_q:<queue>:leases``, stamped by Redis' clock (the last one, of a clean
+  stop, marks the lease dead); once a second the leases of this host whose
+  sentinel is gone are marked dead.
 
 Why a stream and not a reliable list (``LMOVE`` into a per-cluster list plus a
 reaper): the consumer group already keeps, per entry, its owner, its idle time
@@ -52,6 +53,7 @@ from processing.leases import (
     mark_redelivered,
     process_alive,
     process_start,
+    stat_stopped,
 )
 from telemetron_site.config import get_config
 
@@ -64,7 +66,8 @@ _HOUSEKEEPING_S = 1.0
 
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 "
 
-# KEYS: leases. ARGV: cluster id, host, pid, pid start, stat, stat ttl, dead_after.
+# KEYS: leases. ARGV: cluster id, host, pid, pid start, stat, stat ttl, dead_after,
+# stopped ('1': a clean stop's last heartbeat, which marks the lease dead).
 _HEARTBEAT = (
     _NOW
     + """
@@ -75,7 +78,7 @@ if old then
   if not o.dead and o.hb >= now - tonumber(ARGV[7]) then fresh = o.fresh end
 end
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({host = ARGV[2], pid = tonumber(ARGV[3]),
-  start = tonumber(ARGV[4]), hb = now, fresh = fresh, dead = false, stat = ARGV[5],
+  start = tonumber(ARGV[4]), hb = now, fresh = fresh, dead = ARGV[8] == '1', stat = ARGV[5],
   stat_exp = now + tonumber(ARGV[6])}))
 return tostring(now)
 """
@@ -361,14 +364,12 @@ class RedisStreamsBroker(Broker):
         """The sentinel's heartbeat: renew this cluster's lease (with its status)."""
         if self.cluster_id is None:
             self.cluster_id = cluster_id_of(key)
-        self._heartbeat(stat=value, ttl=timeout)
+        self._heartbeat(stat=value, ttl=timeout, stopped=stat_stopped(value))
 
-    def _heartbeat(self, *, stat: str, ttl: float) -> None:
+    def _heartbeat(self, *, stat: str, ttl: float, stopped: bool = False) -> None:
         pid = os.getpid()
-        self._scripts["heartbeat"](
-            keys=[self.leases],
-            args=[self.cluster_id, self.host, pid, process_start(pid), stat, ttl, self._dead_after],
-        )
+        args = [self.cluster_id, self.host, pid, process_start(pid), stat, ttl, self._dead_after]
+        self._scripts["heartbeat"](keys=[self.leases], args=[*args, "1" if stopped else "0"])
         now = time.monotonic()
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + _HOUSEKEEPING_S
