@@ -7,12 +7,15 @@ import zlib
 
 from django.http import HttpRequest
 
+from ops.metrics.recording import events_rejected
+from ops.metrics.series import TOO_LARGE
 from telemetron_site.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 __all__ = ["read_body"]
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
+    events_rejected(TOO_LARGE)  # one event: the body is not read
     return PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")
 
 
