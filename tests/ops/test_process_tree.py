@@ -1,6 +1,7 @@
 """The process tree serve runs (ops/process_tree.py), on real child processes:
 a clean stop, a child that dies on its own, a child that ignores SIGTERM (killed
-with its own children at the deadline); granian's command and logging."""
+with its own children at the deadline); granian's command and logging, and
+granian run as serve runs it never killing a worker that had exited."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import logging
 import logging.config
 import os
 import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
 
+import httpx
+
 from ops.process_tree import GRANIAN_LOG_CONFIG, ProcessTree, granian_command
-from tests.support.procs import wait_until
+from tests.support.procs import ROOT, free_port, wait_until
 
 SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
 STUBBORN = (  # ignores SIGTERM, then says so by creating the file named by its argument
@@ -149,6 +153,71 @@ def test_granian_command_carries_the_serving_flags() -> None:
     assert "--workers-kill-timeout" not in joined
     assert f"--log-config {GRANIAN_LOG_CONFIG}" in joined
     assert cmd[-1] == "telemetron_site.wsgi:application"
+
+
+# granian's command line run with os.waitpid made to interleave as it does now
+# and then on a loaded machine: granian's worker watcher thread (blocked in
+# waitpid) reaps the exited worker before its main thread does, and runs again
+# only 0.2 s later; meanwhile the main thread, which joins the same worker, gets
+# ECHILD and sees the worker alive.
+LATE_WATCHER = (
+    "import os, sys, threading, time\n"
+    "waitpid = os.waitpid\n"
+    "def interleaved(pid, flags):\n"
+    "    if threading.current_thread() is threading.main_thread():\n"
+    "        if flags == 0:\n"
+    "            time.sleep(0.05)  # the watcher reaps first\n"
+    "        return waitpid(pid, flags)\n"
+    "    reaped = waitpid(pid, flags)\n"
+    "    if reaped[0] == pid:\n"
+    "        time.sleep(0.2)\n"
+    "    return reaped\n"
+    "os.waitpid = interleaved\n"
+    "sys.argv = ['granian', *sys.argv[1:]]\n"
+    "from granian.cli import entrypoint\n"
+    "entrypoint()\n"
+)
+
+
+def _granian_stop_log(extra: list[str]) -> str:
+    """Start granian as serve does (one worker, a bare app), SIGTERM it once it
+    answers, return what it printed."""
+    port = free_port()
+    cmd = granian_command(
+        host="127.0.0.1", port=port, workers=1, threads=2, target="bench.floors.bare_wsgi:app"
+    )
+    assert cmd[1:3] == ["-m", "granian"]
+    argv = [sys.executable, "-c", LATE_WATCHER, *cmd[3:-1], *extra, cmd[-1]]
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_until(lambda: _answers(port), timeout=30, interval=0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    return out
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.post(f"http://127.0.0.1:{port}/", content=b"{}", timeout=1).status_code == 202
+    except httpx.HTTPError:
+        return False
+
+
+def test_granian_as_serve_runs_it_never_kills_a_worker_that_exited() -> None:
+    """The issue's "Killing worker-1 after it refused to gracefully stop" on a
+    stop: with a kill timeout, granian's main thread joins the worker, asks
+    is_alive() while its watcher thread has reaped it but not yet said so, and
+    kills an exited worker. Without one (the tree keeps the deadline) it does not."""
+    assert "refused to gracefully stop" not in _granian_stop_log([])
+    # The same stop with a kill timeout shows the race is reproduced here.
+    killed = _granian_stop_log(["--workers-kill-timeout", "60"])
+    assert "Killing worker-1 after it refused to gracefully stop" in killed
 
 
 def _granian_log(config: dict[str, object], message: str) -> bool:
