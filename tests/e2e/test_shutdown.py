@@ -115,9 +115,9 @@ def test_sigterm_flushes_the_buffered_events(project: Project) -> None:
 
 def test_sigterm_while_a_respawned_web_worker_starts_stops_serve_at_once(project: Project) -> None:
     """granian forks a new worker for one that died; until the worker has loaded the
-    application, a SIGTERM to it used to be lost (ops/worker_start.py) and serve's
-    shutdown waited granian's kill timeout (60 s) for it. SIGTERM right after the
-    respawn: serve stops within seconds, exit 0."""
+    application, a SIGTERM to it is lost (ops/process_tree.py asks it again) and
+    serve's shutdown would wait for it until its deadline (60 s), then kill it.
+    SIGTERM right after the respawn: serve stops within seconds, exit 0."""
     project.config["http"] = {**project.config["http"], "workers": 2}
     server = project.start("--web-only")
     granian = wait_until(lambda: children_of(server.process.pid))
@@ -127,7 +127,7 @@ def test_sigterm_while_a_respawned_web_worker_starts_stops_serve_at_once(project
     os.kill(min(workers), signal.SIGKILL)
     wait_until(lambda: children_of(main) - workers, timeout=30, interval=0.005)
     asked = time.monotonic()
-    assert server.stop(timeout=40) == 0  # the kill timeout is 60 s: a lost signal fails
+    assert server.stop(timeout=40) == 0  # the deadline is 60 s: a lost signal fails
     print(f"serve stopped {time.monotonic() - asked:.2f} s after SIGTERM")
 
 
