@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from tests.conftest import event
+from tests.support.databases import BROKERS
 from tests.support.dbread import wait_queue_empty
-from tests.support.procs import Project, children_of, descendants, wait_until
+from tests.support.procs import Project, Server, children_of, descendants, wait_until
 from tests.support.queues import QueueView, broker_config
 from tests.support.traffic import wait_for_totals
 
@@ -131,7 +132,7 @@ def test_sigterm_while_a_respawned_web_worker_starts_stops_serve_at_once(project
     print(f"serve stopped {time.monotonic() - asked:.2f} s after SIGTERM")
 
 
-# What a quiet start and stop never print (README, Deployment shapes):
+# What a quiet start and stop never print:
 NOISE = (
     "is gone: its batches are handed out again",  # a clean stop taken for a crash
     "refused to gracefully stop",  # granian's kill of a worker that had exited
@@ -140,16 +141,24 @@ NOISE = (
 )
 
 
-def _quiet(log: str) -> None:
-    found = [line for line in log.splitlines() if any(n in line for n in NOISE)]
-    assert not found, log
+def _stop_impatiently(server: Server) -> int:
+    """SIGTERM, again while serve stops, and a third time as it exits."""
+    server.process.send_signal(signal.SIGTERM)
+    wait_until(lambda: "shutting down" in server.log(), timeout=30, interval=0.005)
+    server.process.send_signal(signal.SIGTERM)
+    wait_until(lambda: "telemetron: stopped" in server.log(), timeout=90, interval=0.005)
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)  # while it exits
+    return server.process.wait(60)
 
 
-@pytest.mark.parametrize("broker", ["orm", "redis"])
-def test_a_start_after_a_clean_stop_is_quiet(project: Project, broker: str) -> None:
-    """SIGTERM, then start again: the stopped cluster gave its lease up (nothing
-    to hand out, no "cluster ... is gone"), and neither start nor stop prints
-    granian's thread warning or a kill."""
+@pytest.mark.parametrize("broker", BROKERS)
+def test_stops_and_starts_are_quiet(project: Project, broker: str) -> None:
+    """SIGTERM, start again, then SIGTERM three times: the stopped cluster gave
+    its lease up (no "cluster ... is gone" at the next start), the second and
+    third SIGTERM change nothing (exit 0, no worker killed, no process left), and
+    neither start prints granian's thread warning."""
+    project.config["http"] = {**project.config["http"], "workers": 2}
     with broker_config(broker) as queue:
         project.config["queue"] = {**project.config["queue"], **queue}
         view = QueueView(project.database_url, queue)
@@ -158,30 +167,15 @@ def test_a_start_after_a_clean_stop_is_quiet(project: Project, broker: str) -> N
         assert first.stop(signal.SIGTERM) == 0, first.log()
         assert view.clusters() == []  # given up by its last heartbeat, not left to expire
         second = project.start()
+        with second.client() as client:
+            assert client.post("/ingest/batch", json=[event(source_id=1)] * 50).status_code == 202
+            wait_for_totals(client, events=50)
         wait_until(view.clusters, timeout=60)
-        time.sleep(1.5)  # two more heartbeats: this host's leases looked at once a second
-        assert second.stop(signal.SIGTERM) == 0, second.log()
-    _quiet(first.log())
-    _quiet(second.log())
-
-
-def test_sigterm_again_while_serve_stops_is_quiet(project: Project) -> None:
-    """An impatient operator's second SIGTERM during the stop, and a third as serve
-    exits: the stop goes on as it was (exit 0, nothing killed, no warning) and no
-    process of the tree is left."""
-    project.config["http"] = {**project.config["http"], "workers": 2}
-    server = project.start()
-    with server.client() as client:
-        assert client.post("/ingest/batch", json=[event(source_id=1)] * 50).status_code == 202
-        wait_for_totals(client, events=50)
-    tree = descendants(server.process.pid)
-    server.process.send_signal(signal.SIGTERM)
-    wait_until(lambda: "shutting down" in server.log(), timeout=30, interval=0.005)
-    server.process.send_signal(signal.SIGTERM)
-    wait_until(lambda: "telemetron: stopped" in server.log(), timeout=90, interval=0.005)
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)  # while it exits
-    assert server.process.wait(60) == 0, server.log()
-    _quiet(server.log())
-    assert server.log().count("shutting down") == 1
+        time.sleep(1.5)  # more heartbeats: this host's leases are looked at once a second
+        tree = descendants(second.process.pid)
+        assert _stop_impatiently(second) == 0, second.log()
+    for log in (first.log(), second.log()):
+        found = [line for line in log.splitlines() if any(n in line for n in NOISE)]
+        assert not found, log
+    assert second.log().count("shutting down") == 1
     wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in tree), timeout=10)
