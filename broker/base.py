@@ -30,6 +30,7 @@ from broker.leases import (
     host_id,
     process_alive,
     process_start,
+    stat_stopped,
 )
 from broker.packages import mark_redelivered
 from core.config import get_config
@@ -76,8 +77,9 @@ class LeasedBroker(Broker):
         claims first, else waiting tasks only."""
         raise NotImplementedError
 
-    def _renew(self, *, stat: str, ttl: float) -> None:
-        """Renew this cluster's lease, carrying django-q2's ``stat`` for ``ttl`` s."""
+    def _renew(self, *, stat: str, ttl: float, stopped: bool) -> None:
+        """Renew this cluster's lease, carrying django-q2's ``stat`` for ``ttl`` s;
+        ``stopped``: a clean stop's last heartbeat, which marks the lease dead."""
         raise NotImplementedError
 
     def _leases_of_host(self) -> list[Lease]:
@@ -152,10 +154,10 @@ class LeasedBroker(Broker):
         """The sentinel's heartbeat: renew this cluster's lease (with its status)."""
         if self.cluster_id is None:
             self.cluster_id = cluster_id_of(key)
-        self._heartbeat(stat=value, ttl=timeout)
+        self._heartbeat(stat=value, ttl=timeout, stopped=stat_stopped(value))
 
-    def _heartbeat(self, *, stat: str, ttl: float) -> None:
-        self._renew(stat=stat, ttl=ttl)
+    def _heartbeat(self, *, stat: str, ttl: float, stopped: bool = False) -> None:
+        self._renew(stat=stat, ttl=ttl, stopped=stopped)
         now = time.monotonic()
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + _HOUSEKEEPING_S

@@ -20,6 +20,11 @@ cluster's lease. A task claimed by a cluster is handed out again:
 A redelivered batch task is marked so (:func:`broker.packages.mark_redelivered`).
 The lease also carries django-q2's status of its cluster (``Stat``, saved with
 a 3 s expiry), where every process and node reads it: :func:`cluster_statuses`.
+
+A cluster that stops cleanly (SIGTERM: its sentinel's last heartbeat says
+``Stopped``, :func:`stat_stopped`) gives its lease up itself: marked dead with
+that heartbeat, so whatever it still held is handed out at once, and no cluster
+started later mistakes it for a crash.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ __all__ = [
     "host_id",
     "process_alive",
     "process_start",
+    "stat_stopped",
 ]
 
 # Leases of dead clusters holding nothing are removed after this long.
@@ -145,3 +151,18 @@ def cluster_statuses(broker: QueueBroker) -> list[ClusterStatus]:
             )
         )
     return found
+
+
+def stat_stopped(stat: str) -> bool:
+    """Is this heartbeat (django-q2's signed status of a cluster) the last one of
+    a clean stop: the sentinel's pusher, workers and monitor all gone?"""
+    if not stat:
+        return False
+    from django_q.conf import Conf
+    from django_q.signing import BadSignature, SignedPackage
+
+    try:
+        status = SignedPackage.loads(stat)
+    except (BadSignature, TypeError, ValueError):
+        return False
+    return getattr(status, "status", None) == Conf.STOPPED

@@ -21,7 +21,8 @@ time is the database's clock, so the nodes' clocks never matter.
 * ``acknowledge``: one DELETE (of a coalesced task's tasks too); ``release``:
   one UPDATE;
 * ``set_stat`` (the sentinel's heartbeat, every 0.5 s): one upsert of the lease,
-  which also holds django-q2's status of the cluster for /readyz; once a minute
+  which also holds django-q2's status of the cluster for /readyz (the last one,
+  of a clean stop, marks the lease dead: nothing is left to take over); once a minute
   old leases and the event ids older than ``ingest.dedup_window`` are deleted.
 
 Stale connections are closed at most once a second and whenever the queue is
@@ -96,14 +97,15 @@ def _statements(connection: Any) -> dict[str, str]:
         f" COALESCE(SUM(CASE WHEN claimed_until >= {now} THEN 1 ELSE 0 END), 0)"
         f" FROM {tq} WHERE queue = %s",
         "oldest": f"SELECT payload FROM {tq} WHERE queue = %s ORDER BY id LIMIT 1",
-        # Params: id, queue, host, pid, pid_start, stat, stat ttl, dead_after.
+        # Params: id, queue, host, pid, pid_start, stopped, stat, stat ttl, dead_after.
+        # A clean stop's last heartbeat marks the lease dead (broker/leases.py).
         "heartbeat": f"INSERT INTO {tl} (cluster_id, queue, host, pid, pid_start, heartbeat,"
         " fresh_since, dead, stat, stat_expires)"
-        f" VALUES (%s, %s, %s, %s, %s, {now}, {now}, FALSE, %s, {now} + %s)"
+        f" VALUES (%s, %s, %s, %s, %s, {now}, {now}, %s, %s, {now} + %s)"
         " ON CONFLICT (cluster_id) DO UPDATE SET"
         f" fresh_since = CASE WHEN {tl}.dead OR {tl}.heartbeat < excluded.heartbeat - %s"
         f" THEN excluded.heartbeat ELSE {tl}.fresh_since END,"
-        " heartbeat = excluded.heartbeat, dead = FALSE, pid = excluded.pid,"
+        " heartbeat = excluded.heartbeat, dead = excluded.dead, pid = excluded.pid,"
         " pid_start = excluded.pid_start, stat = excluded.stat,"
         " stat_expires = excluded.stat_expires",
         "same_host": f"SELECT cluster_id, pid, pid_start FROM {tl}"
@@ -305,9 +307,9 @@ class OrmBroker(LeasedBroker):
 
     # --- leases -------------------------------------------------------------------------
 
-    def _renew(self, *, stat: str, ttl: float) -> None:
+    def _renew(self, *, stat: str, ttl: float, stopped: bool) -> None:
         host, pid, pid_start = self._lease_args()
-        params = [self.cluster_id, self.list_key, host, pid, pid_start, stat, ttl]
+        params = [self.cluster_id, self.list_key, host, pid, pid_start, stopped, stat, ttl]
         self._run("heartbeat", [*params, self._dead_after])
 
     def _leases_of_host(self) -> list[Lease]:

@@ -53,7 +53,8 @@ log = logging.getLogger("telemetron.processing")
 GROUP = "workers"
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 "
 
-# KEYS: leases. ARGV: cluster id, host, pid, pid start, stat, stat ttl, dead_after.
+# KEYS: leases. ARGV: cluster id, host, pid, pid start, stat, stat ttl, dead_after,
+# stopped ('1': a clean stop's last heartbeat, which marks the lease dead).
 _HEARTBEAT = (
     _NOW
     + """
@@ -64,7 +65,7 @@ if old then
   if not o.dead and o.hb >= now - tonumber(ARGV[7]) then fresh = o.fresh end
 end
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({host = ARGV[2], pid = tonumber(ARGV[3]),
-  start = tonumber(ARGV[4]), hb = now, fresh = fresh, dead = false, stat = ARGV[5],
+  start = tonumber(ARGV[4]), hb = now, fresh = fresh, dead = ARGV[8] == '1', stat = ARGV[5],
   stat_exp = now + tonumber(ARGV[6])}))
 return tostring(now)
 """
@@ -285,12 +286,10 @@ class RedisStreamsBroker(LeasedBroker):
 
     # --- leases -------------------------------------------------------------------------
 
-    def _renew(self, *, stat: str, ttl: float) -> None:
+    def _renew(self, *, stat: str, ttl: float, stopped: bool) -> None:
         host, pid, pid_start = self._lease_args()
-        self._scripts["heartbeat"](
-            keys=[self.leases],
-            args=[self.cluster_id, host, pid, pid_start, stat, ttl, self._dead_after],
-        )
+        args = [self.cluster_id, host, pid, pid_start, stat, ttl, self._dead_after]
+        self._scripts["heartbeat"](keys=[self.leases], args=[*args, "1" if stopped else "0"])
 
     def _leases(self) -> dict[str, dict[str, Any]]:
         raw = self.connection.hgetall(self.leases)

@@ -1,5 +1,7 @@
-"""The sources list of the admin, for a million sources: the sources app's own
-admin (keys, origins, limits) with each source's statistics, read per page.
+"""The admin's frame (its titles; django-q2's own models left out: the queue is
+ours, the `broker` app) and its sources list, for a million sources:
+the sources app's own admin (keys, origins, limits) with each source's
+statistics, read per page.
 
 * Every page is one indexed query: ordered by ``source_id`` (unique) or by
   ``name`` (the index on ``(name, source_id)``), with ``source_id`` as the tie
@@ -22,6 +24,7 @@ from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -35,6 +38,20 @@ from stats.selectors import SourceFigures, source_figures
 # The model the sources app's admin is registered for (this admin replaces it).
 Source = apps.get_model("sources", "Source")
 TYPES_SHOWN = 3
+
+admin.site.site_header = "Telemetron"
+admin.site.site_title = "Telemetron admin"
+admin.site.index_title = "Dashboard"
+# The app list is on the dashboard and every page's breadcrumbs lead there; the
+# sidebar's 300 px would leave the lists too narrow for their columns.
+admin.site.enable_nav_sidebar = False
+
+# django-q2 registers its task tables (successes, failures, schedules, its own
+# ORM queue): Telemetron keeps none of them (save_limit = -1, our brokers, no
+# schedules), so they are left out; the queue is on the dashboard.
+for _model in apps.get_app_config("django_q").get_models():
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
 
 
 class SourcesPaginator(LargeTablePaginator):
@@ -80,6 +97,7 @@ class SourceOverviewAdmin(SourceAdmin):
     paginator = SourcesPaginator
     show_full_result_count = False
     list_per_page = 100
+    change_list_template = "admin/console/sources_change_list.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         # No per-row aggregate over the table (SourceAdmin's count of live keys):
@@ -145,10 +163,10 @@ class SourceOverviewAdmin(SourceAdmin):
             bars=list(figures.event_types.items()),
         )
         return format_html(
-            "<p>{} events, first {} UTC, last {} UTC; by type:</p>{}",
+            "<p>{} events, first {}, last {}; by type:</p>{}",
             figures.total_events,
-            figures.first_event.strftime("%Y-%m-%d %H:%M:%S"),
-            figures.last_event.strftime("%Y-%m-%d %H:%M:%S"),
+            date_format(figures.first_event, "DATETIME_FORMAT"),
+            date_format(figures.last_event, "DATETIME_FORMAT"),
             chart,
         )
 

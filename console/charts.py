@@ -11,16 +11,25 @@ from django.utils.safestring import SafeString, mark_safe
 
 __all__ = ["Line", "bar_chart", "line_chart", "nice_ceiling"]
 
-_DASHED = ' stroke-dasharray="5 3"'
-_PAD_LEFT, _PAD_RIGHT, _PAD_TOP, _PAD_BOTTOM = 56, 12, 12, 26
+_PAD_LEFT, _PAD_RIGHT, _PAD_TOP, _PAD_BOTTOM = 56, 12, 30, 26
+_LEGEND_Y = 12
 
 
 @dataclass(frozen=True)
 class Line:
+    """One series; lines are drawn in order, so a wide pale line first and a
+    narrow dashed one over it both stay visible where their values are equal."""
+
     label: str
     values: Sequence[float]
     color: str
-    dashed: bool = False  # a line drawn over another stays visible when they are equal
+    width: float = 1.5
+    dashed: bool = False
+    legend: str = ""  # the legend's text (default: the label)
+
+    def stroke(self) -> str:
+        dash = ' stroke-dasharray="6 3"' if self.dashed else ""
+        return f'stroke="{escape(self.color)}" stroke-width="{self.width:g}"{dash}'
 
 
 def nice_ceiling(value: float) -> float:
@@ -68,7 +77,8 @@ def line_chart(
     width: int = 760,
     height: int = 200,
 ) -> SafeString:
-    """Lines over the same points (the index is the x axis), a legend above."""
+    """Lines over the same points (the index is the x axis), drawn in order, a
+    legend above them."""
     n = max((len(line.values) for line in lines), default=0)
     top = nice_ceiling(max((max(line.values, default=0) for line in lines), default=0))
     inner_w, inner_h = width - _PAD_LEFT - _PAD_RIGHT, height - _PAD_TOP - _PAD_BOTTOM
@@ -87,11 +97,27 @@ def line_chart(
         )
         parts.append(
             f'<polyline class="series" data-label="{escape(line.label)}"'
-            f' data-total="{sum(line.values):.0f}" fill="none" stroke="{escape(line.color)}"'
-            f' stroke-width="1.5"{_DASHED if line.dashed else ""} points="{points}"/>'
+            f' data-total="{sum(line.values):.0f}" fill="none" {line.stroke()}'
+            f' points="{points}"/>'
         )
+    parts += _legend(lines)
     parts.append("</svg>")
     return mark_safe("".join(parts))  # every value above is a number or escaped
+
+
+def _legend(lines: Sequence[Line]) -> list[str]:
+    """A sample of each line's stroke and its text, left to right above the plot."""
+    out, x = [], float(_PAD_LEFT)
+    for line in lines:
+        text = line.legend or line.label
+        out.append(
+            f'<g class="legend" data-label="{escape(line.label)}">'
+            f'<line x1="{x:.0f}" y1="{_LEGEND_Y}" x2="{x + 24:.0f}" y2="{_LEGEND_Y}"'
+            f" {line.stroke()}/>"
+            f'<text x="{x + 30:.0f}" y="{_LEGEND_Y + 4}">{escape(text)}</text></g>'
+        )
+        x += 30 + 6.2 * len(text) + 24  # ~6 px a character at font-size 11
+    return out
 
 
 def bar_chart(

@@ -32,7 +32,7 @@ __all__ = ["Panel", "dashboard_figures"]
 
 log = logging.getLogger("telemetron.console")
 
-ACCEPTED, PROCESSED = "#417690", "#2e8540"
+RECEIVED, COUNTED = "#205067", "#8fcf8f"  # a dark narrow line over a pale wide one
 
 
 @dataclass(frozen=True)
@@ -64,21 +64,35 @@ def _chart(chart_id: str, title: str, series: list[MinuteFigures], every: int) -
     return line_chart(
         chart_id=chart_id,
         title=title,
-        lines=[
-            Line("accepted", [f.accepted for f in series], ACCEPTED),
-            Line("processed", [f.processed for f in series], PROCESSED, dashed=True),
+        lines=[  # both are events counted in the stats (console/templates: the help)
+            Line(
+                "counted",
+                [f.processed for f in series],
+                COUNTED,
+                width=5,
+                legend="counted in the stats, by the minute of their merge",
+            ),
+            Line(
+                "received",
+                [f.accepted for f in series],
+                RECEIVED,
+                dashed=True,
+                legend="the same events, by the minute of their 202",
+            ),
         ],
         x_labels=labels,
     )
 
 
 def _summary(series: list[MinuteFigures]) -> dict[str, Any]:
-    processed = sum(f.processed for f in series)
+    """Events counted in the stats in these minutes (``counted``: merged then;
+    ``received``: answered 202 then, counted since), and their lag."""
+    counted = sum(f.processed for f in series)
     lag_sum = sum((f.lag_ms_mean or 0) * f.processed for f in series)
     return {
-        "accepted": sum(f.accepted for f in series),
-        "processed": processed,
-        "lag_ms_mean": lag_sum / processed if processed else None,
+        "received": sum(f.accepted for f in series),
+        "counted": counted,
+        "lag_ms_mean": lag_sum / counted if counted else None,
         "lag_ms_max": max((f.lag_ms_max for f in series), default=0),
     }
 

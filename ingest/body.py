@@ -8,11 +8,14 @@ import zlib
 from django.http import HttpRequest
 
 from core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from core.metrics.recording import events_rejected
+from core.metrics.series import TOO_LARGE
 
 __all__ = ["read_body"]
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
+    events_rejected(TOO_LARGE)  # one event: the body is not read
     return PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")
 
 

@@ -33,7 +33,7 @@ from django.http import HttpRequest
 from core.config import get_config
 from core.errors import BadRequest, PayloadTooLarge, Unauthorized
 from core.metrics.recording import events_rejected
-from core.metrics.series import UNAUTHORIZED
+from core.metrics.series import TOO_LARGE, UNAUTHORIZED
 from ingest.body import read_body
 from ingest.segment_schemas import BATCH_LIMIT, CALL_TYPES, MESSAGE_LIMIT, SEGMENT_TIME_PATTERN
 from ingest.services import json_parse, values_ingest
@@ -154,8 +154,7 @@ def _body(request: HttpRequest, limit: int) -> Any:
     try:
         body = read_body(request, limit=limit)
     except PayloadTooLarge as exc:  # Segment answers 400 for a body over its limits
-        events_rejected()
-        raise BadRequest(exc.message) from None
+        raise BadRequest(exc.message) from None  # (counted as too_large by read_body)
     value = json_parse(body)
     if not isinstance(value, dict):
         events_rejected()
@@ -179,7 +178,7 @@ def _batch_fields(body: dict[str, Any]) -> tuple[list[Any], Any, Any]:
         raise BadRequest("'batch' is empty: nothing accepted")
     limit = get_config().ingest.max_batch_events
     if len(messages) > limit:
-        events_rejected(count=len(messages))
+        events_rejected(TOO_LARGE, len(messages))
         raise BadRequest(f"Batch has {len(messages)} messages; the limit is {limit}")
     sent_at, context = body.get("sentAt"), body.get("context")
     try:
@@ -212,9 +211,12 @@ def segment_ingest(request: HttpRequest, *, call: str | None) -> SegmentResult:
     values: list[Any] = []
     where: list[int] = []  # index in the request of each value
     for index, message in enumerate(messages):
+        if call is None and _too_large(message):
+            events_rejected(TOO_LARGE)
+            error = f"Invalid message: message exceeds the limit of {MESSAGE_LIMIT} bytes"
+            rejected.append({"index": index, "error": error})
+            continue
         try:
-            if call is None and _too_large(message):
-                raise ValueError(f"message exceeds the limit of {MESSAGE_LIMIT} bytes")
             value = message_map(
                 message,
                 source_id=source_id,

@@ -23,7 +23,7 @@ from core.errors import (
     validation_messages,
 )
 from core.metrics.recording import events_accepted, events_rejected
-from core.metrics.series import FORBIDDEN, RATE_LIMITED, UNAUTHORIZED
+from core.metrics.series import FORBIDDEN, RATE_LIMITED, TOO_LARGE, UNAUTHORIZED
 from ingest.backpressure import queue_gate_check
 from ingest.batcher import get_batcher
 from ingest.fast_parse import event_parse_fast, events_check, events_parse_fast
@@ -114,8 +114,11 @@ def _access_check(event: Event, access: WriteAccess) -> None:
 def _limited(counts: list[tuple[SourceEntry, int]], events: int) -> Limited:
     try:
         return rate_take(counts)
-    except (TooManyRequests, PayloadTooLarge):
+    except TooManyRequests:
         events_rejected(RATE_LIMITED, events)
+        raise
+    except PayloadTooLarge:  # more events than a burst: too large at any rate
+        events_rejected(TOO_LARGE, events)
         raise
 
 
@@ -161,13 +164,18 @@ def _per_source(source_ids: list[int], access: WriteAccess) -> list[tuple[Source
     return [(s, n) for sid, n in counts.items() if (s := access.source(sid)) is not None]
 
 
+def _too_many(events: int, max_events: int) -> PayloadTooLarge:
+    events_rejected(TOO_LARGE, events)
+    return PayloadTooLarge(f"Batch has {events} events; the limit is {max_events}")
+
+
 def batch_ingest(*, body: bytes, max_events: int, access: WriteAccess) -> BatchResult:
     """Accept the valid events of a JSON array; report the others by index.
     A rate limit refuses the whole request (nothing taken)."""
     parsed = events_parse_fast(body)
     if parsed is not None:  # every event valid: parsed in one call, no Event per event
         if len(parsed) > max_events:
-            raise PayloadTooLarge(f"Batch has {len(parsed)} events; the limit is {max_events}")
+            raise _too_many(len(parsed), max_events)
         if not len(parsed):
             raise BadRequest("Batch is empty: nothing accepted")
         checked = events_check(parsed, access=access, chain=get_chains().validators)
@@ -196,7 +204,7 @@ def _batch_ingest_per_event(*, body: bytes, max_events: int, access: WriteAccess
         events_rejected()
         raise BadRequest("Request body must be a JSON array of events")
     if len(values) > max_events:
-        raise PayloadTooLarge(f"Batch has {len(values)} events; the limit is {max_events}")
+        raise _too_many(len(values), max_events)
     if not values:
         raise BadRequest("Batch is empty: nothing accepted")
     result = values_ingest(values=values, access=access)

@@ -6,8 +6,19 @@ unless web-only, a django-q2 cluster, supervised as one.
 * :class:`ProcessTree` — starts the children (each in its own session, told to
   stop when its parent dies), stops them all when one exits on its own or when
   :meth:`ProcessTree.stop` is called (``serve``'s SIGTERM/SIGINT handler), waits
-  for them up to a deadline and kills what is left. No Django in here: a test
-  can run a tree of any commands.
+  for them up to a deadline and kills what is left: each child's whole process
+  group, so no granian worker or cluster process outlives the tree. No Django in
+  here: a test can run a tree of any commands.
+
+The deadline is the tree's alone: granian gets no ``--workers-kill-timeout``.
+With one, granian (2.8) joins each worker for the timeout, then asks
+``is_alive()``; a thread of its own (its worker watcher) reaps the same worker
+at the same moment, and until that thread has run again the worker looks alive
+to the joining thread, which then logs "Killing worker-N after it refused to
+gracefully stop" for a worker that had already exited (now and then on a loaded
+two-core machine: 2 stops in 20 in one run, none in 40 in another; every time
+when the watcher is made late, tests/ops/test_process_tree.py). Without a
+timeout granian joins and never asks.
 
 While it waits, the tree asks the children of ``resignal`` children (granian's
 workers) to stop again every ``resignal_s``: granian (2.8) forks a worker with
@@ -22,6 +33,7 @@ not stopping in 60 s. Asked again once it serves, the worker stops gracefully.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -30,10 +42,33 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-__all__ = ["ProcessTree", "TreeResult", "granian_command"]
+__all__ = [
+    "GRANIAN_LOG_CONFIG",
+    "GranianThreadsFilter",
+    "ProcessTree",
+    "TreeResult",
+    "granian_command",
+]
 
 WSGI_APPLICATION = "telemetron_site.wsgi:application"
+# granian's logging (its own format) with GranianThreadsFilter on its logger.
+GRANIAN_LOG_CONFIG = Path(__file__).with_name("granian_logging.json")
+_THREADS_WARNING = "Configuration allows spawning up to "
+
+
+class GranianThreadsFilter(logging.Filter):
+    """Leaves out granian's start-up warning that its blocking threads outnumber
+    2 x cores + 1 ("Configuration allows spawning up to 16 Python threads ..."):
+    a rule of thumb for views that keep the CPU busy. Ours mostly wait for the
+    group commit, which needs several requests in flight per process: 16 threads
+    commit 11-12 events per broker write, 4 and 8 threads make ``/ingest`` 2-3x
+    slower (bench/RESULTS.md). ``http.threads`` is that choice, said in serve's
+    first line; every other granian message is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(_THREADS_WARNING)
 
 
 def granian_command(
@@ -44,11 +79,11 @@ def granian_command(
     threads: int,
     target: str = WSGI_APPLICATION,
     log_level: str = "warning",
-    kill_timeout_s: float | None = None,
     respawn: bool = False,
 ) -> list[str]:
     """granian serving ``target`` over WSGI with a few blocking threads per worker
-    (bench/RESULTS.md: its default of up to 256 threads hurts p99)."""
+    (bench/RESULTS.md: its default of up to 256 threads hurts p99), logging through
+    :data:`GRANIAN_LOG_CONFIG`; no kill timeout (the tree's deadline is the one)."""
     cmd = [
         sys.executable,
         "-m",
@@ -67,9 +102,7 @@ def granian_command(
     ]
     if respawn:
         cmd.append("--respawn-failed-workers")
-    cmd += ["--log-level", log_level]
-    if kill_timeout_s is not None:
-        cmd += ["--workers-kill-timeout", str(int(kill_timeout_s))]
+    cmd += ["--log-level", log_level, "--log-config", str(GRANIAN_LOG_CONFIG)]
     return [*cmd, target]
 
 
@@ -91,6 +124,16 @@ def _signal_children(pid: int, sig: int) -> None:
                 for child in f.read().split():
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(int(child), sig)
+
+
+def _kill_group(child: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a child and its process group (it leads one: started in a session
+    of its own), so its own children (granian's workers, a cluster's sentinel and
+    workers) go with it."""
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        child.kill()
 
 
 @dataclass
@@ -127,6 +170,10 @@ class ProcessTree:
         return {name: child.pid for name, child in self._children}
 
     def start(self) -> None:
+        """Start the children; none when :meth:`stop` came first (a SIGTERM
+        between serve's handler and the start would leave them unasked)."""
+        if self._stopping.is_set():
+            return
         for name, argv in self._commands:
             child = subprocess.Popen(
                 argv, env=self._env, start_new_session=True, preexec_fn=_die_with_parent
@@ -161,7 +208,8 @@ class ProcessTree:
 
     def wait(self) -> TreeResult:
         """Wait for every child up to the shutdown deadline (asking ``resignal``
-        children's own children to stop again meanwhile); kill the late ones."""
+        children's own children to stop again meanwhile); kill the late ones
+        with their process groups."""
         result = TreeResult()
         deadline = time.monotonic() + self._shutdown_timeout
         for name, child in self._children:
@@ -175,7 +223,7 @@ class ProcessTree:
                     if time.monotonic() < deadline:
                         _signal_children(child.pid, signal.SIGTERM)
                         continue
-                    child.kill()
+                    _kill_group(child)
                     result.codes[name] = child.wait()
                     result.failure = result.failure or (
                         f"{name} process did not stop in time and was killed"

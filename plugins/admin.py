@@ -19,6 +19,7 @@ from django.forms import Form, ModelForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from plugins.catalog import plugin_catalog, row_problem
@@ -85,11 +86,10 @@ class PluginConfigAdmin(admin.ModelAdmin):
         "parameters",
         "package",
         "status",
-        "source",
-        "updated_at",
-        "updated_by",
+        "last_change",
     )
     list_display_links = ("name",)
+    list_select_related = ("updated_by",)
     list_editable = ("enabled", "position")
     list_filter = ("kind", "enabled")
     search_fields = ("name",)
@@ -110,6 +110,20 @@ class PluginConfigAdmin(admin.ModelAdmin):
     def package(self, obj: PluginConfig) -> str:
         pkg, version = get_registry().packages.get((_kind(obj.kind), obj.name), ("", ""))
         return f"{pkg} {version}".strip() or "-"
+
+    @admin.display(description="last change", ordering="updated_at")
+    def last_change(self, obj: PluginConfig) -> str:
+        """When, then by what (``admin (ops)``, ``config.toml``): one column
+        instead of three, so the list fits its window."""
+        who = f" ({obj.updated_by})" if obj.updated_by_id else ""
+        day, time = date_format(obj.updated_at, "DATETIME_FORMAT").split(" ", 1)
+        return format_html(
+            '<span class="when">{}</span> <span class="when">{}</span><br>{}{}',
+            day,
+            time,
+            obj.source,
+            who,
+        )
 
     @admin.display(description="status")
     def status(self, obj: PluginConfig) -> str:

@@ -35,7 +35,7 @@ class DeadLetterAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "attempts",
         "splits",
         "status",
-        "replay_count",
+        "replays",
         "error_first_line",
     )
     list_display_links = ("id", "created_at")
@@ -94,6 +94,10 @@ class DeadLetterAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description="events")
     def events_count(self, obj: DeadLetter) -> int:
         return obj.event_count
+
+    @admin.display(description="replays", ordering="replay_count")
+    def replays(self, obj: DeadLetter) -> int:
+        return obj.replay_count
 
     @admin.display(description="error")
     def error_first_line(self, obj: DeadLetter) -> str:

@@ -123,14 +123,12 @@ def letter_row(letter: DeadLetter, *, now: datetime) -> tuple[str, ...]:
     )
 
 
-def list_line(*, shown: list[DeadLetter], total: int, status: str | None) -> str:
-    """``3 pending entries, 101 events`` under the table."""
-    events = sum(x.event_count for x in shown)
-    more = f"; showing {len(shown)} of {total} (--limit)" if len(shown) < total else ""
+def list_line(*, shown: int, total: int, events: int, status: str | None) -> str:
+    """``60 pending entries, 300 events; showing 50 of 60 (--limit)`` under the
+    table: the totals of everything selected, then how much of it is shown."""
+    more = f"; showing {shown} of {total} (--limit)" if shown < total else ""
     which = "" if status is None else f"{status} "
-    return (
-        f"{plural(len(shown), which + 'entry', which + 'entries')}, {plural(events, 'event')}{more}"
-    )
+    return f"{plural(total, which + 'entry', which + 'entries')}, {plural(events, 'event')}{more}"
 
 
 def _when(moment: datetime | None) -> str:

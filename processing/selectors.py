@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Func, IntegerField, Q, QuerySet, Sum
 
 from processing.models import DeadLetter
 
@@ -17,6 +17,7 @@ __all__ = [
     "dead_letter_events",
     "dead_letter_get",
     "dead_letter_list",
+    "dead_letter_totals",
     "dead_letters_pending_by_plugin",
 ]
 
@@ -63,6 +64,27 @@ def dead_letter_list(
             | Q(last_replay_error__icontains=filters.error)
         )
     return qs.order_by("created_at", "id") if oldest_first else qs.order_by("-created_at", "-id")
+
+
+class _JsonArrayLength(Func):
+    """The length of a JSON array column, counted by the database."""
+
+    function = "json_array_length"  # SQLite
+    output_field = IntegerField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, function="jsonb_array_length", **extra)
+
+
+def dead_letter_totals(*, filters: DeadLetterFilter) -> tuple[int, int]:
+    """(entries, events) of every matching entry, in one query (the events
+    counted by the database, not loaded)."""
+    totals = (
+        dead_letter_list(filters=filters)
+        .order_by()
+        .aggregate(entries=Count("id"), events=Sum(_JsonArrayLength("events")))
+    )
+    return int(totals["entries"]), int(totals["events"] or 0)
 
 
 def dead_letter_get(*, letter_id: int) -> DeadLetter | None:

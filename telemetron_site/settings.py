@@ -69,7 +69,8 @@ WSGI_APPLICATION = "telemetron_site.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The admin's base_site.html (its lists' CSS) over django.contrib.admin's.
+        "DIRS": [BASE_DIR / "telemetron_site" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -123,6 +124,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+# Dates read "2026-12-07 05:42:40 UTC" everywhere (admin lists, pages, dashboard).
+FORMAT_MODULE_PATH = ["telemetron_site.formats"]
 
 # --- security (security.* keys; `manage.py check --deploy` with deploy/production) ---
 _sec = CONFIG.security

@@ -30,6 +30,7 @@ __all__ = [
     "PLUGIN_STATUSES",
     "RATE_LIMITED",
     "REJECTION_REASONS",
+    "TOO_LARGE",
     "UNAUTHORIZED",
 ]
 
@@ -76,8 +77,9 @@ EVENTS_DEDUPLICATED = Counter(
 )
 EVENTS_REJECTED = Counter(
     "telemetron_events_rejected",
-    "Events rejected at ingest, by reason: the validator's name, or `invalid` "
-    "(not JSON, or not a valid event).",
+    "Events rejected at ingest, by reason: the validator's name, `invalid` (not JSON, "
+    "or not a valid event), `unauthorized`, `forbidden`, `rate_limited` (429) or "
+    "`too_large` (a request over a size limit).",
     ["reason"],
 )
 BATCH_SIZE = Histogram(
@@ -95,9 +97,13 @@ EVENT_LAG = Histogram(
 # The rejection reasons besides the validators' names (telemetron_events_rejected_total):
 INVALID = "invalid"  # not JSON, or not a valid event
 FORBIDDEN = "forbidden"  # another source's event, a disabled source, an origin not allowed
-RATE_LIMITED = "rate_limited"  # over the source's rate limit (429, or 413 over its burst)
+RATE_LIMITED = "rate_limited"  # the source is over its rate limit now (429: retry later)
+# A request over a size limit, whatever the moment (413; Segment's API answers 400):
+# ingest.max_body_bytes (one event: the body is not read), ingest.max_batch_events
+# or a source's burst (its events), a Segment message over 32 KB.
+TOO_LARGE = "too_large"
 UNAUTHORIZED = "unauthorized"  # no or unknown write key (401)
-REJECTION_REASONS = (INVALID, FORBIDDEN, RATE_LIMITED, UNAUTHORIZED)
+REJECTION_REASONS = (INVALID, FORBIDDEN, RATE_LIMITED, TOO_LARGE, UNAUTHORIZED)
 
 # The values of the other fixed labels: every one is exported at zero from the
 # first scrape (core.metrics.recording.known_series_init), so rate() and alerts

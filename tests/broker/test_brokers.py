@@ -10,6 +10,7 @@ clusters never claim one task."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import threading
 import uuid
@@ -22,6 +23,7 @@ import redis
 from django.db import connection
 from django_q.conf import Conf
 from django_q.signing import SignedPackage
+from django_q.status import Status
 
 from broker.interface import Depth
 from broker.orm import OrmBroker
@@ -258,6 +260,37 @@ def test_a_crashed_cluster_of_this_host_loses_its_tasks_at_once(kit: Kit) -> Non
     again = restarted.dequeue() or []
     assert ids(again) == claimed
     assert kwargs_of(again[0][1]) == {"redelivered": True}
+
+
+def test_a_cluster_that_stopped_cleanly_is_not_taken_for_a_crash(
+    kit: Kit, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sentinel's last heartbeat of a clean stop (status Stopped) gives the
+    lease up: what it still held goes at once, and the next cluster of this host
+    does not report it gone."""
+    stopped = kit.cluster()
+    stopped.enqueue(batch_task("b1"))
+    claimed = ids(stopped.dequeue())
+    last = SignedPackage.dumps(Status(pid=1, cluster_id=stopped.cluster_id), True)
+    assert Status(pid=1, cluster_id="x").status == Conf.STOPPED
+    stopped.set_stat(f"{Conf.Q_STAT}:{stopped.cluster_id}", last, 3)
+    kit.sentinel_gone(stopped)
+    started = kit.cluster()  # the next start on this host
+    with caplog.at_level(logging.WARNING, logger="telemetron.processing"):
+        kit.heartbeat(started, housekeeping=True)
+    assert "is gone" not in caplog.text
+    assert ids(started.dequeue()) == claimed
+    assert stopped.dequeue() is None  # its lease is given up: it claims nothing more
+
+
+def test_heartbeats_of_a_running_or_stopping_cluster_keep_the_lease(kit: Kit) -> None:
+    working = kit.cluster()
+    for status in (Conf.IDLE, Conf.WORKING, Conf.STOPPING):
+        stat = Status(pid=1, cluster_id=working.cluster_id)
+        stat.status = status
+        working.set_stat(f"{Conf.Q_STAT}:{working.cluster_id}", SignedPackage.dumps(stat, True), 3)
+        working.enqueue(f"t-{status}")
+        assert ids(working.dequeue()), status
 
 
 def test_a_claim_past_queue_retry_is_delivered_again(

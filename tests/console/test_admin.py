@@ -1,7 +1,8 @@
 """The admin's sources list: every source with its statistics, searchable by an
 exact id or a part of the name, sorted by id or name through an index (the id as
 the tie breaker, in the same direction), read a page at a time (no aggregate or
-COUNT over the table per page); a source's page with its counts by type drawn."""
+COUNT over the table per page); a source's page with its counts by type drawn.
+The admin's frame: its titles, no django-q2 tables, one date format."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from django.test.utils import CaptureQueriesContext
 
 from console import paginator
 from console.admin import SourcesPaginator as admin_paginator
+from plugins.models import PluginConfig
+from processing.dead_letters import dead_letter_create
 from sources.models import Source
 from sources.services import source_create, write_key_create
 from tests.conftest import event
@@ -137,3 +140,45 @@ def test_a_far_page_is_the_same_read_by_its_keys_first(
         Source.objects.order_by("-name", "-source_id").values_list("source_id", flat=True)
     )
     assert got == expected and len(got) == 25
+
+
+# --- the admin's frame --------------------------------------------------------------
+
+
+def test_the_admin_is_titled_telemetron(staff: Client, client: Client) -> None:
+    login = client.get("/admin/login/").content.decode()
+    assert "<title>Log in | Telemetron admin</title>" in login
+    page = staff.get("/admin/processing/").content.decode()
+    assert '<div id="site-name"><a href="/admin/">Telemetron</a></div>' in page
+    assert "Django administration" not in page and "Django site admin" not in page
+    assert 'id="nav-sidebar"' not in page  # the lists get the window's width
+
+
+def test_django_q2s_own_tables_are_not_in_the_admin(staff: Client) -> None:
+    html = staff.get("/admin/").content.decode()
+    for model in ("success", "failure", "schedule", "ormq"):
+        assert f"/admin/django_q/{model}/" not in html
+        assert staff.get(f"/admin/django_q/{model}/").status_code == 404
+    assert staff.get("/admin/django_q/").status_code == 404
+
+
+def test_dates_read_one_way_in_every_list_and_page(staff: Client, shops: None) -> None:
+    """ISO-like UTC (settings' FORMAT_MODULE_PATH), not "Oct. 27, 2023, 9:30 a.m."."""
+    PluginConfig.objects.create(kind="processor", name="StorageProcessor", position=1)
+    dead_letter_create(
+        batch_id="b1", plugin="Webhook", events=[event(1)], error=RuntimeError("x"), attempts=3
+    )
+    when = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
+    for path, column in (
+        (LIST, "first_event"),
+        ("/admin/plugins/pluginconfig/", "last_change"),
+        ("/admin/processing/deadletter/", "created_at"),
+    ):
+        html = staff.get(path).content.decode()
+        cell = re.search(rf'class="field-{column}[^"]*">(.*?)</t[dh]>', html, re.S)
+        assert cell is not None, column
+        text = " ".join(re.sub(r"<[^>]+>", " ", cell.group(1)).split())
+        assert when.match(text), (column, text)
+        assert not re.search(r"\b[ap]\.m\.|\b[A-Z][a-z]{2}\. \d", html), "a locale's date"
+    page = staff.get(f"{LIST}{Source.objects.get(source_id=1).pk}/change/").content.decode()
+    assert "first 2023-10-27 09:30:00 UTC, last 2023-10-27 09:30:00 UTC" in page

@@ -30,6 +30,30 @@ def test_a_line_goes_from_the_bottom_to_the_top_of_the_plot() -> None:
     assert 'data-total="15"' in svg and ">00:00</text>" in svg
 
 
+def test_lines_are_drawn_in_order_with_their_own_strokes_and_a_legend() -> None:
+    """A wide pale line first and a narrow dashed one over it: equal values
+    leave both visible (the dashboard's accepted line was hidden under the
+    processed one); each has a legend entry drawn with its stroke."""
+    svg = line_chart(
+        chart_id="c",
+        title="t",
+        lines=[
+            Line("counted", [1, 2], "#8fcf8f", width=5, legend="counted <&>"),
+            Line("received", [1, 2], "#205067", dashed=True),
+        ],
+        x_labels={},
+    )
+    drawn = re.findall(r'<polyline class="series" data-label="(\w+)"[^>]*>', svg)
+    assert drawn == ["counted", "received"]  # the narrow one last, on top
+    polylines = re.findall(r"<polyline [^>]*>", svg)
+    assert 'stroke-width="5"' in polylines[0] and "stroke-dasharray" not in polylines[0]
+    assert 'stroke-width="1.5"' in polylines[1] and 'stroke-dasharray="6 3"' in polylines[1]
+    legend = re.findall(r'<g class="legend" data-label="(\w+)">(.*?)</g>', svg)
+    assert [label for label, _ in legend] == ["counted", "received"]
+    assert 'stroke-width="5"' in legend[0][1] and ">counted &lt;&amp;&gt;</text>" in legend[0][1]
+    assert 'stroke-dasharray="6 3"' in legend[1][1] and ">received</text>" in legend[1][1]
+
+
 def test_labels_are_escaped() -> None:
     svg = bar_chart(chart_id="b", title="<t>", bars=[("<script>", 3), ("ok", 1)])
     assert "<script>" not in svg and "&lt;script&gt;" in svg

@@ -52,22 +52,49 @@ def test_the_dashboard_shows_the_events_just_ingested(admin_client: Client, clie
     html = admin_client.get(HOME).content.decode()
     assert int(_text(html, "events-count")) == summary["events_count"] == 4
     assert int(_text(html, "sources-count")) == summary["sources_count"] == 2
-    assert int(_text(html, "processed-hour")) == 4
+    assert int(_text(html, "counted-hour")) == 4
     # The chart: two lines over the last hour's 60 minutes, their totals the events.
     chart = re.search(r'<svg id="chart-hour".*?</svg>', html, re.S)
     assert chart is not None
     lines = re.findall(r'data-label="(\w+)" data-total="(\d+)"', chart.group(0))
-    assert lines == [("accepted", "4"), ("processed", "4")]
+    assert lines == [("counted", "4"), ("received", "4")]
     assert '<svg id="chart-day"' in html
     # Top sources: 7 (named) before 8.
     top = re.search(r'<table id="top-sources">.*?</table>', html, re.S)
     assert top is not None
     rows = re.findall(
-        r"<tr><td><a [^>]*>(\d+)</a></td><td>([^<]*)</td><td>(\d+)</td>", top.group(0)
+        r"<tr><td><a [^>]*>(\d+)</a></td><td>([^<]*)</td><td>(\d+)</td><td>([^<]*)</td>",
+        top.group(0),
     )
-    assert rows == [("7", "shop", "3"), ("8", "—", "1")]
+    assert rows == [
+        ("7", "shop", "3", "2023-10-27 09:30:00 UTC"),  # the one date format (settings)
+        ("8", "— (not registered)", "1", "2023-10-27 09:30:00 UTC"),
+    ]
     # The app list is still there below.
     assert "/admin/sources/source/" in html and "/admin/plugins/pluginconfig/" in html
+
+
+def test_the_figures_say_what_they_count(admin_client: Client, client: Client) -> None:
+    """The issue's "processed 490" beside telemetron_events_processed_total 478,
+    and "7 sources" beside a sources list of 2: each figure is labelled with what
+    it counts, and the help says how it differs from /metrics and the list."""
+    source_create(source_id=7, name="shop")
+    _send(client, event(7), event(8), event(9))
+    html = admin_client.get(HOME).content.decode()
+    assert "events counted in the stats (GET /stats)" in html
+    assert "source ids with events (GET /stats)" in html
+    assert "events counted in the stats, last hour (3 of them received in it)" in html
+    assert "events processed" not in html and "accepted)" not in html  # the old labels
+    help_text = re.search(r'<details class="help" id="figures-help">.*?</details>', html, re.S)
+    assert help_text is not None
+    said = " ".join(help_text.group(0).split())
+    assert "<code>telemetron_events_processed_total</code> the events every enabled" in said
+    assert "not those one of them dead-lettered, nor replays of dead letters" in said
+    assert "counts the registered sources" in said
+    # The sources list says what it counts too (2 registered here, 3 ids with events).
+    listed = admin_client.get("/admin/sources/source/").content.decode()
+    assert 'id="sources-help"' in listed and "1 source" in listed
+    assert int(_text(html, "sources-count")) == 3
 
 
 def test_pending_dead_letters_by_plugin_link_to_their_list(admin_client: Client) -> None:

@@ -115,7 +115,7 @@ def test_fresh_serve_exports_every_known_series_at_zero(project: Project) -> Non
                 "telemetron_processor_plugin_duration_seconds_count", plugin=plugin, status=status
             )
     assert not metrics.has("telemetron_processor_plugin_errors_total", plugin="WebhookProcessor")
-    for reason in ("invalid", "forbidden", "rate_limited", "unauthorized"):
+    for reason in ("invalid", "forbidden", "rate_limited", "too_large", "unauthorized"):
         assert at_zero("telemetron_events_rejected_total", reason=reason)
     for validator in ("SourceIdValidator", "EventTypeValidator"):  # each enabled validator
         assert at_zero("telemetron_events_rejected_total", reason=validator)

@@ -8,13 +8,16 @@ import signal
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import event
+from tests.support.databases import BROKERS
 from tests.support.dbread import wait_queue_empty
-from tests.support.procs import Project, children_of, wait_until
+from tests.support.procs import Project, Server, children_of, descendants, wait_until
+from tests.support.queues import QueueView, broker_config
 from tests.support.traffic import wait_for_totals
 
 pytestmark = pytest.mark.e2e
@@ -113,9 +116,9 @@ def test_sigterm_flushes_the_buffered_events(project: Project) -> None:
 
 def test_sigterm_while_a_respawned_web_worker_starts_stops_serve_at_once(project: Project) -> None:
     """granian forks a new worker for one that died; until the worker has loaded the
-    application, a SIGTERM to it used to be lost (ops/worker_start.py) and serve's
-    shutdown waited granian's kill timeout (60 s) for it. SIGTERM right after the
-    respawn: serve stops within seconds, exit 0."""
+    application, a SIGTERM to it is lost (ops/process_tree.py asks it again) and
+    serve's shutdown would wait for it until its deadline (60 s), then kill it.
+    SIGTERM right after the respawn: serve stops within seconds, exit 0."""
     project.config["http"] = {**project.config["http"], "workers": 2}
     server = project.start("--web-only")
     granian = wait_until(lambda: children_of(server.process.pid))
@@ -125,5 +128,54 @@ def test_sigterm_while_a_respawned_web_worker_starts_stops_serve_at_once(project
     os.kill(min(workers), signal.SIGKILL)
     wait_until(lambda: children_of(main) - workers, timeout=30, interval=0.005)
     asked = time.monotonic()
-    assert server.stop(timeout=40) == 0  # the kill timeout is 60 s: a lost signal fails
+    assert server.stop(timeout=40) == 0  # the deadline is 60 s: a lost signal fails
     print(f"serve stopped {time.monotonic() - asked:.2f} s after SIGTERM")
+
+
+# What a quiet start and stop never print:
+NOISE = (
+    "is gone: its batches are handed out again",  # a clean stop taken for a crash
+    "refused to gracefully stop",  # granian's kill of a worker that had exited
+    "Configuration allows spawning up to",  # granian's threads rule of thumb
+    "Traceback",
+)
+
+
+def _stop_impatiently(server: Server) -> int:
+    """SIGTERM, again while serve stops, and a third time as it exits."""
+    server.process.send_signal(signal.SIGTERM)
+    wait_until(lambda: "shutting down" in server.log(), timeout=30, interval=0.005)
+    server.process.send_signal(signal.SIGTERM)
+    wait_until(lambda: "telemetron: stopped" in server.log(), timeout=90, interval=0.005)
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)  # while it exits
+    return server.process.wait(60)
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_stops_and_starts_are_quiet(project: Project, broker: str) -> None:
+    """SIGTERM, start again, then SIGTERM three times: the stopped cluster gave
+    its lease up (no "cluster ... is gone" at the next start), the second and
+    third SIGTERM change nothing (exit 0, no worker killed, no process left), and
+    neither start prints granian's thread warning."""
+    project.config["http"] = {**project.config["http"], "workers": 2}
+    with broker_config(broker) as queue:
+        project.config["queue"] = {**project.config["queue"], **queue}
+        view = QueueView(project.database_url, queue)
+        first = project.start()
+        wait_until(view.clusters, timeout=60)  # its cluster's lease is there
+        assert first.stop(signal.SIGTERM) == 0, first.log()
+        assert view.clusters() == []  # given up by its last heartbeat, not left to expire
+        second = project.start()
+        with second.client() as client:
+            assert client.post("/ingest/batch", json=[event(source_id=1)] * 50).status_code == 202
+            wait_for_totals(client, events=50)
+        wait_until(view.clusters, timeout=60)
+        time.sleep(1.5)  # more heartbeats: this host's leases are looked at once a second
+        tree = descendants(second.process.pid)
+        assert _stop_impatiently(second) == 0, second.log()
+    for log in (first.log(), second.log()):
+        found = [line for line in log.splitlines() if any(n in line for n in NOISE)]
+        assert not found, log
+    assert second.log().count("shutting down") == 1
+    wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in tree), timeout=10)

@@ -13,7 +13,7 @@ from django.test import Client
 from core.config import get_config
 from tests.conftest import UseChains as UseValidators
 from tests.conftest import event
-from tests.support.client import body, post, stats
+from tests.support.client import body, delta, post, rejected_metric, stats
 
 pytestmark = pytest.mark.django_db
 
@@ -144,7 +144,9 @@ def test_max_batch_events_is_accepted(client: Client) -> None:
 
 
 def test_over_max_batch_events_is_413(client: Client) -> None:
+    before = rejected_metric()
     response = batch(client, [event(1)] * (MAX_EVENTS + 1))
+    assert delta(before, rejected_metric()) == {"too_large": MAX_EVENTS + 1}
     assert response.status_code == 413
     assert response.json() == {
         "error": f"Batch has {MAX_EVENTS + 1} events; the limit is {MAX_EVENTS}",
@@ -164,7 +166,9 @@ def _array_of_size(size: int) -> bytes:
 
 
 def test_body_over_max_body_bytes_is_413(client: Client) -> None:
+    before = rejected_metric()
     response = batch(client, _array_of_size(LIMIT + 1))
+    assert delta(before, rejected_metric()) == {"too_large": 1}  # the body is not read
     assert response.status_code == 413
     assert response.json() == {
         "error": f"Request body exceeds the limit of {LIMIT} bytes",

@@ -10,14 +10,13 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from prometheus_client import REGISTRY
 
 from ingest import services
 from ingest.fast_parse import event_parse_fast, events_parse_fast
 from plugins.base import Event
 from sources.services import source_create
 from tests.conftest import UseChains, event
-from tests.support.client import post, stats
+from tests.support.client import delta, post, rejected_metric, stats
 
 pytestmark = pytest.mark.django_db
 
@@ -144,20 +143,6 @@ def test_one_event_is_parsed_or_declined() -> None:
 
 
 # --- the same answer on either path ---------------------------------------------------------
-
-
-def rejected_metric() -> dict[str, float]:
-    out: dict[str, float] = {}
-    for metric in REGISTRY.collect():
-        if metric.name == "telemetron_events_rejected":
-            for sample in metric.samples:
-                if sample.name.endswith("_total"):
-                    out[sample.labels["reason"]] = sample.value
-    return out
-
-
-def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    return {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)}
 
 
 def answer(client: Client, path: str, data: Any) -> tuple[int, Any, dict[str, float], Any]:

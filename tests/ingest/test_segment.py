@@ -17,7 +17,7 @@ from core.metrics.series import EVENTS_DEDUPLICATED
 from ingest.segment import message_map
 from sources.live import live_directory
 from sources.services import source_create
-from tests.support.client import post, stats
+from tests.support.client import delta, post, rejected_metric, stats
 
 pytestmark = pytest.mark.django_db
 
@@ -179,17 +179,21 @@ def test_bad_messages_are_listed_and_the_others_accepted(client: Client, key: st
 
 def test_limits_32kb_per_message_500kb_per_batch(client: Client, key: str) -> None:
     big = track(1, properties={"pad": "x" * (33 * 1024)})
+    before = rejected_metric()
     response = post(client, "/v1/track", big, **basic(key))
     assert response.status_code == 400
     assert "32768 bytes" in response.json()["error"]
     response = post(client, "/v1/batch", {"batch": [big, track(2)]}, **basic(key))
+    assert delta(before, rejected_metric()) == {"too_large": 2}  # counted once each
     assert response.status_code == 400
     assert response.json()["details"] == [
         {"index": 0, "error": "Invalid message: message exceeds the limit of 32768 bytes"}
     ]
     assert stats(client, 7)[1]["total_events"] == 1
     many = {"batch": [track(i, properties={"pad": "y" * 20000}) for i in range(30)]}
+    before = rejected_metric()
     response = post(client, "/v1/batch", many, **basic(key))
+    assert delta(before, rejected_metric()) == {"too_large": 1}
     assert response.status_code == 400
     assert "512000 bytes" in response.json()["error"]
     assert stats(client, 7)[1]["total_events"] == 1

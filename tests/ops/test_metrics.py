@@ -319,7 +319,7 @@ def test_metrics_exports_the_live_chains_plugins_every_reason_and_endpoint(
     reset(Chains(validators=(), processors=(poison,)))  # as a hot reload would
     exp = scrape(client)
     assert exp.has("telemetron_processor_plugin_errors_total", plugin="PoisonProcessor")
-    for reason in ("invalid", "forbidden", "rate_limited", "unauthorized"):
+    for reason in ("invalid", "forbidden", "rate_limited", "too_large", "unauthorized"):
         assert exp.has("telemetron_events_rejected_total", reason=reason)
     endpoints = {labels["endpoint"] for labels in exp.label_sets("telemetron_http_requests_total")}
     assert endpoints >= {

@@ -164,9 +164,27 @@ def test_list_filters_and_json(make_letter: MakeLetter) -> None:
     assert ids("--since", since) == [new.pk]
     [entry] = json.loads(dlq("list", "--json", "--plugin", "StorageProcessor")[0])
     assert entry["error_message"] == "database is locked" and entry["events"] == 3
+    # The totals are the selection's, not the page's.
     assert dlq("list", "--limit", "1")[0].splitlines()[-1] == (
-        "1 pending entry, 3 events; showing 1 of 2 (--limit)"
+        "2 pending entries, 6 events; showing 1 of 2 (--limit)"
     )
+
+
+@pytest.mark.django_db
+def test_list_totals_are_the_whole_selections(make_letter: MakeLetter) -> None:
+    """60 entries of 5 events pending: the default page of 50 says so (the
+    issue's "50 pending entries, 248 events; showing 50 of 60" was the page's)."""
+    for i in range(60):
+        make_letter("StorageProcessor" if i % 2 else "FailingProcessor", events=5)
+    make_letter("FailingProcessor", events=7, status="replayed")
+    out, _ = dlq("list")
+    assert len(out.splitlines()) == 1 + 50 + 1
+    assert out.splitlines()[-1] == "60 pending entries, 300 events; showing 50 of 60 (--limit)"
+    out, _ = dlq("list", "--plugin", "FailingProcessor", "--limit", "0")
+    assert out.splitlines()[-1] == "30 pending entries, 150 events"
+    out, _ = dlq("list", "--status", "all", "--limit", "10")
+    assert out.splitlines()[-1] == "61 entries, 307 events; showing 10 of 61 (--limit)"
+    assert dlq("list", "--error", "no such error")[0] == "0 pending entries, 0 events\n"
 
 
 @pytest.mark.django_db

@@ -14,7 +14,7 @@ from sources.buckets import BucketTable
 from sources.ratelimit import rate_limiter
 from tests.conftest import event
 from tests.sources.conftest import Keys
-from tests.support.client import post, stats
+from tests.support.client import delta, post, rejected_metric, stats
 
 
 @pytest.fixture(autouse=True)
@@ -56,9 +56,12 @@ def test_a_limited_batch_takes_nothing(client: Client, keys: Keys) -> None:
 
 
 def test_a_batch_over_the_burst_is_413_not_a_retry_forever(client: Client, keys: Keys) -> None:
+    before = rejected_metric()
     response = _shop(client, "/ingest/batch", [event(1)] * 11, keys)
     assert response.status_code == 413
     assert "burst of 10" in response.json()["error"]
+    # Too large at any rate: not counted as rate-limited (nothing was over the rate).
+    assert delta(before, rejected_metric()) == {"too_large": 11}
 
 
 def test_sources_without_a_limit_are_not_limited(client: Client, keys: Keys) -> None:

@@ -7,8 +7,9 @@ import json
 from typing import Any
 
 from django.test import Client
+from prometheus_client import REGISTRY
 
-__all__ = ["body", "post", "stats"]
+__all__ = ["body", "delta", "post", "rejected_metric", "stats"]
 
 
 def body(value: Any) -> bytes:
@@ -35,3 +36,19 @@ def post(
 def stats(client: Client, source_id: int | str | None = None) -> Any:
     response = client.get("/stats" if source_id is None else f"/stats/{source_id}")
     return response.status_code, response.json()
+
+
+def rejected_metric() -> dict[str, float]:
+    """This process's ``telemetron_events_rejected_total``, by reason."""
+    out: dict[str, float] = {}
+    for metric in REGISTRY.collect():
+        if metric.name == "telemetron_events_rejected":
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    out[sample.labels["reason"]] = sample.value
+    return out
+
+
+def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What changed between two readings of :func:`rejected_metric`."""
+    return {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)}

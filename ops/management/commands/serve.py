@@ -36,21 +36,25 @@ def _pending_migrations() -> int:
 
 
 def tree_children(
-    cfg: Settings, *, host: str, port: int, with_cluster: bool, shutdown_timeout_s: float
+    cfg: Settings, *, host: str, port: int, with_cluster: bool
 ) -> list[tuple[str, list[str]]]:
     """The tree's commands: the web server, and the cluster unless web-only."""
     web = granian_command(
-        host=host,
-        port=port,
-        workers=cfg.http.workers,
-        threads=cfg.http.threads,
-        kill_timeout_s=shutdown_timeout_s,
-        respawn=True,
+        host=host, port=port, workers=cfg.http.workers, threads=cfg.http.threads, respawn=True
     )
     children = [("web", web)]
     if with_cluster:
         children.append(("cluster", [sys.executable, "-m", "django", "qcluster"]))
     return children
+
+
+def _ignore_stop_signals() -> None:
+    """Once the tree has stopped, a second SIGTERM/SIGINT has nothing left to do.
+    Ignored, it cannot kill the exit either: Python restores the default handlers
+    while it finalizes (a second or so on a loaded machine), and serve would end
+    by that signal (exit 143) instead of 0."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 RATE_FILE_ENV = "TELEMETRON_RATE_FILE"  # sources.buckets: the node's rate-limit buckets
@@ -147,9 +151,7 @@ class Command(commands.Command):
             METRICS_DIR_ENV: str(metrics_dir),
             RATE_FILE_ENV: str(rate_file),
         }
-        children = tree_children(
-            cfg, host=host, port=port, with_cluster=with_cluster, shutdown_timeout_s=timeout
-        )
+        children = tree_children(cfg, host=host, port=port, with_cluster=with_cluster)
         tree = ProcessTree(children, env=env, shutdown_timeout_s=timeout, resignal=("web",))
 
         def stop(signum: int, frame: object) -> None:
@@ -165,6 +167,7 @@ class Command(commands.Command):
             self.stdout.flush()
 
         result = tree.run(on_started=started)
+        _ignore_stop_signals()
         if own_metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
         if own_rate_file:

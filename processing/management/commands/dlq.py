@@ -38,7 +38,12 @@ from processing.dead_letters import dead_letters_discard, dead_letters_purge
 from processing.dlq_options import EXIT_CODES, MANUAL, dlq_arguments_add
 from processing.models import DeadLetter
 from processing.replay import ReplayResult, dead_letters_replay, replay_plan
-from processing.selectors import DeadLetterFilter, dead_letter_get, dead_letter_list
+from processing.selectors import (
+    DeadLetterFilter,
+    dead_letter_get,
+    dead_letter_list,
+    dead_letter_totals,
+)
 
 
 class Command(commands.Command):
@@ -66,8 +71,8 @@ class Command(commands.Command):
 
     def _list(self, opts: dict[str, Any]) -> None:
         status = None if opts["status"] == "all" else opts["status"]
-        qs = dead_letter_list(filters=self._filter(opts, status=status))
-        total = qs.count()
+        filters = self._filter(opts, status=status)
+        qs = dead_letter_list(filters=filters)
         letters = list(qs[: opts["limit"]] if opts["limit"] else qs)
         if opts["json"]:
             self.stdout.write(json.dumps([letter_as_dict(x) for x in letters], indent=2))
@@ -76,7 +81,8 @@ class Command(commands.Command):
             now = timezone.now()
             rows = [letter_row(x, now=now) for x in letters]
             self.stdout.write(commands.table([LIST_HEAD, *rows], right=LIST_RIGHT))
-        self.stdout.write(list_line(shown=letters, total=total, status=status))
+        total, events = dead_letter_totals(filters=filters)  # of the selection, not the page
+        self.stdout.write(list_line(shown=len(letters), total=total, events=events, status=status))
 
     def _show(self, opts: dict[str, Any]) -> None:
         letter = dead_letter_get(letter_id=opts["id"])
