@@ -107,14 +107,21 @@ class FaultServices:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+# A serve tree's children get this long to stop (serve's default is 60 s): runs
+# stay bounded when a tree does not stop gracefully.
+SHUTDOWN = ("--shutdown-timeout", "10")
+
+
 def _node_specs(config: str) -> list[NodeSpec]:
     if not config.startswith("multinode"):
-        return [NodeSpec("serve")]
+        return [NodeSpec("serve", options=SHUTDOWN)]
     specs = []
     for name, (command, options) in procfile_nodes().items():
         env: tuple[tuple[str, str], ...] = ()
         if name.startswith("worker"):  # separate machines: their own host ids
             env = (("TELEMETRON_QUEUE__HOST_ID", f"host-{name}"),)
+        if command == "serve":
+            options = [*options, *SHUTDOWN]
         specs.append(NodeSpec(name, command, tuple(options), env, http=name.startswith("web")))
     return specs
 

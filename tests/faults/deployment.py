@@ -24,7 +24,7 @@ from tests.support.procs import Project, Server, kill_tree
 
 __all__ = ["Deployment", "Node", "NodeSpec"]
 
-ORPHAN_GRACE_S = 10.0  # after a node's process exits, its tree has this long to follow
+ORPHAN_GRACE_S = 5.0  # after a node's process exits, its tree has this long to follow
 
 
 @dataclass(frozen=True)
@@ -99,15 +99,18 @@ class Deployment:
         self._stopping.set()
         if self._thread.is_alive():
             self._thread.join(30)
-        for node in reversed(self.nodes):
-            if node.server is None:
-                continue
-            try:
-                code = node.server.stop(timeout=60)
-            except AssertionError:
-                code = -9
-            self._after_exit(node, code, cause="stopped")
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            list(pool.map(self._stop_node, self.nodes))
         self.project.stop_all()  # a restart that was under way
+
+    def _stop_node(self, node: Node) -> None:
+        if node.server is None:
+            return
+        try:
+            code = node.server.stop(timeout=60)
+        except AssertionError:  # killed after 60 s
+            code = -9
+        self._after_exit(node, code, cause="stopped")
 
     def _start_node(self, node: Node) -> None:
         """Start the node's process, again until it serves (a dependency may be down)."""

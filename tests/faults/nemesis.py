@@ -102,15 +102,15 @@ class Nemesis:
         self._stop.set()
 
     def inject(self, kind: str) -> dict[str, Any]:
-        action, what = kind.split(":")
+        first, second = kind.split(":")
         hold = round(self.rng.uniform(*self.hold), 2)
-        if what in PROCESS_ROLES:
-            record = self._process_fault(action, what, hold)
-        else:
-            service: Any = self.postgres if what == "pg" else self.redis
+        if second in PROCESS_ROLES:  # <action>:<role>
+            record = self._process_fault(first, second, hold)
+        else:  # <service>:<action>
+            service: Any = {"pg": self.postgres, "redis": self.redis}[first]
             if service is None:
-                raise ValueError(f"{kind}: this configuration has no {what}")
-            record = self._service_fault(action, service, hold)
+                raise ValueError(f"{kind}: this configuration has no {first}")
+            record = self._service_fault(second, service, hold)
         return self.history.add("fault", kind=kind, **record)
 
     def _process_fault(self, action: str, role: str, hold: float) -> dict[str, Any]:
@@ -121,8 +121,9 @@ class Nemesis:
         node, pid = found
         start = self.history.now()
         if action == "kill":
+            count = len(self.deployment.node(node).roles().get(role, []))
             os.kill(pid, signal.SIGKILL)
-            back = _wait(lambda: self._replaced(node, role, pid), KILL_END_S)
+            back = _wait(lambda: self._replaced(node, role, pid, count), KILL_END_S)
             return {
                 "start": start,
                 "end": self.history.now(),
@@ -147,8 +148,10 @@ class Nemesis:
             time.sleep(0.2)
         return None
 
-    def _replaced(self, node: str, role: str, killed: int) -> bool:
-        return any(pid != killed for pid in self.deployment.node(node).roles().get(role, []))
+    def _replaced(self, node: str, role: str, killed: int, count: int) -> bool:
+        """Does the node run ``count`` processes of ``role`` again, none of them the killed one?"""
+        pids = self.deployment.node(node).roles().get(role, [])
+        return killed not in pids and len(pids) >= count
 
     def _service_fault(self, action: str, service: Any, hold: float) -> dict[str, Any]:
         start = self.history.now()
@@ -176,6 +179,8 @@ class Nemesis:
             service.proxy.cut()
             time.sleep(hold)
             service.proxy.heal()
+        else:
+            raise ValueError(f"unknown fault action {action!r}")
         return {"start": start, "end": self.history.now(), **detail}
 
 

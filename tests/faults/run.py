@@ -90,7 +90,7 @@ def _drive(
         think_s=options.think_s,
     ).start()
     probed = [n.name for n in deployment.nodes if n.spec.command == "serve"]
-    prober = Prober(history, probed, deployment.url_any).start()
+    prober = Prober(history, probed, deployment.url_any)  # from the end of the warm-up
     watch = StatsWatch(history, web, deployment.url).start()
     nemesis = Nemesis(
         deployment,
@@ -104,6 +104,7 @@ def _drive(
     )
     try:
         threading.Event().wait(options.warmup_s)
+        prober.start()
         nemesis.run(options.seconds, random_after_plan=options.random_after_plan)
         last_end = history.now()
         threading.Event().wait(options.calm_s)

@@ -11,11 +11,32 @@ from tests.faults.report import result_table
 COMMIT_TIMEOUT = 10.0
 
 
-def _attempt(op: int, a: int, status: int | str, *, n: int = 3, ids: bool = False,
-             t0: float = 1.0, t1: float | None = None, error: str = "", kind: str = "batch") -> dict[str, Any]:  # fmt: skip
-    return {"rec": "attempt", "op": op, "a": a, "status": status, "n": n, "ids": ids, "kind": kind,
-            "source": 101, "node": "serve", "t0": t0, "t1": t0 + 0.01 if t1 is None else t1,
-            "error": error}  # fmt: skip
+def _attempt(
+    op: int,
+    a: int,
+    status: int | str,
+    *,
+    n: int = 3,
+    ids: bool = False,
+    t0: float = 1.0,
+    t1: float | None = None,
+    error: str = "",
+    kind: str = "batch",
+) -> dict[str, Any]:
+    return {
+        "rec": "attempt",
+        "op": op,
+        "a": a,
+        "status": status,
+        "n": n,
+        "ids": ids,
+        "kind": kind,
+        "source": 101,
+        "node": "serve",
+        "t0": t0,
+        "t1": t0 + 0.01 if t1 is None else t1,
+        "error": error,
+    }
 
 
 def _counts(t: float, **types: int) -> dict[str, Any]:
@@ -50,21 +71,30 @@ def test_acknowledged_events_counted_after_the_deadline_are_late() -> None:
 
 
 def test_a_503_or_429_whose_events_were_counted_breaks_not_taken() -> None:
-    history = [_attempt(1, 1, 503, error="The queue cannot take events right now"),
-               _attempt(1, 2, 202, t0=2.0), _counts(3.0, o1a1=3, o1a2=3)]  # fmt: skip
+    history = [
+        _attempt(1, 1, 503, error="The queue cannot take events right now"),
+        _attempt(1, 2, 202, t0=2.0),
+        _counts(3.0, o1a1=3, o1a2=3),
+    ]
     assert _kinds(history) == ["counted_503"]
     assert _kinds([_attempt(2, 1, 429), _counts(3.0, o2a1=1)]) == ["counted_503"]
 
 
 def test_a_503_saying_its_outcome_is_unknown_may_have_been_counted() -> None:
-    history = [_attempt(1, 1, 503, ids=True, error="Commit outcome unknown; retry"),
-               _attempt(1, 2, 202, ids=True, t0=2.0), _counts(3.0, o1a1=3)]  # fmt: skip
+    history = [
+        _attempt(1, 1, 503, ids=True, error="Commit outcome unknown; retry"),
+        _attempt(1, 2, 202, ids=True, t0=2.0),
+        _counts(3.0, o1a1=3),
+    ]
     assert _kinds(history) == []
 
 
 def test_events_with_ids_counted_twice_are_duplicated() -> None:
-    history = [_attempt(1, 1, "conn", ids=True, t1=1.5),
-               _attempt(1, 2, 202, ids=True, t0=2.0), _counts(3.0, o1a1=3, o1a2=3)]  # fmt: skip
+    history = [
+        _attempt(1, 1, "conn", ids=True, t1=1.5),
+        _attempt(1, 2, 202, ids=True, t0=2.0),
+        _counts(3.0, o1a1=3, o1a2=3),
+    ]
     assert _kinds(history) == ["duplicated"]
     result = check(history, commit_timeout=COMMIT_TIMEOUT)
     assert result.rows["(no fault yet)"].duplicated == 3
@@ -104,7 +134,7 @@ def test_a_slow_readyz_leftover_processes_and_dead_letters() -> None:
             "cause": "exited",
             "code": 1,
             "leftovers": {"12": "pusher", "13": "monitor"},
-        },  # fmt: skip
+        },
         {"rec": "exit", "t": 5.0, "node": "serve", "cause": "stopped", "code": 0, "leftovers": {}},
         {
             "rec": "final",

@@ -35,7 +35,9 @@ def proxy() -> Iterator[TcpProxy]:
         server.server_close()
 
 
-def _round_trip(port: int, payload: bytes, conn: socket.socket | None = None) -> tuple[bytes, float]:
+def _round_trip(
+    port: int, payload: bytes, conn: socket.socket | None = None
+) -> tuple[bytes, float]:
     sock = conn or socket.create_connection(("127.0.0.1", port), timeout=5)
     started = time.monotonic()
     sock.sendall(payload)
