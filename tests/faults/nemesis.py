@@ -82,6 +82,7 @@ class Nemesis:
         self.rng = random.Random(self.seed)
         self.kinds = fault_kinds(self.deployment)
         self._stop = threading.Event()
+        self._stopped: list[int] = []  # held by SIGSTOP right now
 
     def run(self, seconds: float, *, random_after_plan: bool = True) -> None:
         """Inject the plan, then random faults, until ``seconds`` have passed
@@ -100,6 +101,18 @@ class Nemesis:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def heal(self) -> None:
+        """End whatever fault an error left under way: every process and service
+        running, every link whole (the next configuration's run needs them)."""
+        signal_pids(self._stopped, signal.SIGCONT)
+        for service in (self.postgres, self.redis):
+            if service is None:
+                continue
+            signal_pids(service.pids(), signal.SIGCONT)
+            service.proxy.heal()
+            if not service.pids():
+                service.up()
 
     def inject(self, kind: str) -> dict[str, Any]:
         first, second = kind.split(":")
@@ -131,9 +144,11 @@ class Nemesis:
                 "pid": pid,
                 "ended": "replaced" if back else f"not replaced in {KILL_END_S:.0f} s",
             }
+        self._stopped.append(pid)
         os.kill(pid, signal.SIGSTOP)
         time.sleep(hold)
         os.kill(pid, signal.SIGCONT)
+        self._stopped.remove(pid)
         return {"start": start, "end": self.history.now(), "node": node, "pid": pid, "hold": hold}
 
     def _target(self, role: str) -> tuple[str, int] | None:

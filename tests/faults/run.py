@@ -121,6 +121,7 @@ def _drive(
         stopped.join()
     finally:
         nemesis.stop()
+        nemesis.heal()
         client.stop()
         prober.stop()
         watch.stop()

@@ -145,6 +145,14 @@ def test_a_slow_readyz_leftover_processes_and_dead_letters() -> None:
     assert _kinds(records) == ["dead_letter", "orphan", "readyz_slow", "readyz_slow"]
 
 
+def test_a_readyz_a_stopped_web_worker_could_not_answer_is_not_held_against_it() -> None:
+    frozen = {"rec": "fault", "kind": "stop:granian-worker", "node": "web1", "start": 1, "end": 3}
+    probe = {"rec": "probe", "node": "web1", "t0": 2.5, "dt": 1.5, "status": 200}
+    assert _kinds([frozen, probe]) == []
+    assert _kinds([frozen, probe | {"node": "web2"}]) == ["readyz_slow"]
+    assert _kinds([frozen, probe | {"t0": 3.5}]) == ["readyz_slow"]
+
+
 def test_recovery_is_read_from_the_answers_and_the_stats_after_each_fault() -> None:
     records = [
         _fault("pg:stop", 1.0, 4.0),
