@@ -32,7 +32,7 @@ __all__ = ["CONFIGURATIONS", "FaultServices", "deployment_build"]
 CONFIGURATIONS = ("sqlite-orm", "pg-orm", "pg-redis", "multinode-orm", "multinode-redis")
 WORKERS = 2  # queue workers per cluster
 NATIVE_SOURCES = tuple(range(101, 109))  # /ingest, /ingest/batch: no key (ingest.auth off)
-KEYED_SOURCES = (201, 202)  # /v1/*: the write key's source
+KEYED_SOURCES = (201,)  # /v1/*: the write key's source
 _KEY = re.compile(r"tl[wr]_[A-Za-z0-9_-]{40}")
 
 BASE_CONFIG: dict[str, dict[str, Any]] = {

@@ -86,10 +86,11 @@ class StatsWatch(_Poller):
                     if url is None:
                         continue
                     try:
-                        body = client.get(f"{url}/stats").json()
-                    except (httpx.HTTPError, ValueError):
-                        continue
-                    self.history.add("stats", t=self.history.now(), events=body["events_count"])
+                        response = client.get(f"{url}/stats")
+                        events = int(response.json()["events_count"])
+                    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                        continue  # down, or an error's body: no sample
+                    self.history.add("stats", t=self.history.now(), events=events)
                     break
 
 

@@ -32,7 +32,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PROCESS_ROLES", "Proc", "TreeWatch", "process_table"]
+__all__ = ["PROCESS_ROLES", "Proc", "TreeWatch", "tree_table"]
 
 PROCESS_ROLES = (
     "serve",
@@ -54,17 +54,37 @@ class Proc:
     start: int  # clock ticks since boot: with the pid, one process for ever
 
 
-def process_table() -> dict[int, Proc]:
-    """Every process of the machine (a snapshot of /proc)."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        table[int(entry.name)] = Proc(int(entry.name), int(fields[1]), int(fields[19]))
+def _proc(pid: int) -> Proc | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return Proc(pid, int(fields[1]), int(fields[19]))
+
+
+def _children(pid: int) -> list[int]:
+    """``pid``'s children (Linux: /proc/PID/task/*/children), not the whole table."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                found += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+    except OSError:
+        pass
+    return found
+
+
+def tree_table(root_pid: int) -> dict[int, Proc]:
+    """The processes of the tree under ``root_pid``, root included (a snapshot)."""
+    table: dict[int, Proc] = {}
+    todo = [root_pid]
+    while todo:
+        proc = _proc(todo.pop())
+        if proc is not None and proc.pid not in table:
+            table[proc.pid] = proc
+            todo += _children(proc.pid)
     return table
 
 
@@ -87,7 +107,7 @@ def alive(proc: Proc) -> bool:
 class TreeWatch:
     """Roles of one node's process tree, kept up to date by a polling thread."""
 
-    def __init__(self, root_pid: int, *, command: str, workers: int, interval: float = 0.2):
+    def __init__(self, root_pid: int, *, command: str, workers: int, interval: float = 0.25):
         self.root_pid = root_pid
         self.command = command  # "serve" or "qcluster"
         self._expected = Counter({"queue-worker": workers, "monitor": 1, "pusher": 1})
@@ -133,7 +153,7 @@ class TreeWatch:
             return self._poll()
 
     def _poll(self) -> dict[int, str]:
-        table = process_table()
+        table = tree_table(self.root_pid)
         children: dict[int, list[Proc]] = {}
         for proc in table.values():
             children.setdefault(proc.ppid, []).append(proc)

@@ -83,8 +83,8 @@ def short_run(
         hold=(1.0, 2.5),
         quiet=(0.5, 1.5),
         final_wait_s=20.0,
-        clients=3,
-        think_s=0.05,
+        clients=2,
+        think_s=0.1,
     )
     workdir: Path = tmp_path_factory.mktemp(config)
     result, history = run_configuration(options, services=fault_services, workdir=workdir)
