@@ -21,8 +21,11 @@ import json
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
+from typing import Any
 
+from tests.faults.checker import CheckResult
 from tests.faults.configs import CONFIGURATIONS, FaultServices
 from tests.faults.report import result_summary, result_table
 from tests.faults.run import RunOptions, run_configuration
@@ -41,7 +44,7 @@ def _configs(text: str) -> list[str]:
     return names
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=1, help="seed of the faults and the load (1)")
     parser.add_argument(
@@ -64,44 +67,57 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--clients", type=int, default=4, help="client threads (4)")
     parser.add_argument("--out", type=Path, default=OUT, help=f"histories and summary ({OUT})")
+    return parser
+
+
+def _run_one(
+    args: argparse.Namespace, n: int, config: str, services: FaultServices, tmp: Path, out: Path
+) -> tuple[CheckResult | None, dict[str, Any]]:
+    """One configuration's run; an error is reported and the next configuration runs."""
+    share = args.minutes * 60 / len(args.config)
+    options = RunOptions(
+        config=config,
+        seed=args.seed * 100 + n,
+        seconds=share,
+        final_wait_s=args.final_wait,
+        clients=args.clients,
+    )
+    started = time.monotonic()
+    print(f"faults: {config}, {share / 60:.1f} min of faults ...", flush=True)
+    try:
+        result, history = run_configuration(options, services=services, workdir=tmp / config)
+    except Exception:
+        traceback.print_exc()
+        return None, {"config": config, "error": traceback.format_exc(limit=5)}
+    out.mkdir(parents=True, exist_ok=True)
+    history.path.replace(out / history.path.name)
+    print(result_table([result]), flush=True)
+    return result, result_summary(result) | {"seconds": round(time.monotonic() - started)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if not 0 < args.minutes <= 24 * 60:
         parser.error("--minutes: more than 0, at most a day")
-    share = args.minutes * 60 / len(args.config)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = args.out / f"{stamp}-seed{args.seed}"
+    out = args.out / f"{time.strftime('%Y%m%d-%H%M%S')}-seed{args.seed}"
     results, summaries = [], []
     with tempfile.TemporaryDirectory(prefix="telemetron-faults-") as tmp:
         services = FaultServices(Path(tmp) / "services")
         try:
             for n, config in enumerate(args.config):
-                options = RunOptions(
-                    config=config,
-                    seed=args.seed * 100 + n,
-                    seconds=share,
-                    final_wait_s=args.final_wait,
-                    clients=args.clients,
-                )
-                started = time.monotonic()
-                print(f"faults: {config}, {share / 60:.1f} min of faults ...", flush=True)
-                result, history = run_configuration(
-                    options, services=services, workdir=Path(tmp) / config
-                )
-                out.mkdir(parents=True, exist_ok=True)
-                history.path.replace(out / history.path.name)
-                results.append(result)
-                summaries.append(
-                    result_summary(result) | {"seconds": round(time.monotonic() - started)}
-                )
-                print(result_table([result]), flush=True)
+                result, summary = _run_one(args, n, config, services, Path(tmp), out)
+                results += [result] if result else []
+                summaries.append(summary)
         finally:
             services.stop()
+    out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summaries, indent=2))
     print(f"\n{result_table(results)}\n\nhistories and summary: {out}")
     for summary in summaries:
-        for kind, examples in summary["examples"].items():
+        for kind, examples in summary.get("examples", {}).items():
             print(f"{summary['config']} {kind}: " + " | ".join(examples))
-    return 0
+    return 1 if any("error" in s for s in summaries) else 0
 
 
 if __name__ == "__main__":
