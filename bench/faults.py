@@ -65,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
         default=120.0,
         help="seconds after the last fault to wait for the counts (120)",
     )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.2,
+        help="share of faults followed by a quiet spell in which the checker judges"
+        " whether that fault's acknowledged events are counted within 10 s (0.2)",
+    )
     parser.add_argument("--clients", type=int, default=4, help="client threads (4)")
     parser.add_argument("--out", type=Path, default=OUT, help=f"histories and summary ({OUT})")
     return parser
@@ -80,6 +87,7 @@ def _run_one(
         seed=args.seed * 100 + n,
         seconds=share,
         final_wait_s=args.final_wait,
+        settle=args.settle,
         clients=args.clients,
     )
     started = time.monotonic()

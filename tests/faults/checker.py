@@ -6,7 +6,9 @@ Violations (``kind``):
 * ``missing`` — an operation answered ``202``/``200`` whose events are not all
   counted by the end of the run's final wait; ``late`` — counted, but still
   seen uncounted more than ``DEADLINE_S`` after the later of its answer and the
-  last fault's end;
+  last fault's end; or, for a fault followed by a quiet spell longer than
+  ``DEADLINE_S``, ``/stats`` not counting what was acknowledged by its end
+  within ``DEADLINE_S`` of it (see :func:`_recoveries`);
 * ``duplicated`` — an operation's events with ids counted more than once, or an
   acknowledged attempt counted more than its events;
 * ``counted_503`` — an attempt answered ``503`` (not saying its outcome is
@@ -144,7 +146,7 @@ def check(records: list[dict[str, Any]], *, commit_timeout: float) -> CheckResul
         found = _operation(attempts, counts, rows[kind], commit_timeout, last_end)
         violations += [Violation(v, kind, detail) for v, detail in found]
     violations += _probes(records, windows) + _exits(records, windows) + _dead_letters(records)
-    _recoveries(records, faults, rows)
+    violations += _recoveries(records, faults, rows)
     for v in violations:
         rows[v.fault_kind].violations[v.kind] += 1
     return CheckResult(run.get("config", "?"), dict(rows), violations)
@@ -257,9 +259,14 @@ def _dead_letters(records: list[dict[str, Any]]) -> list[Violation]:
 
 def _recoveries(
     records: list[dict[str, Any]], faults: list[dict[str, Any]], rows: dict[str, KindRow]
-) -> None:
+) -> list[Violation]:
     """Each fault's recovery: from its end until the service acknowledges a
-    request sent after it and ``/stats`` counts every event acknowledged before it."""
+    request sent after it and ``/stats`` counts every event acknowledged before it.
+    A fault the next one follows after more than ``DEADLINE_S`` (a quiet spell:
+    nothing else to blame) whose acknowledged events ``/stats`` does not count
+    within ``DEADLINE_S`` is ``late`` (``/stats`` counts every event, acknowledged
+    or not: what it lacks is certainly late; the last fault is checked event by
+    event from the final counts)."""
     acked = sorted(
         (a["t1"], a["n"]) for a in records if a["rec"] == "attempt" and a["status"] in ACKED
     )
@@ -271,9 +278,10 @@ def _recoveries(
     sent_after = sorted(
         (a["t0"], a["t1"]) for a in records if a["rec"] == "attempt" and a["status"] in ACKED
     )
-    for f in faults:
-        if "skipped" in f:
-            continue
+    faults = [f for f in faults if "skipped" not in f]
+    late = []
+    for at, f in enumerate(faults):
+        following = faults[at + 1] if at + 1 < len(faults) else None
         target = cumulative[bisect.bisect_right(ack_times, f["end"])]
         counted_at = next((t for t, events in stats if t >= f["end"] and events >= target), None)
         served_at = next((t1 for t0, t1 in sent_after if t0 >= f["end"]), None)
@@ -281,3 +289,9 @@ def _recoveries(
             rows[f["kind"]].unrecovered += 1
         else:
             rows[f["kind"]].recovery.append(round(max(counted_at, served_at) - f["end"], 2))
+        quiet = following is not None and following["start"] - f["end"] > DEADLINE_S
+        if quiet and (counted_at is None or counted_at - f["end"] > DEADLINE_S):
+            shown = "never" if counted_at is None else f"{counted_at - f['end']:.1f} s later"
+            detail = f"{target} events acknowledged by its end at {f['end']:.1f} s: counted {shown}"
+            late.append(Violation("late", f["kind"], detail))
+    return late

@@ -17,7 +17,9 @@ Kinds (:func:`fault_kinds` lists those a configuration has):
   append-only file), ``redis:delay``, ``redis:cut``.
 
 Holds are drawn from ``hold`` (seconds), the quiet time between faults from
-``quiet``. ``plan``: kinds injected first, in that order (a short run's cover of
+``quiet``, but after a share ``settle`` of the faults a quiet spell of
+``SETTLE_S`` lets the checker judge that fault alone (counted within 10 s?).
+``plan``: kinds injected first, in that order (a short run's cover of
 every kind); then random kinds until the time is up (``random_after_plan``)."""
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.faults.checker import DEADLINE_S
 from tests.faults.configs import uses_postgres, uses_redis
 from tests.faults.deployment import Deployment
 from tests.faults.history import History
@@ -42,6 +45,9 @@ __all__ = ["Nemesis", "fault_kinds"]
 PG_FAULTS = ("pg:stop", "pg:freeze", "pg:restart", "pg:delay", "pg:cut")
 REDIS_FAULTS = ("redis:freeze", "redis:restart", "redis:delay", "redis:cut")
 KILL_END_S = 90.0
+# A quiet spell long enough for the checker to judge the fault before it alone:
+# were its acknowledged events counted within DEADLINE_S of its end?
+SETTLE_S = DEADLINE_S + 3.0
 TARGET_WAIT_S = 30.0  # for a node that is restarting to have the role again
 
 
@@ -75,6 +81,7 @@ class Nemesis:
     redis: OwnRedis | None = None
     hold: tuple[float, float] = (1.0, 6.0)
     quiet: tuple[float, float] = (1.0, 4.0)
+    settle: float = 0.0  # chance of a quiet spell of SETTLE_S after a fault
     plan: list[str] = field(default_factory=list)
     faults: list[dict[str, Any]] = field(default_factory=list)
 
@@ -97,7 +104,8 @@ class Nemesis:
             else:
                 return
             self.faults.append(self.inject(kind))
-            self._stop.wait(self.rng.uniform(*self.quiet))
+            settling = self.rng.random() < self.settle
+            self._stop.wait(SETTLE_S if settling else self.rng.uniform(*self.quiet))
 
     def stop(self) -> None:
         self._stop.set()

@@ -41,6 +41,7 @@ class RunOptions:
     random_after_plan: bool = True
     hold: tuple[float, float] = (1.0, 6.0)
     quiet: tuple[float, float] = (1.0, 4.0)
+    settle: float = 0.2  # share of faults followed by a quiet spell (nemesis.SETTLE_S)
     warmup_s: float = 2.0
     calm_s: float = 2.0  # load after the last fault
     final_wait_s: float = 60.0  # after the last fault, for the counts
@@ -100,6 +101,7 @@ def _drive(
         redis=services.redis,
         hold=options.hold,
         quiet=options.quiet,
+        settle=options.settle,
         plan=list(options.plan),
     )
     try:

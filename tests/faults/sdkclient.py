@@ -126,7 +126,10 @@ class SdkClient:
             record["error"] = response.text[:300]
             record["retry_after"] = _seconds(response.headers.get("Retry-After"))
         elif kind == "batch":
-            record["accepted"] = response.json().get("accepted")
+            try:
+                record["accepted"] = response.json().get("accepted")
+            except ValueError:
+                record["accepted"] = f"not JSON: {response.text[:100]!r}"  # bad_status
         return record
 
 

@@ -166,3 +166,20 @@ def test_recovery_is_read_from_the_answers_and_the_stats_after_each_fault() -> N
     assert result.rows["pg:stop"].recovery == [2.5]
     table = result_table([result])
     assert "pg:stop" in table and "2.5 / 2.5 s" in table
+
+
+def test_a_fault_followed_by_a_quiet_spell_must_see_its_events_counted_within_10_s() -> None:
+    def history(counted_at: float, next_start: float) -> list[dict[str, Any]]:
+        return [
+            _fault("kill:queue-worker", 1.0, 2.0),
+            _attempt(1, 1, 202, t0=1.5, t1=1.6),
+            _attempt(2, 1, 202, t0=2.5, t1=2.6),
+            {"rec": "stats", "t": 2.5, "events": 0},
+            {"rec": "stats", "t": counted_at, "events": 6},
+            _fault("stop:pusher", next_start, next_start + 1.0),
+            _counts(next_start + 2.0, o1a1=3, o2a1=3),
+        ]
+
+    assert _kinds(history(counted_at=11.0, next_start=13.0)) == []
+    assert _kinds(history(counted_at=12.5, next_start=13.0)) == ["late"]
+    assert _kinds(history(counted_at=12.5, next_start=11.0)) == []  # no quiet spell: not judged

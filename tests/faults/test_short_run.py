@@ -82,6 +82,7 @@ def short_run(
         random_after_plan=False,
         hold=(1.0, 2.5),
         quiet=(0.5, 1.5),
+        settle=0.0,
         final_wait_s=20.0,
         clients=2,
         think_s=0.1,
