@@ -7,6 +7,7 @@ duplicated, recovery time p50 / max, violations.
 
     .venv/bin/python -m bench.faults --seed 1 --minutes 30 --config all
     .venv/bin/python -m bench.faults --seed 7 --minutes 5 --config pg-redis
+    .venv/bin/python -m bench.faults --check bench/.work/faults/*/history-*.jsonl
 
 Loopback only. PostgreSQL and Redis are the run's own (initdb and redis-server
 on free ports under a temporary directory; initdb runs as the postgres user when
@@ -25,8 +26,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from tests.faults.checker import CheckResult
+from tests.faults.checker import CheckResult, check
 from tests.faults.configs import CONFIGURATIONS, FaultServices
+from tests.faults.history import read_history
 from tests.faults.report import result_summary, result_table
 from tests.faults.run import RunOptions, run_configuration
 
@@ -74,7 +76,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--clients", type=int, default=4, help="client threads (4)")
     parser.add_argument("--out", type=Path, default=OUT, help=f"histories and summary ({OUT})")
+    parser.add_argument(
+        "--check",
+        type=Path,
+        nargs="+",
+        metavar="HISTORY",
+        help="run nothing: check these histories (JSON Lines of earlier runs) and print the table",
+    )
     return parser
+
+
+def _check_only(paths: list[Path]) -> int:
+    results = []
+    for path in paths:
+        records = list(read_history(path))
+        run = next(r for r in records if r["rec"] == "run")
+        results.append(check(records, commit_timeout=float(run["commit_timeout"])))
+    print(result_table(results))
+    for result in results:
+        for kind, examples in result_summary(result)["examples"].items():
+            print(f"{result.config} {kind}: " + " | ".join(examples))
+    return 0
 
 
 def _run_one(
@@ -106,6 +128,8 @@ def _run_one(
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.check:
+        return _check_only(args.check)
     if not 0 < args.minutes <= 24 * 60:
         parser.error("--minutes: more than 0, at most a day")
     out = args.out / f"{time.strftime('%Y%m%d-%H%M%S')}-seed{args.seed}"
