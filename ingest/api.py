@@ -48,8 +48,9 @@ _WHEN_BATCH = {
     "refused event by index).",
     403: "Every valid event refused for access (another source's, a disabled source's); "
     "`details` lists the invalid ones too.",
-    413: "Too large, more than `ingest.max_batch_events` events, or more events of a "
-    "source than its burst.",
+    413: "The body is larger than `ingest.max_body_bytes` (after gzip), the array has more "
+    f"than {get_config().ingest.max_batch_events} elements (`ingest.max_batch_events`), or "
+    "it holds more events of a source than its rate limit's burst: nothing was taken.",
 }
 
 
@@ -58,17 +59,18 @@ _EXAMPLES: dict[int, dict[str, object]] = {
         "error": "Invalid event: sourceId: Field required",
         "details": [{"field": "sourceId", "message": "Field required"}],
     },
-    401: {"error": "Unknown or revoked write key"},
+    401: {"error": "Unknown or revoked write key", "details": []},
     403: {
         "error": "The write key is for source 1, not 2",
         "details": [{"source_id": 2, "reason": "The write key is for source 1, not 2"}],
     },
-    413: {"error": "Request body exceeds the limit of 1048576 bytes"},
-    415: {"error": "Unsupported Content-Encoding: br (use gzip or none)"},
-    429: {"error": "Rate limit exceeded for source 1; retry in 0.50 s"},
+    413: {"error": "Request body exceeds the limit of 1048576 bytes", "details": []},
+    415: {"error": "Unsupported Content-Encoding: br (use gzip or none)", "details": []},
+    429: {"error": "Rate limit exceeded for source 1; retry in 0.50 s", "details": []},
     503: {
         "error": "Queue backlog of 10000 batches is at its limit of 10000 (workers down or "
-        "behind); retry later"
+        "behind); retry later",
+        "details": [],
     },
 }
 _EXAMPLES_BATCH: dict[int, dict[str, object]] = {
@@ -77,7 +79,7 @@ _EXAMPLES_BATCH: dict[int, dict[str, object]] = {
         "error": "No event accepted",
         "details": [{"index": 0, "error": "Invalid event: type: Field required"}],
     },
-    413: {"error": "Batch has 1001 events; the limit is 1000"},
+    413: {"error": "Batch has 1001 events; the limit is 1000", "details": []},
 }
 
 

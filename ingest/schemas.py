@@ -125,15 +125,17 @@ def event_body_schema() -> dict[str, Any]:
 
 
 def batch_body_schema(*, max_events: int) -> dict[str, Any]:
-    """An array of 1 to ``max_events`` values of which at least one is an Event
-    (the others are answered in ``rejected``, by index)."""
+    """A non-empty array of which at least one value is an Event (the others
+    are answered in ``rejected``, by index). More than ``max_events`` values is
+    a 413 (DESIGN's contract), said in words and not by ``maxItems``: a body the
+    schema refuses is one the server answers 400."""
     return {
         "type": "array",
         "minItems": 1,
-        "maxItems": max_events,
         "contains": {"$ref": _REF.format("Event")},
         "items": {},
         "description": "Events; an element that is not a valid event is refused alone, "
-        "listed in the answer's `rejected`. An array with no valid event is a 400.",
+        "listed in the answer's `rejected`. An array with no valid event is a 400; one of "
+        f"more than {max_events} elements (`ingest.max_batch_events`) is a 413.",
         "examples": [[EVENT_EXAMPLE, {**EVENT_EXAMPLE, "sourceId": 2, "type": "Boot"}]],
     }

@@ -8,7 +8,9 @@ A message becomes an event of the write key's source:
 * ``timestamp``: the message's time corrected for the client's clock, as Segment
   does: ``receivedAt - (sentAt - timestamp)`` (``originalTimestamp`` when the
   message has no ``timestamp``; no correction without a ``sentAt``; the time it
-  was received when it has neither);
+  was received when it has neither). Every time given (not null) must be an ISO
+  8601 date and time within years 1000 to 2999
+  (:data:`ingest.segment_schemas.SEGMENT_TIME_PATTERN`), used or not;
 * ``data``: the rest of the message (properties or traits, context, userId,
   anonymousId, messageId, …) with ``originalTimestamp``, the client's own time;
 * ``id``: the ``messageId``, so a message an SDK sends again (a retry of a
@@ -21,6 +23,7 @@ schema, access, validator chain, rate limit, durable commit, metrics.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,10 +31,12 @@ from typing import Any
 from django.http import HttpRequest
 
 from ingest.body import read_body
+from ingest.segment_schemas import BATCH_LIMIT, CALL_TYPES, MESSAGE_LIMIT, SEGMENT_TIME_PATTERN
 from ingest.services import json_parse, values_ingest
 from ops.metrics.recording import events_rejected
 from ops.metrics.series import UNAUTHORIZED
-from plugins.base import format_timestamp
+from plugins.base import MAX_DATA_DEPTH, format_timestamp
+from plugins.storable import data_problem
 from sources.access import WriteAccess, key_access, presented_key
 from telemetron_site.config import get_config
 from telemetron_site.errors import BadRequest, PayloadTooLarge, Unauthorized
@@ -45,12 +50,9 @@ __all__ = [
     "segment_ingest",
 ]
 
-MESSAGE_LIMIT = 32 * 1024  # bytes of one message (a call's body, or one of a batch)
-BATCH_LIMIT = 500 * 1024  # bytes of a /v1/batch body
-CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
-
 # Message fields that become the event's own (the rest is its data).
 _OWN_FIELDS = frozenset({"type", "event", "timestamp", "sentAt", "receivedAt", "writeKey"})
+_TIME = re.compile(SEGMENT_TIME_PATTERN)
 
 
 @dataclass
@@ -60,20 +62,29 @@ class SegmentResult:
     forbidden: int = 0  # of the rejected, refused for access (a disabled source, an origin)
 
 
-def _instant(value: Any, field: str) -> datetime:
-    """An ISO 8601 date-time as the SDKs write it (an offset or ``Z``; none: UTC)."""
+def _instant(value: Any, field: str) -> datetime | None:
+    """A time field of a message or a batch: None when absent (null), else an
+    ISO 8601 date and time as the SDKs write it (an offset or ``Z``; none: UTC)."""
+    if value is None:
+        return None
     if not isinstance(value, str):
         raise ValueError(f"{field} must be an ISO 8601 string")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{field} is not an ISO 8601 date and time: {value!r}") from None
+    if not _TIME.fullmatch(value):
+        raise ValueError(
+            f"{field} is not an ISO 8601 date and time within years 1000 to 2999 "
+            f"(e.g. 2023-10-27T09:30:00.000Z): {value[:64]!r}"
+        )
+    if value[-1] in "Zz":
+        value = value[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(value)  # (the pattern holds only valid dates)
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:
-        raise ValueError(f"{field} is out of range once converted to UTC") from None
+    return parsed.astimezone(UTC)
+
+
+def _write_key_check(value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError("writeKey must be a string")
 
 
 def message_map(
@@ -99,24 +110,20 @@ def message_map(
             raise ValueError("a track message needs an event name ('event')")
     else:
         name = kind
-
-    client_raw = message.get("timestamp") or message.get("originalTimestamp")
-    if client_raw is None:
-        timestamp = received_at
-    else:
-        client = _instant(client_raw, "timestamp")
-        sent_raw = message.get("sentAt") or sent_at
-        timestamp = client
-        if sent_raw is not None:
-            try:
-                timestamp = received_at - (_instant(sent_raw, "sentAt") - client)
-            except OverflowError:
-                raise ValueError("timestamp corrected for the clock is out of range") from None
+    _write_key_check(message.get("writeKey"))
+    own = _instant(message.get("timestamp"), "timestamp")
+    original = _instant(message.get("originalTimestamp"), "originalTimestamp")
+    sent = _instant(message.get("sentAt"), "sentAt") or _instant(sent_at, "sentAt")
+    client = own or original
+    timestamp = received_at if client is None else client
+    if client is not None and sent is not None:  # years 1000-2999: never out of range
+        timestamp = received_at - (sent - client)
 
     data = {k: v for k, v in message.items() if k not in _OWN_FIELDS}
     if context is not None and "context" not in data:
         data["context"] = context
-    if client_raw is not None:
+    client_raw = message.get("timestamp") if own else message.get("originalTimestamp")
+    if client is not None:
         data["originalTimestamp"] = client_raw
     value: dict[str, Any] = {
         "sourceId": source_id,
@@ -161,6 +168,31 @@ def _too_large(message: Any) -> bool:
     return size > MESSAGE_LIMIT
 
 
+def _batch_fields(body: dict[str, Any]) -> tuple[list[Any], Any, Any]:
+    """A ``/v1/batch`` body's messages, ``sentAt`` and ``context``, or BadRequest:
+    what is wrong with them refuses the whole request."""
+    messages = body.get("batch")
+    if not isinstance(messages, list):
+        events_rejected()
+        raise BadRequest("'batch' must be a JSON array of messages")
+    if not messages:
+        raise BadRequest("'batch' is empty: nothing accepted")
+    limit = get_config().ingest.max_batch_events
+    if len(messages) > limit:
+        events_rejected(count=len(messages))
+        raise BadRequest(f"Batch has {len(messages)} messages; the limit is {limit}")
+    sent_at, context = body.get("sentAt"), body.get("context")
+    try:
+        _instant(sent_at, "sentAt")
+        _write_key_check(body.get("writeKey"))
+        if problem := data_problem(context, MAX_DATA_DEPTH - 1):
+            raise ValueError(f"context: {problem}")
+    except ValueError as exc:
+        events_rejected(count=len(messages))
+        raise BadRequest(f"Invalid batch: {exc}") from None
+    return messages, sent_at, context
+
+
 def segment_ingest(request: HttpRequest, *, call: str | None) -> SegmentResult:
     """Take one call (``call``: its type) or a ``/v1/batch`` (``call`` None):
     every valid message is accepted; the answer lists the others by index
@@ -172,17 +204,7 @@ def segment_ingest(request: HttpRequest, *, call: str | None) -> SegmentResult:
     assert access.key_source is not None
     source_id = access.key_source.id
     if call is None:
-        messages = body.get("batch")
-        if not isinstance(messages, list):
-            events_rejected()
-            raise BadRequest("'batch' must be a JSON array of messages")
-        if not messages:
-            raise BadRequest("'batch' is empty: nothing accepted")
-        limit = get_config().ingest.max_batch_events
-        if len(messages) > limit:
-            events_rejected(count=len(messages))
-            raise BadRequest(f"Batch has {len(messages)} messages; the limit is {limit}")
-        sent_at, context = body.get("sentAt"), body.get("context")
+        messages, sent_at, context = _batch_fields(body)
     else:
         messages, sent_at, context = [body], None, None
 

@@ -7,77 +7,49 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema
-from pydantic import ConfigDict, Field
 
-from ingest.segment import CALL_TYPES, segment_ingest
+from ingest.segment import BATCH_LIMIT, CALL_TYPES, MESSAGE_LIMIT, segment_ingest
+from ingest.segment_schemas import segment_body_schema
 from sources.cors import cors_mark, cors_preflight, cors_response_headers
+from telemetron_site.config import get_config
 from telemetron_site.errors import BadRequest, Forbidden
-from telemetron_site.schemas import ErrorOut, security_openapi
+from telemetron_site.schemas import ErrorOut, error_responses_openapi, security_openapi
 
 router = Router(tags=["segment"])
 
 _SUCCESS = b'{"success":true}'
 _ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 415: ErrorOut, 429: ErrorOut, 503: ErrorOut}
+_BATCH_ERRORS = {**_ERRORS, 413: ErrorOut}
+_WHEN = {
+    400: "Not a JSON object, over the size limits, or a refused message (`details` lists "
+    "each by index; the others are accepted).",
+    401: "No or unknown write key.",
+    403: "Every message refused for access (a disabled source, a browser origin the source "
+    "does not allow).",
+    415: "A Content-Encoding other than gzip or identity.",
+    429: "Over the source's rate limit: nothing was taken.",
+    503: "The queue cannot take the events now, or its backlog is full: nothing was taken.",
+}
+_WHEN_BATCH = {
+    **_WHEN,
+    413: "More messages of the source than its rate limit's burst: nothing was taken.",
+}
 
 
 class Success(Schema):
     success: bool = True
 
 
-class SegmentMessage(Schema):
-    """A Segment message (other fields are kept in the event's data)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str | None = Field(None, description="in a batch: " + ", ".join(CALL_TYPES))
-    event: str | None = Field(None, description="track: the event name (the event's type)")
-    userId: str | None = None
-    anonymousId: str | None = None
-    messageId: str | None = Field(
-        None, description="exactly once: a repeat within ingest.dedup_window is not counted"
-    )
-    timestamp: str | None = Field(None, description="ISO 8601, the client's clock")
-    sentAt: str | None = Field(None, description="ISO 8601, the client's clock when sent")
-    properties: dict[str, Any] | None = None
-    traits: dict[str, Any] | None = None
-    context: dict[str, Any] | None = None
-    writeKey: str | None = Field(None, description="the write key, when not given by HTTP Basic")
-
-
-class SegmentBatch(Schema):
-    model_config = ConfigDict(extra="allow")
-
-    batch: list[SegmentMessage]
-    sentAt: str | None = None
-    writeKey: str | None = None
-    context: dict[str, Any] | None = None
-
-
-def _inlined(schema: Any, defs: dict[str, Any]) -> Any:
-    """``schema`` with its ``#/$defs/…`` references replaced by what they name: in
-    the OpenAPI document such a reference would point at the document's root."""
-    if isinstance(schema, dict):
-        ref = schema.get("$ref", "")
-        if ref.startswith("#/$defs/"):
-            return _inlined(defs[ref.removeprefix("#/$defs/")], defs)
-        return {k: _inlined(v, defs) for k, v in schema.items() if k != "$defs"}
-    if isinstance(schema, list):
-        return [_inlined(v, defs) for v in schema]
-    return schema
-
-
 # /v1 always needs a write key (it names the source), whatever ingest.auth says.
 _SECURITY = security_openapi("writeKeyBasic", "writeKey", "writeKeyHeader", "writeKeyQuery")
 
 
-def _body_doc(model: Any) -> dict[str, Any]:
-    schema = model.model_json_schema()
+def _body_doc(call: str | None) -> dict[str, Any]:
+    schema = segment_body_schema(call, max_messages=get_config().ingest.max_batch_events)
     return {
         **_SECURITY,
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": _inlined(schema, schema.get("$defs", {}))}},
-        },
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        "responses": error_responses_openapi(_WHEN if call else _WHEN_BATCH),
     }
 
 
@@ -110,9 +82,10 @@ _DESCRIPTION = (
 
 @router.post(
     "/v1/batch",
-    response={200: Success, **_ERRORS},
-    openapi_extra=_body_doc(SegmentBatch),
-    summary="Segment: a batch of messages (at most 500 KB, 32 KB each)",
+    response={200: Success, **_BATCH_ERRORS},
+    openapi_extra=_body_doc(None),
+    summary=f"Segment: a batch of messages (at most {BATCH_LIMIT // 1024} KB, "
+    f"{MESSAGE_LIMIT // 1024} KB each)",
     description=_DESCRIPTION,
 )
 def segment_batch(request: HttpRequest) -> HttpResponse:
@@ -127,8 +100,8 @@ def _call_route(call: str) -> None:
     router.post(
         f"/v1/{call}",
         response={200: Success, **_ERRORS},
-        openapi_extra=_body_doc(SegmentMessage),
-        summary=f"Segment: one {call} call (at most 32 KB)",
+        openapi_extra=_body_doc(call),
+        summary=f"Segment: one {call} call (at most {MESSAGE_LIMIT // 1024} KB)",
         description=_DESCRIPTION,
         operation_id=f"segment_{call}",
     )(view)

@@ -13,16 +13,20 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.core.exceptions import PermissionDenied
+from django.db.models import Max, QuerySet
 from django.forms import Form, ModelForm
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html
 
 from plugins.catalog import plugin_catalog, row_problem
-from plugins.forms import PluginConfigForm, PluginToggleForm, params_field
+from plugins.forms import PluginConfigForm, PluginToggleForm, params_field, plugin_summary
 from plugins.models import PluginConfig
 from plugins.params import params_redacted, params_secret_keys
-from plugins.registry import Kind, get_registry
+from plugins.registry import Kind, Registry, get_registry
+from plugins.sync import POSITION_STEP
 
 
 def _kind(value: str) -> Kind:
@@ -34,6 +38,16 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def plugin_requested(request: HttpRequest, registry: Registry) -> tuple[Kind, str] | None:
+    """The installed plugin ``?kind=…&name=…`` names (None: none, or not one the
+    registry knows)."""
+    kind, name = request.GET.get("kind", ""), request.GET.get("name", "")
+    for known in registry.plugins:
+        if known == kind and registry.get(known, name) is not None:
+            return known, name
+    return None
+
+
 def _secret_keys(obj: PluginConfig) -> frozenset[str]:
     cls = get_registry().get(_kind(obj.kind), obj.name)
     return params_secret_keys(cls.Params if cls is not None else None)
@@ -43,22 +57,20 @@ def change_text(
     form: Form, *, fields: tuple[str, ...], secrets: frozenset[str] = frozenset()
 ) -> str:
     """'enabled: False -> True; params: {...} -> {...}' for the history (secrets
-    masked: only that one changed is said)."""
+    masked: only that one changed is said). The parameters are compared as stored,
+    not as the editor showed them."""
     parts = []
     for name in fields:
-        if name not in form.changed_data:
-            continue
-        before = form.initial.get(name)
-        after = form.cleaned_data.get(name)
         if name == "params":
-            before = getattr(form, "params_before", before)
-            before = json.loads(before) if isinstance(before, str) else before
+            before = getattr(form, "params_before", form.initial.get(name))
+            after = form.cleaned_data.get(name)
             changed = getattr(form, "secrets_changed", [])
             before, after = params_redacted(before, secrets), params_redacted(after, secrets)
-            note = f" ({', '.join(changed)} changed)" if changed else ""
-            parts.append(f"params: {_short(before)} -> {_short(after)}{note}")
-        else:
-            parts.append(f"{name}: {before} -> {after}")
+            if before != after or changed:
+                note = f" ({', '.join(changed)} changed)" if changed else ""
+                parts.append(f"params: {_short(before)} -> {_short(after)}{note}")
+        elif name in form.changed_data:
+            parts.append(f"{name}: {form.initial.get(name)} -> {form.cleaned_data.get(name)}")
     return "; ".join(parts)
 
 
@@ -90,6 +102,10 @@ class PluginConfigAdmin(admin.ModelAdmin):
     def parameters(self, obj: PluginConfig) -> str:
         return _short(params_redacted(obj.params, _secret_keys(obj)))
 
+    @admin.display(description="params")
+    def params_masked(self, obj: PluginConfig) -> str:
+        return json.dumps(params_redacted(obj.params, _secret_keys(obj)), indent=2)
+
     @admin.display(description="package")
     def package(self, obj: PluginConfig) -> str:
         pkg, version = get_registry().packages.get((_kind(obj.kind), obj.name), ("", ""))
@@ -104,19 +120,22 @@ class PluginConfigAdmin(admin.ModelAdmin):
         return format_html('<span style="color:{}">{}</span>', colour, problem)
 
     # --- forms ---------------------------------------------------------------
+    _about = ("package", "status", "source", "updated_at", "updated_by")
+
     def get_readonly_fields(
         self, request: HttpRequest, obj: PluginConfig | None = None
     ) -> tuple[str, ...]:
-        meta = ("package", "status", "source", "updated_at", "updated_by")
-        return ("kind", "name", *meta) if obj is not None else meta
+        # kind and name are the registry's: chosen from its list, never typed in
+        return ("kind", "name", *self._about)
 
     def get_fields(self, request: HttpRequest, obj: PluginConfig | None = None) -> Any:
-        return ["kind", "name", "enabled", "position", "params", *self.get_readonly_fields(request)]
-
-    def _plugin_for(self, request: HttpRequest, obj: PluginConfig | None) -> tuple[str, str]:
-        if obj is not None:
-            return obj.kind, obj.name
-        return request.GET.get("kind", ""), request.GET.get("name", "")
+        # Who may only look sees the parameters with their secrets masked.
+        if obj is None:
+            editable = self.has_add_permission(request)
+        else:
+            editable = self.has_change_permission(request, obj)
+        params = "params" if editable else "params_masked"
+        return ["kind", "name", "enabled", "position", params, *self._about]
 
     def get_form(
         self,
@@ -126,14 +145,56 @@ class PluginConfigAdmin(admin.ModelAdmin):
         **kwargs: Any,
     ) -> type[ModelForm]:
         registry = get_registry()
-        kind, name = self._plugin_for(request, obj)
-        if request.method == "POST" and obj is None:
-            kind, name = request.POST.get("kind", kind), request.POST.get("name", name)
-        cls = registry.get(_kind(kind), name) if name else None
-        attrs = {"registry": registry, "params": params_field(cls)}
-        base = type("PluginConfigForm", (PluginConfigForm,), attrs)
-        kwargs["form"] = base
+        attrs: dict[str, Any] = {"registry": registry}
+        if obj is None:
+            attrs["new_plugin"] = new = plugin_requested(request, registry)
+            cls = registry.get(*new) if new is not None else None
+        else:
+            cls = registry.get(_kind(obj.kind), obj.name)
+        attrs["params"] = params_field(cls)
+        kwargs["form"] = type("PluginConfigForm", (PluginConfigForm,), attrs)
         return super().get_form(request, obj, change, **kwargs)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        """A new row goes last in its chain."""
+        new = plugin_requested(request, get_registry())
+        if new is None:
+            return {}
+        rows = PluginConfig.objects.filter(kind=new[0])
+        return {"position": (rows.aggregate(last=Max("position"))["last"] or 0) + POSITION_STEP}
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The "Add plugin" page: first the installed plugins with no row to choose,
+        then the chosen one's form, its parameters at their defaults."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        registry = get_registry()
+        new = plugin_requested(request, registry)
+        if new is None:
+            return self._choose_view(request, registry)
+        row = PluginConfig.objects.filter(kind=new[0], name=new[1]).first()
+        if row is not None:
+            self.message_user(request, f"{row.name} is listed already: change it here.")
+            return HttpResponseRedirect(reverse("admin:plugins_pluginconfig_change", args=[row.pk]))
+        return super().add_view(request, form_url, extra_context)
+
+    def _choose_view(self, request: HttpRequest, registry: Registry) -> HttpResponse:
+        catalog = plugin_catalog(registry=registry, rows=list(PluginConfig.objects.all()))
+        choices = [
+            (entry, plugin_summary(registry.get(entry.kind, entry.name)))
+            for entry in catalog
+            if not entry.configured and not entry.error
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Add plugin",
+            "subtitle": None,
+            "choices": choices,
+        }
+        return TemplateResponse(request, "admin/plugins/pluginconfig/choose_plugin.html", context)
 
     def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> type[ModelForm]:
         kwargs["form"] = type("PluginToggleForm", (PluginToggleForm,), {"registry": get_registry()})

@@ -12,9 +12,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from plugins.models import PluginConfig
-from plugins.params import params_messages
+from plugins.params import params_messages, params_problems_text
 from plugins.registry import Kind, Registry
-from telemetron_site.errors import loc_text
 
 __all__ = ["CatalogEntry", "params_summary", "plugin_catalog", "row_problem"]
 
@@ -54,7 +53,7 @@ def row_problem(row: PluginConfig, registry: Registry) -> str:
 
 def params_summary(exc: ValidationError) -> str:
     """Every message of a Params validation error on one line."""
-    return "; ".join(f"{loc_text(loc, '(all)')}: {msg}" for loc, msg in params_messages(exc))
+    return params_problems_text(params_messages(exc))
 
 
 def plugin_catalog(*, registry: Registry, rows: Sequence[PluginConfig]) -> list[CatalogEntry]:

@@ -1,23 +1,23 @@
 """A plugin's ``Params`` model seen from outside: its validation messages (the
-same for config.toml, the admin and ``manage.py plugins``), its defaults, and
-the JSON schema the admin's form is generated from."""
+same for config.toml, the admin and ``manage.py plugins``), its defaults and its
+secrets (the admin's editor: :mod:`plugins.editor`)."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from pydantic import ValidationError
 
 from plugins.base import PluginParams
-from telemetron_site.errors import Loc, validation_messages
+from telemetron_site.errors import Loc, loc_text, validation_messages
 
 __all__ = [
     "REDACTED",
     "Loc",
     "params_defaults",
-    "params_form_schema",
+    "params_initial",
     "params_messages",
+    "params_problems_text",
     "params_redacted",
     "params_secret_keys",
 ]
@@ -31,6 +31,11 @@ def params_messages(exc: ValidationError) -> list[tuple[Loc, str]]:
     return validation_messages(exc, unknown="unknown parameter")
 
 
+def params_problems_text(problems: list[tuple[Loc, str]]) -> str:
+    """Every (location, message) on one line: ``allowed.0: Input should be ...``."""
+    return "; ".join(f"{loc_text(loc, '(all)')}: {msg}" for loc, msg in problems)
+
+
 def params_defaults(cls: type[PluginParams]) -> dict[str, Any] | None:
     """The parameters a plugin gets when none are given, or None when some are
     required."""
@@ -40,44 +45,15 @@ def params_defaults(cls: type[PluginParams]) -> dict[str, Any] | None:
         return None
 
 
-def _resolve(node: Any, defs: dict[str, Any]) -> Any:
-    """Inline ``$ref``s and turn ``X | None`` into X, so the form widget (which
-    knows a subset of JSON Schema) can draw every field."""
-    if isinstance(node, list):
-        return [_resolve(n, defs) for n in node]
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node:
-        target = defs.get(str(node["$ref"]).rsplit("/", 1)[-1], {})
-        merged = {**copy.deepcopy(target), **{k: v for k, v in node.items() if k != "$ref"}}
-        return _resolve(merged, defs)
-    for key in ("anyOf", "oneOf"):
-        options = node.get(key)
-        if isinstance(options, list):
-            concrete = [o for o in options if not (isinstance(o, dict) and o.get("type") == "null")]
-            if len(concrete) == 1 and len(concrete) < len(options):
-                rest = {k: v for k, v in node.items() if k != key}
-                return _resolve({**concrete[0], **rest}, defs)
-    out = {k: _resolve(v, defs) for k, v in node.items() if k != "$defs"}
-    # django-jsonform shows a field's ``help_text`` (a group's ``description``).
-    if (
-        "description" in out
-        and "help_text" not in out
-        and out.get("type") not in ("object", "array")
-    ):
-        out["help_text"] = out["description"]
-    return out
-
-
-def params_form_schema(cls: type[PluginParams]) -> dict[str, Any]:
-    """The ``Params`` JSON schema (pydantic's), made drawable by django-jsonform."""
-    schema = cls.model_json_schema()
-    defs = dict(schema.get("$defs", {}))
-    resolved: dict[str, Any] = _resolve(schema, defs)
-    resolved["type"] = "object"
-    resolved.setdefault("properties", {})
-    resolved.pop("additionalProperties", None)
-    return resolved
+def params_initial(cls: type[PluginParams]) -> dict[str, Any]:
+    """The parameters that have a default, with it: what a form for a new row
+    starts from (the required ones are left for the operator to give)."""
+    values = {
+        name: field.get_default(call_default_factory=True)
+        for name, field in cls.model_fields.items()
+        if not field.is_required()
+    }
+    return cls.model_construct(**values).model_dump(mode="json", include=set(values))
 
 
 def params_secret_keys(cls: type[PluginParams] | None) -> frozenset[str]:
@@ -85,7 +61,15 @@ def params_secret_keys(cls: type[PluginParams] | None) -> frozenset[str]:
     if cls is None:
         return frozenset()
     properties = cls.model_json_schema().get("properties", {})
-    return frozenset(k for k, v in properties.items() if isinstance(v, dict) and v.get("writeOnly"))
+    return frozenset(k for k, v in properties.items() if _write_only(v))
+
+
+def _write_only(node: Any) -> bool:
+    """A property marked writeOnly, itself or as an option (``Secret | None``)."""
+    if not isinstance(node, dict):
+        return False
+    options = [*node.get("anyOf", ()), *node.get("oneOf", ())]
+    return bool(node.get("writeOnly")) or any(_write_only(o) for o in options)
 
 
 def params_redacted(params: Any, secret_keys: frozenset[str]) -> Any:

@@ -17,11 +17,12 @@ would run on every API request (``telemetron_site/wsgi.py``).
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from sources.access import origin_globally_allowed, own_origin, query_key, request_origin
 from sources.keys import digest
 from sources.live import get_directory
+from telemetron_site.errors import Forbidden
 
 __all__ = ["cors_mark", "cors_preflight", "cors_response_headers"]
 
@@ -73,10 +74,9 @@ def cors_preflight(request: HttpRequest) -> HttpResponse:
         response["Allow"] = "POST, OPTIONS"
         return response
     if not _preflight_allowed(request, origin):
-        response = JsonResponse(
-            {"error": f"Origin {origin} may not send events here (no source allows it)"},
-            status=403,
-        )
+        response = Forbidden(
+            f"Origin {origin} may not send events here (no source allows it)"
+        ).response()
         response["Vary"] = "Origin"
         return response
     response = HttpResponse(status=204)

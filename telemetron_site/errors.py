@@ -1,7 +1,8 @@
 """The small error vocabulary of the HTTP API. Each class maps to one status
-code; ``telemetron_site.api`` turns every one into the same JSON shape:
-``{"error": "...", "details": [...]}`` (``ErrorOut`` in the OpenAPI docs,
-:mod:`telemetron_site.schemas`).
+code, and every error answer of the API has one JSON shape, built by
+:func:`error_response` alone: ``{"error": "...", "details": [...]}`` (``ErrorOut``
+in the OpenAPI docs, :mod:`telemetron_site.schemas`; ``details`` is ``[]`` when
+there is nothing more to say).
 
 :func:`validation_messages` is the one reading of a pydantic validation error
 (config.toml, an event, a plugin's parameters, a request the API refuses).
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.http import JsonResponse
 from pydantic import ValidationError
 
 __all__ = [
@@ -19,12 +21,14 @@ __all__ = [
     "BadRequest",
     "Forbidden",
     "Loc",
+    "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
     "ServiceUnavailable",
     "TooManyRequests",
     "Unauthorized",
     "UnsupportedMediaType",
+    "error_response",
     "loc_text",
     "validation_messages",
 ]
@@ -50,6 +54,19 @@ def loc_text(loc: Loc, empty: str = "") -> str:
     return ".".join(str(p) for p in loc) or empty
 
 
+def error_response(
+    status: int,
+    message: str,
+    details: list[Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JsonResponse:
+    """The one shape of every error answer: ``{"error": message, "details": [...]}``."""
+    response = JsonResponse({"error": message, "details": details or []}, status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
 class ApiError(Exception):
     status = 500
 
@@ -62,11 +79,8 @@ class ApiError(Exception):
         """Headers the answer carries besides the JSON body."""
         return {}
 
-    def body(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"error": self.message}
-        if self.details is not None:
-            out["details"] = self.details
-        return out
+    def response(self) -> JsonResponse:
+        return error_response(self.status, self.message, self.details, self.headers())
 
 
 class BadRequest(ApiError):
@@ -91,6 +105,19 @@ class Forbidden(ApiError):
 
 class NotFound(ApiError):
     status = 404
+
+
+class MethodNotAllowed(ApiError):
+    """A path of the API asked with a method it does not take."""
+
+    status = 405
+
+    def __init__(self, message: str, allowed: Iterable[str]) -> None:
+        super().__init__(message)
+        self.allowed = ", ".join(sorted(allowed))
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": self.allowed}
 
 
 class PayloadTooLarge(ApiError):

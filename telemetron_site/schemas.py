@@ -17,8 +17,8 @@ class ErrorOut(Schema):
 
     error: str = Field(description="What is wrong, in one sentence.")
     details: list[Any] = Field(
-        default_factory=list,
-        description="Present when there is more to say: each refused field, event or check.",
+        description="Each refused field, event, message or check; `[]` when there is no more "
+        "to say.",
     )
 
 
@@ -79,7 +79,13 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "readToken": {
         "type": "http",
         "scheme": "bearer",
-        "description": "A read token of the operation's scope (`manage.py tokens create`).",
+        "description": "A read token of scope stats (`manage.py tokens create … --scope stats`).",
+    },
+    "metricsToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A read token of scope metrics "
+        "(`manage.py tokens create … --scope metrics`).",
     },
 }
 

@@ -153,6 +153,9 @@ AXES_VERBOSE = False
 # gzip copies; served by whitenoise with a year's immutable caching.
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Files whitenoise serves at the site's root: /favicon.ico (browsers ask for it
+# on every admin page; without it each page logs a 404 in the browser's console).
+WHITENOISE_ROOT = BASE_DIR / "telemetron_site" / "root"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client
 
 from plugins import live
 from plugins.base import PluginSpec
 from plugins.chains import Chains
 from plugins.registry import get_registry
+from plugins.sync import plugins_sync
 from sources.live import live_directory
 from sources.ratelimit import rate_limiter
 from telemetron_site.config import Settings, get_config
@@ -41,6 +44,16 @@ def project(tmp_path: Path) -> Iterator[Project]:
     stopped afterwards. Tests adjust ``project.config`` before starting."""
     with installed_project(tmp_path, BASE_CONFIG) as proj:
         yield proj
+
+
+@pytest.fixture
+def plugin_admin(db: None) -> Client:
+    """A superuser's client on the admin; every installed plugin has its row
+    (disabled, as ``serve`` lists them at start)."""
+    plugins_sync(specs=[], registry=get_registry())
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    return client
 
 
 def event(

@@ -1,4 +1,4 @@
-"""The shape of the production code, read from its source (README, Development):
+"""The shape of the production code, read from its source (README, "Development and tests"):
 modules small or saying why not, functions short, no import cycle, and no app
 reading another app's models (it asks that app's selectors)."""
 

@@ -169,7 +169,7 @@ def test_ingest_applies_the_limit_after_gunzip(client: httpx.Client) -> None:
 def test_ingest_answers_500_with_the_generic_error_on_a_bug(client: httpx.Client) -> None:
     r = client.post("/ingest", json=event(type="Crash"))
     assert r.status_code == 500
-    assert r.json() == {"error": "Internal server error"}
+    assert r.json() == {"error": "Internal server error", "details": []}
     # The server lives on.
     assert client.post("/ingest", json=event()).status_code == 202
 

@@ -212,11 +212,11 @@ def test_log_lines_are_json_with_structured_fields(monitored: Monitored) -> None
 def test_readyz_is_503_while_the_database_is_unreachable(monitored: Monitored) -> None:
     """Last in this module: it takes the database away from the running server."""
     url = f"{monitored.server.url}/readyz"
-    ready = wait_until(lambda: _readyz(url) if _readyz(url)[0] == 200 else None)
+    ready = wait_until(lambda: _readyz(url, 200))
     assert ready[1]["checks"]["cluster"]["workers"] == 2
 
     with _database_unreachable(monitored.project):
-        _, body = wait_until(lambda: _readyz(url) if _readyz(url)[0] == 503 else None)
+        _, body = wait_until(lambda: _readyz(url, 503))
         assert "database" in body["error"]
         assert body["checks"]["database"]["ok"] is False
         assert body["details"][0]["check"] == "database"
@@ -224,7 +224,7 @@ def test_readyz_is_503_while_the_database_is_unreachable(monitored: Monitored) -
         # needs a heartbeat saved after the outage, over a new connection.
         time.sleep(HEARTBEAT_EXPIRY_S + 0.5)
 
-    _, body = wait_until(lambda: _readyz(url) if _readyz(url)[0] == 200 else None, timeout=60)
+    _, body = wait_until(lambda: _readyz(url, 200), timeout=60)
     assert body["status"] == "ready"
     assert all(check["ok"] for check in body["checks"].values())
 
@@ -244,9 +244,10 @@ def test_example_alert_rules_pass_promtool() -> None:
 # --- helpers -----------------------------------------------------------------------------
 
 
-def _readyz(url: str) -> tuple[int, dict[str, Any]]:
+def _readyz(url: str, status: int) -> tuple[int, dict[str, Any]] | None:
+    """/readyz's answer if it has ``status`` (one request: two could differ)."""
     response = httpx.get(url, timeout=10)
-    return response.status_code, response.json()
+    return (status, response.json()) if response.status_code == status else None
 
 
 def _json_lines(server: Server, *, logger: str) -> list[dict[str, Any]]:

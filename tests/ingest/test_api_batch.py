@@ -96,7 +96,10 @@ def test_all_rejected_by_a_validator_is_400(client: Client, use_validators: UseV
 def test_a_body_that_is_not_an_array_is_400(client: Client, value: Any) -> None:
     response = batch(client, value)
     assert response.status_code == 400
-    assert response.json() == {"error": "Request body must be a JSON array of events"}
+    assert response.json() == {
+        "error": "Request body must be a JSON array of events",
+        "details": [],
+    }
     assert counted(client) == (0, 0)
 
 
@@ -123,13 +126,13 @@ def test_one_deeply_nested_event_is_rejected_alone(client: Client) -> None:
 def test_json_nested_beyond_the_parser_is_400(client: Client) -> None:
     response = batch(client, b"[" * 100_000 + b"]" * 100_000)
     assert response.status_code == 400
-    assert response.json() == {"error": "Invalid JSON: nested too deeply"}
+    assert response.json() == {"error": "Invalid JSON: nested too deeply", "details": []}
 
 
 def test_empty_array_is_400(client: Client) -> None:
     response = batch(client, [])
     assert response.status_code == 400
-    assert response.json() == {"error": "Batch is empty: nothing accepted"}
+    assert response.json() == {"error": "Batch is empty: nothing accepted", "details": []}
 
 
 def test_max_batch_events_is_accepted(client: Client) -> None:
@@ -144,7 +147,8 @@ def test_over_max_batch_events_is_413(client: Client) -> None:
     response = batch(client, [event(1)] * (MAX_EVENTS + 1))
     assert response.status_code == 413
     assert response.json() == {
-        "error": f"Batch has {MAX_EVENTS + 1} events; the limit is {MAX_EVENTS}"
+        "error": f"Batch has {MAX_EVENTS + 1} events; the limit is {MAX_EVENTS}",
+        "details": [],
     }
     assert counted(client) == (0, 0)
 
@@ -162,7 +166,10 @@ def _array_of_size(size: int) -> bytes:
 def test_body_over_max_body_bytes_is_413(client: Client) -> None:
     response = batch(client, _array_of_size(LIMIT + 1))
     assert response.status_code == 413
-    assert response.json() == {"error": f"Request body exceeds the limit of {LIMIT} bytes"}
+    assert response.json() == {
+        "error": f"Request body exceeds the limit of {LIMIT} bytes",
+        "details": [],
+    }
     assert batch(client, _array_of_size(LIMIT)).status_code == 202
 
 

@@ -9,7 +9,6 @@ import json
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 from pydantic import ValidationError
 
@@ -18,9 +17,9 @@ from plugins.base import Event, EventRejected, PluginSpec
 from plugins.chains import PluginConfigError, build_plugin
 from plugins.models import PluginConfig
 from plugins.registry import get_registry
-from plugins.sync import plugins_sync
 from tests.conftest import UseChains, event
 from tests.support.client import post
+from tests.support.jsonform import editor_config
 
 PRICE = {
     "type": "object",
@@ -262,14 +261,6 @@ def test_ingest_answers_400_with_the_rule_and_counts_nothing(
 # --- the admin ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def admin_client(db: None) -> Client:
-    plugins_sync(specs=[], registry=get_registry())
-    client = Client()
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
-    return client
-
-
 def _save(client: Client, params: dict[str, Any], enabled: bool = True) -> Any:
     row = PluginConfig.objects.get(name="JsonSchemaValidator")
     data = {"position": str(row.position), "params": json.dumps(params)}
@@ -278,11 +269,10 @@ def _save(client: Client, params: dict[str, Any], enabled: bool = True) -> Any:
     return client.post(f"/admin/plugins/pluginconfig/{row.pk}/change/", data)
 
 
-def test_the_admin_form_draws_a_text_box_per_event_type_with_help(admin_client: Client) -> None:
+def test_the_admin_form_draws_a_text_box_per_event_type_with_help(plugin_admin: Client) -> None:
     row = PluginConfig.objects.get(name="JsonSchemaValidator")
-    html = admin_client.get(f"/admin/plugins/pluginconfig/{row.pk}/change/").content.decode()
-    config = html.split('data-django-jsonform="', 1)[1].split('"', 1)[0]
-    schema = json.loads(config.replace("&quot;", '"').replace("&amp;", "&"))["schema"]
+    html = plugin_admin.get(f"/admin/plugins/pluginconfig/{row.pk}/change/").content.decode()
+    schema = editor_config(html)["schema"]
     schemas = schema["properties"]["schemas"]
     assert schemas["type"] == "object"
     assert schemas["additionalProperties"]["widget"] == "textarea"
@@ -292,9 +282,9 @@ def test_the_admin_form_draws_a_text_box_per_event_type_with_help(admin_client: 
 
 
 def test_the_admin_refuses_an_invalid_schema_with_the_reason_and_saves_a_valid_one(
-    admin_client: Client,
+    plugin_admin: Client,
 ) -> None:
-    response = _save(admin_client, {"schemas": {"purchase": '{"type": "nonsense"}'}})
+    response = _save(plugin_admin, {"schemas": {"purchase": '{"type": "nonsense"}'}})
     assert response.status_code == 200
     page = response.content.decode()
     assert "not a valid JSON Schema (draft 2020-12): type: " in page.replace("&quot;", '"')
@@ -305,7 +295,7 @@ def test_the_admin_refuses_an_invalid_schema_with_the_reason_and_saves_a_valid_o
         "check_formats": True,
     }
 
-    response = _save(admin_client, {"schemas": {"purchase": json.dumps(PRICE)}})
+    response = _save(plugin_admin, {"schemas": {"purchase": json.dumps(PRICE)}})
     assert response.status_code == 302, response.content.decode()[:2000]
     row.refresh_from_db()
     assert row.enabled and json.loads(row.params["schemas"]["purchase"]) == PRICE

@@ -18,6 +18,7 @@ from plugins.base import PluginSpec
 from plugins.chains import PluginConfigError, build_plugin
 from plugins.models import PluginConfig
 from plugins.registry import LoadFailure, get_registry
+from tests.support.jsonform import editor_config
 
 pytestmark = pytest.mark.django_db
 
@@ -72,8 +73,7 @@ def test_page_lists_every_discovered_plugin_with_its_package(editor: Client) -> 
 
 def test_change_form_is_generated_from_the_params_schema(editor: Client) -> None:
     html = editor.get(_change_url("SourceIdValidator")).content.decode()
-    config = html.split('data-django-jsonform="', 1)[1].split('"', 1)[0]
-    config = json.loads(config.replace("&quot;", '"').replace("&amp;", "&"))
+    config = editor_config(html)
     allowed = config["schema"]["properties"]["allowed"]
     assert allowed["type"] == "array"
     assert allowed["items"]["type"] == "integer"

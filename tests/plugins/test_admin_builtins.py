@@ -9,13 +9,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 
 from plugins import live
 from plugins.models import PluginConfig
-from plugins.registry import get_registry
-from plugins.sync import plugins_sync
 from tests.conftest import event
 from tests.support.client import post
 from tests.support.receiver import Receiver, receiver_running
@@ -23,14 +20,6 @@ from tests.support.receiver import Receiver, receiver_running
 pytestmark = pytest.mark.django_db
 
 SECRET = "admin-secret-0123456789"
-
-
-@pytest.fixture
-def admin_client(db: None) -> Client:
-    plugins_sync(specs=[], registry=get_registry())  # every plugin listed, disabled
-    client = Client()
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
-    return client
 
 
 @pytest.fixture
@@ -48,15 +37,15 @@ def _enable(client: Client, name: str, params: dict[str, Any]) -> None:
 
 
 def test_the_three_built_ins_enabled_in_the_admin_do_their_work(
-    admin_client: Client, receiver: Receiver
+    plugin_admin: Client, receiver: Receiver
 ) -> None:
     from archive.selectors import ArchiveFilter, archived_events
 
     schema = {"type": "object", "properties": {"price": {"minimum": 0}}}
-    _enable(admin_client, "JsonSchemaValidator", {"schemas": {"purchase": json.dumps(schema)}})
-    _enable(admin_client, "ArchiveProcessor", {})
+    _enable(plugin_admin, "JsonSchemaValidator", {"schemas": {"purchase": json.dumps(schema)}})
+    _enable(plugin_admin, "ArchiveProcessor", {})
     _enable(
-        admin_client,
+        plugin_admin,
         "WebhookProcessor",
         {"url": receiver.url, "secret": SECRET, "timeout": 5, "event_types": ["purchase"]},
     )
@@ -64,10 +53,10 @@ def test_the_three_built_ins_enabled_in_the_admin_do_their_work(
     assert [v.name for v in chains.validators] == ["JsonSchemaValidator"]
     assert [p.name for p in chains.processors] == ["ArchiveProcessor", "WebhookProcessor"]
 
-    refused = post(admin_client, "/ingest", event(5, "purchase", data={"price": -1}))
+    refused = post(plugin_admin, "/ingest", event(5, "purchase", data={"price": -1}))
     assert refused.json()["error"] == "data.price: -1 is less than the minimum of 0"
-    assert post(admin_client, "/ingest", event(5, "purchase", data={"price": 2})).status_code == 202
-    assert post(admin_client, "/ingest", event(5, "Heartbeat")).status_code == 202
+    assert post(plugin_admin, "/ingest", event(5, "purchase", data={"price": 2})).status_code == 202
+    assert post(plugin_admin, "/ingest", event(5, "Heartbeat")).status_code == 202
 
     archived = list(archived_events(filters=ArchiveFilter(source_id=5)))
     data = [(r[1], json.loads(r[3]) if r[3] else None) for r in archived]

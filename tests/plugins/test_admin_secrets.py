@@ -11,26 +11,18 @@ from typing import Any
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import User
 from django.test import Client
 
 from plugins.base import PluginSpec
 from plugins.models import PluginConfig
 from plugins.registry import get_registry
 from plugins.sync import plugins_sync
+from tests.support.jsonform import editor_config
 
 pytestmark = pytest.mark.django_db
 
 SECRET = "first-secret-0123456789"
 LIST_URL = "/admin/plugins/pluginconfig/"
-
-
-@pytest.fixture
-def admin_client(db: None) -> Client:
-    plugins_sync(specs=[], registry=get_registry())
-    client = Client()
-    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
-    return client
 
 
 def _row() -> PluginConfig:
@@ -47,21 +39,20 @@ def _save(client: Client, **params: Any) -> Any:
     return client.post(_change_url(), data)
 
 
-def test_the_secret_is_saved_but_never_shown(admin_client: Client) -> None:
-    response = _save(admin_client, secret=SECRET)
+def test_the_secret_is_saved_but_never_shown(plugin_admin: Client) -> None:
+    response = _save(plugin_admin, secret=SECRET)
     assert response.status_code == 302, response.content.decode()[:3000]
     assert _row().params["secret"] == SECRET and _row().enabled
 
-    form = admin_client.get(_change_url()).content.decode()
+    form = plugin_admin.get(_change_url()).content.decode()
     assert SECRET not in form
-    config = form.split('data-django-jsonform="', 1)[1].split('"', 1)[0]
-    config = json.loads(config.replace("&quot;", '"').replace("&amp;", "&"))
+    config = editor_config(form)
     secret_field = config["schema"]["properties"]["secret"]
     assert secret_field["format"] == "password"  # drawn as a password input
     assert "leave empty to keep the one stored" in secret_field["help_text"]
-    assert json.loads(config["data"])["secret"] == ""
+    assert config["data"]["secret"] == ""
 
-    listing = admin_client.get(LIST_URL).content.decode()
+    listing = plugin_admin.get(LIST_URL).content.decode()
     assert SECRET not in listing and "&quot;secret&quot;: &quot;********&quot;" in listing
     (entry,) = LogEntry.objects.all()
     assert SECRET not in entry.get_change_message()
@@ -69,15 +60,15 @@ def test_the_secret_is_saved_but_never_shown(admin_client: Client) -> None:
 
 
 def test_an_empty_secret_keeps_the_stored_one_and_a_new_one_replaces_it(
-    admin_client: Client,
+    plugin_admin: Client,
 ) -> None:
-    _save(admin_client, secret=SECRET)
-    assert _save(admin_client, secret="", timeout=2.0).status_code == 302
+    _save(plugin_admin, secret=SECRET)
+    assert _save(plugin_admin, secret="", timeout=2.0).status_code == 302
     assert _row().params["secret"] == SECRET and _row().params["timeout"] == 2.0
     last = LogEntry.objects.order_by("-pk").first()
     assert last is not None and "secret changed" not in last.get_change_message()
 
-    assert _save(admin_client, secret="second-secret-0123456789").status_code == 302
+    assert _save(plugin_admin, secret="second-secret-0123456789").status_code == 302
     assert _row().params["secret"] == "second-secret-0123456789"
 
 
@@ -91,18 +82,18 @@ def test_an_empty_secret_keeps_the_stored_one_and_a_new_one_replaces_it(
     ],
 )
 def test_the_form_refuses_a_bad_url_or_secret_with_the_reason(
-    admin_client: Client, params: dict[str, Any], message: str
+    plugin_admin: Client, params: dict[str, Any], message: str
 ) -> None:
     if params["secret"] == "":
         del params["secret"]
-    response = _save(admin_client, **params)
+    response = _save(plugin_admin, **params)
     assert response.status_code == 200
     assert message in response.content.decode().replace("&#x27;", "'")
     assert not _row().enabled
 
 
-def test_plugins_sync_masks_the_secret_where_config_toml_differs(admin_client: Client) -> None:
-    _save(admin_client, secret=SECRET)
+def test_plugins_sync_masks_the_secret_where_config_toml_differs(plugin_admin: Client) -> None:
+    _save(plugin_admin, secret=SECRET)
     spec = PluginSpec(
         "processor",
         "WebhookProcessor",

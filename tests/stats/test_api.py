@@ -105,8 +105,11 @@ def test_leading_zeros_name_the_same_source(client: Client) -> None:
 def test_unknown_source_is_404(client: Client) -> None:
     response = client.get("/stats/99")
     assert response.status_code == 404
-    assert response.json() == {"error": "Source id 99 not found"}
-    assert stats(client, U64_MAX) == (404, {"error": f"Source id {U64_MAX} not found"})
+    assert response.json() == {"error": "Source id 99 not found", "details": []}
+    assert stats(client, U64_MAX) == (
+        404,
+        {"error": f"Source id {U64_MAX} not found", "details": []},
+    )
 
 
 @pytest.mark.parametrize(
@@ -130,7 +133,7 @@ def test_id_of_integer_value_in_decimal_notation_is_that_id(
     # The document declares an integer (JSON Schema: 7.0 is the integer 7).
     response = client.get(f"/stats/{raw}")
     assert response.status_code == 404
-    assert response.json() == {"error": f"Source id {sid} not found"}
+    assert response.json() == {"error": f"Source id {sid} not found", "details": []}
 
 
 @pytest.mark.parametrize(
@@ -156,7 +159,8 @@ def test_id_over_u64_max_is_400(client: Client, raw: str) -> None:
 def test_out_of_range_message_names_the_id(client: Client) -> None:
     response = client.get(f"/stats/{U64_MAX + 1}")
     assert response.json() == {
-        "error": f"Invalid source id: {U64_MAX + 1} is out of range (0 to {U64_MAX})"
+        "error": f"Invalid source id: {U64_MAX + 1} is out of range (0 to {U64_MAX})",
+        "details": [],
     }
 
 

@@ -17,7 +17,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
-__all__ = ["ARTIFACTS", "admin_login", "chromium", "save_page_screenshot"]
+__all__ = ["ARTIFACTS", "admin_login", "chromium", "console_errors", "save_page_screenshot"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -48,6 +48,7 @@ def chromium(extra_args: Sequence[str] = ()) -> Iterator[WebDriver]:
         *extra_args,
     ):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # for console_errors
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.implicitly_wait(10)
     try:
@@ -55,6 +56,16 @@ def chromium(extra_args: Sequence[str] = ()) -> Iterator[WebDriver]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def console_errors(driver: WebDriver) -> list[str]:
+    """The errors and warnings the page's console got since the last call (a
+    failed resource load, an uncaught exception, ``console.error``)."""
+    return [
+        f"{entry['level']}: {entry['message']}"
+        for entry in driver.get_log("browser")
+        if entry["level"] in ("SEVERE", "WARNING")
+    ]
 
 
 def admin_login(driver: WebDriver, base_url: str, username: str, password: str, next: str) -> None:

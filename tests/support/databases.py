@@ -41,7 +41,7 @@ def postgres_pass_only(why: str) -> pytest.MarkDecorator:
 
 
 # Broker parameters of fault tests: the Redis broker goes with PostgreSQL (README,
-# Deployment shapes), so its variant runs in the PostgreSQL pass; the ORM broker's
+# Which broker), so its variant runs in the PostgreSQL pass; the ORM broker's
 # in both (SQLite + ORM is the embedded default).
 BROKERS = [
     pytest.param("orm"),

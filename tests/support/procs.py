@@ -26,6 +26,7 @@ __all__ = [
     "descendants",
     "free_port",
     "kill_tree",
+    "wait_answering",
     "wait_until",
     "write_config",
 ]
@@ -71,6 +72,23 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: fl
             return last
         time.sleep(interval)
     raise TimeoutError(f"condition not met in {timeout} s (last value: {last!r})")
+
+
+def wait_answering(
+    process: subprocess.Popen[Any], url: str, log: Callable[[], str], *, timeout: float = 60.0
+) -> None:
+    """Wait until ``url`` answers 200; fail at once, with the log, if ``process``
+    exits first."""
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"{process.args!r} exited {process.returncode}:\n{log()}")
+        try:
+            return httpx.get(url, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ready, timeout=timeout)
 
 
 @dataclass
@@ -183,16 +201,7 @@ class Project:
         server = Server(proc, port, log_path)
         self.servers.append(server)
         if command == "serve":
-
-            def ready() -> bool:
-                if proc.poll() is not None:
-                    raise AssertionError(f"serve exited {proc.returncode}:\n{server.log()}")
-                try:
-                    return httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            wait_until(ready, timeout=ready_timeout)
+            wait_answering(proc, f"{server.url}/healthz", server.log, timeout=ready_timeout)
         return server
 
     def stop_all(self) -> None:

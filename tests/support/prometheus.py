@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.procs import free_port, wait_until
+from tests.support.procs import free_port, wait_answering
 
 __all__ = ["Prometheus", "prometheus_server", "tool"]
 
@@ -107,16 +107,8 @@ def prometheus_server(
         )
     server = Prometheus(f"http://127.0.0.1:{port}", process, log_path)
 
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"prometheus exited {process.returncode}:\n{server.log()}")
-        try:
-            return httpx.get(f"{server.url}/-/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        wait_until(ready, timeout=60)
+        wait_answering(process, f"{server.url}/-/ready", server.log)
         yield server
     finally:
         process.terminate()

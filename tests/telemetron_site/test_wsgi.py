@@ -57,3 +57,11 @@ def test_admin_post_without_csrf_token_is_refused() -> None:
     status, _, body = call("POST", "/admin/login/", b"username=a&password=b")
     assert status == 403
     assert b"CSRF" in body
+
+
+def test_the_favicon_browsers_ask_every_admin_page_for_is_served() -> None:
+    """Without it each admin page logs a 404 in the browser's console."""
+    status, headers, body = call("GET", "/favicon.ico")
+    assert status == 200
+    assert headers["Content-Type"] == "image/x-icon"
+    assert body[:4] == b"\x00\x00\x01\x00"  # an ICO file's header

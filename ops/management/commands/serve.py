@@ -71,7 +71,7 @@ def open_ingest_warning(cfg: Settings, *, host: str) -> str | None:
         return (
             f'telemetron: warning: ingest.auth = "off" on {host}: anyone who can reach this'
             ' port can send events for any source id; set ingest.auth = "required"'
-            " (README: Sources and access)"
+            " (README: Securing)"
         )
     return None
 
