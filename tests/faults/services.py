@@ -36,6 +36,19 @@ def signal_pids(pids: list[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
+def pg_program(name: str) -> str:
+    """A PostgreSQL server program: on PATH, else Debian's /usr/lib/postgresql/<newest>/bin."""
+    found = shutil.which(name)
+    if found:
+        return found
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3])
+    )
+    if not versions:
+        raise RuntimeError(f"{name} not found: install PostgreSQL's server (Debian: postgresql)")
+    return str(versions[-1])
+
+
 def _as_postgres() -> dict[str, object]:
     """Popen arguments that run a PostgreSQL program as ``postgres`` when we are root."""
     if os.geteuid() != 0:
@@ -53,10 +66,11 @@ class OwnPostgres:
         self.port = free_port()
         self.proxy = TcpProxy(self.port)
 
-    def _run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=120, **_as_postgres()
-        )
+    def _run(
+        self, program: str, *args: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [pg_program(program), *args]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=120, **_as_postgres())
         if check and result.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)}: {result.stdout}{result.stderr}")
         return result
