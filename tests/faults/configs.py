@@ -100,11 +100,15 @@ class FaultServices:
             self.keys[source] = _KEY.findall(out.stdout)[0]
 
     def stop(self) -> None:
-        if self.redis is not None:
-            self.redis.stop()
-        if self.postgres is not None:
-            self.postgres.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+        try:
+            if self.redis is not None:
+                self.redis.stop()
+        finally:
+            try:
+                if self.postgres is not None:
+                    self.postgres.stop()
+            finally:
+                shutil.rmtree(self.root, ignore_errors=True)
 
 
 # A serve tree's children get this long to stop (serve's default is 60 s): runs

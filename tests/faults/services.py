@@ -117,9 +117,11 @@ class OwnPostgres:
 
     def stop(self) -> None:
         signal_pids(self.pids(), signal.SIGCONT)
-        self.proxy.stop()
-        self.down("immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
+        try:
+            self.proxy.stop()
+        finally:
+            self.down("immediate")
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 class OwnRedis:
@@ -169,8 +171,10 @@ class OwnRedis:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
     def stop(self) -> None:
-        self.proxy.stop()
-        self.kill()
+        try:
+            self.proxy.stop()
+        finally:
+            self.kill()
 
 
 def wait_reachable(url: str, timeout: float = 30.0) -> None:
