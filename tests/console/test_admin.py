@@ -145,24 +145,24 @@ def test_a_far_page_is_the_same_read_by_its_keys_first(
 # --- the admin's frame --------------------------------------------------------------
 
 
-def test_the_admin_is_titled_telemetron(staff: Client, client: Client) -> None:
+def test_the_admin_is_titled_telemetron(admin_client: Client, client: Client) -> None:
     login = client.get("/admin/login/").content.decode()
     assert "<title>Log in | Telemetron admin</title>" in login
-    page = staff.get("/admin/processing/").content.decode()
+    page = admin_client.get("/admin/processing/").content.decode()
     assert '<div id="site-name"><a href="/admin/">Telemetron</a></div>' in page
     assert "Django administration" not in page and "Django site admin" not in page
     assert 'id="nav-sidebar"' not in page  # the lists get the window's width
 
 
-def test_django_q2s_own_tables_are_not_in_the_admin(staff: Client) -> None:
-    html = staff.get("/admin/").content.decode()
+def test_django_q2s_own_tables_are_not_in_the_admin(admin_client: Client) -> None:
+    html = admin_client.get("/admin/").content.decode()
     for model in ("success", "failure", "schedule", "ormq"):
         assert f"/admin/django_q/{model}/" not in html
-        assert staff.get(f"/admin/django_q/{model}/").status_code == 404
-    assert staff.get("/admin/django_q/").status_code == 404
+        assert admin_client.get(f"/admin/django_q/{model}/").status_code == 404
+    assert admin_client.get("/admin/django_q/").status_code == 404
 
 
-def test_dates_read_one_way_in_every_list_and_page(staff: Client, shops: None) -> None:
+def test_dates_read_one_way_in_every_list_and_page(admin_client: Client, shops: None) -> None:
     """ISO-like UTC (settings' FORMAT_MODULE_PATH), not "Oct. 27, 2023, 9:30 a.m."."""
     PluginConfig.objects.create(kind="processor", name="StorageProcessor", position=1)
     dead_letter_create(
@@ -174,11 +174,11 @@ def test_dates_read_one_way_in_every_list_and_page(staff: Client, shops: None) -
         ("/admin/plugins/pluginconfig/", "last_change"),
         ("/admin/processing/deadletter/", "created_at"),
     ):
-        html = staff.get(path).content.decode()
+        html = admin_client.get(path).content.decode()
         cell = re.search(rf'class="field-{column}[^"]*">(.*?)</t[dh]>', html, re.S)
         assert cell is not None, column
         text = " ".join(re.sub(r"<[^>]+>", " ", cell.group(1)).split())
         assert when.match(text), (column, text)
         assert not re.search(r"\b[ap]\.m\.|\b[A-Z][a-z]{2}\. \d", html), "a locale's date"
-    page = staff.get(f"{LIST}{Source.objects.get(source_id=1).pk}/change/").content.decode()
+    page = admin_client.get(f"{LIST}{Source.objects.get(source_id=1).pk}/change/").content.decode()
     assert "first 2023-10-27 09:30:00 UTC, last 2023-10-27 09:30:00 UTC" in page

@@ -22,7 +22,8 @@ import pytest
 
 from tests.support.databases import backend
 from tests.support.load import Load
-from tests.support.procs import ROOT, Project, Server, kill_tree, wait_until
+from tests.support.multinode import procfile_nodes
+from tests.support.procs import Project, Server, kill_tree, wait_until
 from tests.support.queues import QueueView, broker_config
 
 pytestmark = [
@@ -31,26 +32,6 @@ pytestmark = [
         backend() != "postgresql", reason="nodes share a PostgreSQL database: PostgreSQL pass only"
     ),
 ]
-
-
-PROCFILE = ROOT / "deploy" / "multinode" / "Procfile"
-
-
-def procfile_nodes() -> dict[str, tuple[str, list[str]]]:
-    """deploy/multinode/Procfile's nodes: name -> (manage.py command, its options
-    but the port, which each test node gets free)."""
-    nodes = {}
-    for line in PROCFILE.read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        name, command = line.split(":", 1)
-        argv = command.split()
-        command_name, *options = argv[argv.index("manage.py") + 1 :]
-        if "--port" in options:
-            at = options.index("--port")
-            del options[at : at + 2]
-        nodes[name] = (command_name, options)
-    return nodes
 
 
 def test_the_procfile_has_two_web_and_two_worker_nodes() -> None:
