@@ -8,9 +8,8 @@ with only the view permission see the lists read-only.
 
 from __future__ import annotations
 
-from typing import Any
-
 from datetime import timedelta
+from typing import Any
 
 from django import forms
 from django.contrib import admin

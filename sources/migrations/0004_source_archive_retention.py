@@ -4,15 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sources', '0003_name_trigram_index'),
+        ("sources", "0003_name_trigram_index"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='source',
-            name='archive_retention',
-            field=models.DurationField(blank=True, help_text="How long the archive keeps this source's events (30d, 12h, 1w; empty: archive.retention of config.toml). `manage.py archive purge` deletes older ones.", null=True),
+            model_name="source",
+            name="archive_retention",
+            field=models.DurationField(
+                blank=True,
+                help_text="How long the archive keeps this source's events (30d, 12h, 1w;"
+                " empty: archive.retention of config.toml). `manage.py archive purge`"
+                " deletes older ones.",
+                null=True,
+            ),
         ),
     ]

@@ -8,8 +8,8 @@ import argparse
 import contextlib
 import os
 import sys
-from pathlib import Path
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TextIO
 
 from django.core.management.base import CommandError, CommandParser
@@ -34,7 +34,7 @@ its source, type, timestamp, data, the time it was received and its batch id.
   manage.py archive export --source 7 --since 2h > source-7.jsonl
   manage.py archive export --type purchase --since 2026-11-01 --until 2026-12-01 --format csv
   manage.py archive purge --older-than 30d --dry-run
-  manage.py archive purge --noinput                  # each source's retention, else archive.retention
+  manage.py archive purge --noinput    # each source's retention, else archive.retention
 
 Times (--since, --until, --older-than) are received times.
 Run `manage.py archive SUBCOMMAND --help` for each subcommand's options.
@@ -116,9 +116,9 @@ class Command(commands.Command):
                 about
                 + """ AGE is --older-than (every source alike), or else each source's own
                 archive retention (the admin's Sources page) and, for the others, the
-                archive.retention key of config.toml. Deletes in chunks of a few thousand rows, each its own transaction, so
-                ingest and processing go on meanwhile. Asks first unless --noinput; a
-                progress bar shows on a terminal.""",
+                archive.retention key of config.toml. Deletes in chunks of a few thousand
+                rows, each its own transaction, so ingest and processing go on meanwhile.
+                Asks first unless --noinput; a progress bar shows on a terminal.""",
                 "manage.py archive purge --older-than 30d --dry-run",
                 "manage.py archive purge --older-than 90d --noinput",
             ),
