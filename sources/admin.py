@@ -44,6 +44,7 @@ class RetentionField(forms.DurationField):
     """A duration as the commands write it (30d, 12h, 1w), shown back that way."""
 
     def to_python(self, value: Any) -> timedelta | None:
+        parsed: timedelta | None
         if isinstance(value, str) and value.strip() and value.strip()[-1:].isalpha():
             try:
                 parsed = parse_duration(value)

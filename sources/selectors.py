@@ -101,7 +101,7 @@ def archive_retentions() -> dict[int, timedelta]:
     rows = Source.objects.filter(archive_retention__isnull=False).values_list(
         "source_id", "archive_retention"
     )
-    return {sid: age for sid, age in rows}
+    return {int(sid): age for sid, age in rows if age is not None}
 
 
 def source_find(text: str) -> int | None:
