@@ -97,12 +97,7 @@ def _statements(connection: Any) -> dict[str, str]:
         f" COALESCE(SUM(CASE WHEN claimed_until >= {now} THEN 1 ELSE 0 END), 0)"
         f" FROM {tq} WHERE queue = %s",
         "oldest": f"SELECT payload FROM {tq} WHERE queue = %s ORDER BY id LIMIT 1",
-        # Params: queue, after id, up to id, chunk. Erasure's reads and writes.
-        "scan": f"SELECT id, payload, claimed_until >= {now} FROM {tq}"
-        " WHERE queue = %s AND id > %s AND id <= %s ORDER BY id LIMIT %s",
-        "last_id": f"SELECT MAX(id) FROM {tq} WHERE queue = %s",
-        "replace": f"UPDATE {tq} SET payload = %s WHERE id = %s AND claimed_until < {now}",
-        "remove": f"DELETE FROM {tq} WHERE id = %s AND claimed_until < {now}",
+        **_erasure_statements(tq, now),
         # Params: id, queue, host, pid, pid_start, stopped, stat, stat ttl, dead_after.
         # A clean stop's last heartbeat marks the lease dead (broker/leases.py).
         "heartbeat": f"INSERT INTO {tl} (cluster_id, queue, host, pid, pid_start, heartbeat,"
@@ -126,6 +121,18 @@ def _statements(connection: Any) -> dict[str, str]:
         # Followed by "id IN (...)" (_by_ids).
         "acknowledge": f"DELETE FROM {tq} WHERE",
         "release": f"UPDATE {tq} SET claimed_until = 0, owner = '' WHERE",
+    }
+
+
+def _erasure_statements(tq: str, now: str) -> dict[str, str]:
+    """An erasure's reads (params: queue, after id, up to id, chunk) and writes of
+    a waiting task (broker/erasure.py)."""
+    return {
+        "scan": f"SELECT id, payload, claimed_until >= {now} FROM {tq}"
+        " WHERE queue = %s AND id > %s AND id <= %s ORDER BY id LIMIT %s",
+        "last_id": f"SELECT MAX(id) FROM {tq} WHERE queue = %s",
+        "replace": f"UPDATE {tq} SET payload = %s WHERE id = %s AND claimed_until < {now}",
+        "remove": f"DELETE FROM {tq} WHERE id = %s AND claimed_until < {now}",
     }
 
 
