@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from broker.interface import queue_broker
+from broker.interface import QueueBroker, queue_broker
 from broker.packages import batch_without
 from core.erasure import ErasureTarget
 
@@ -32,11 +32,13 @@ def queue_erase(
     target: ErasureTarget,
     dry_run: bool = False,
     on_progress: Callable[[int], object] | None = None,
+    queue: QueueBroker | None = None,
 ) -> QueueErased:
     """Erase the person's events from the batches waiting in the broker, each
     task its own statement or script (a task claimed meanwhile is left alone and
-    counted in flight). With ``dry_run``: counted, nothing changed."""
-    queue = queue_broker()
+    counted in flight). With ``dry_run``: counted, nothing changed. ``queue``: the
+    process's broker unless given."""
+    queue = queue or queue_broker()
     events = rewritten = removed = in_flight = 0
     for tasks in queue.tasks_scan(chunk=SCAN_CHUNK):
         for task in tasks:
