@@ -49,10 +49,7 @@ def queue_erase(
             if task.claimed:
                 in_flight += 1
                 continue
-            if dry_run:
-                events += count
-                continue
-            if not queue.task_replace(task.key, payload):
+            if not dry_run and not queue.task_replace(task.key, payload):
                 in_flight += 1  # claimed since it was read
                 continue
             events += count
@@ -60,6 +57,6 @@ def queue_erase(
                 removed += 1
             else:
                 rewritten += 1
-            if on_progress is not None:
+            if on_progress is not None and not dry_run:
                 on_progress(count)
     return QueueErased(events=events, rewritten=rewritten, removed=removed, in_flight=in_flight)

@@ -178,15 +178,15 @@ def dead_letters_erase(
                 if not removed:
                     continue
                 events += removed
+                changed += bool(kept)
+                deleted += not kept
                 if dry_run:
                     continue
                 if kept:
                     letter.events = kept
                     letter.save(update_fields=["events"])
-                    changed += 1
                 else:
                     letter.delete()
-                    deleted += 1
                 if on_progress is not None:
                     on_progress(removed)
         if len(chunk) < ERASE_CHUNK:

@@ -40,9 +40,7 @@ def queue(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
         yield made
     finally:
         if request.param == "redis":
-            redis.from_url(REDIS_URL).delete(
-                f"django_q:{name}:stream", f"django_q:{name}:leases"
-            )
+            redis.from_url(REDIS_URL).delete(f"django_q:{name}:stream", f"django_q:{name}:leases")
         else:
             made.purge_queue()
 
