@@ -2,25 +2,35 @@
 and the real Redis (broker/erasure.py, ``tasks_scan`` / ``task_replace`` of
 broker/orm.py and broker/redis_streams.py, ``batch_without`` of
 broker/packages.py): waiting batches rewritten (same batch id, a package the
-cluster accepts) or removed, claimed ones left alone and counted in flight,
-nobody else's events touched, a dry run changing nothing, a second run erasing 0."""
+cluster accepts) or removed, claimed ones left alone and counted in flight (or
+waited for, then erased where they landed), nobody else's events touched, a dry
+run changing nothing, a second run erasing 0."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
+from django.db import connection
+from django.utils import timezone
 from django_q.conf import Conf
 
+from archive.models import ArchivedEvent
+from archive.services import batch_archive
 from broker.erasure import queue_erase
 from broker.orm import OrmBroker
 from broker.packages import batch_args, batch_package
 from broker.redis_streams import RedisStreamsBroker
 from core.erasure import ErasureTarget
+from plugins.base import Event
+from privacy.models import ErasureAudit
+from privacy.services import privacy_erase
 from tests.conftest import event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -107,3 +117,43 @@ def test_claimed_batches_are_left_alone_and_counted_in_flight(queue: AnyBroker) 
     assert (erased.events, erased.in_flight) == (1, 1)
     stored = batches(queue)
     assert [[e["data"]["n"] for e in events] for _, events in stored] == [[1], [3]]
+
+
+def test_with_a_wait_a_batch_in_flight_is_erased_where_it_lands(queue: AnyBroker) -> None:
+    """A worker holds a batch with the person's event; it archives the batch and
+    acknowledges it a second later. ``privacy_erase`` with a wait erases the event
+    from the archive in the same run, and nothing is left in flight."""
+    queue.commit([batch_package([ev("alice", n=1), ev("bob", n=2)])])
+    queue.set_stat(f"{Conf.Q_STAT}:{queue.cluster_id}", "status", 3)
+    claimed = queue.dequeue()
+    assert claimed is not None
+    ((ack_id, payload),) = claimed
+    found = batch_args(payload)
+    assert found is not None
+
+    def worker() -> None:
+        time.sleep(1.0)
+        events = tuple(Event.from_wire(e) for e in json.loads(found[0][1]))
+        batch_archive(batch_id=found[0][0], events=events, received_at=timezone.now())
+        queue.acknowledge(ack_id)
+        connection.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        erased = privacy_erase(target=ALICE, by="test", wait_s=20, queue=queue)
+    finally:
+        thread.join(30)
+    assert (erased.archive, erased.in_flight) == (1, 0)
+    assert list(ArchivedEvent.objects.values_list("data__userId", flat=True)) == ["bob"]
+    audit = ErasureAudit.objects.get(pk=erased.audit_id)
+    assert (audit.archive_events, audit.in_flight_batches) == (1, 0)
+
+
+def test_without_a_wait_a_batch_in_flight_is_reported(queue: AnyBroker) -> None:
+    queue.commit([batch_package([ev("alice", n=1)])])
+    queue.set_stat(f"{Conf.Q_STAT}:{queue.cluster_id}", "status", 3)
+    assert queue.dequeue() is not None
+    erased = privacy_erase(target=ALICE, by="test", queue=queue)
+    assert (erased.events, erased.in_flight) == (0, 1)
+    assert ErasureAudit.objects.get(pk=erased.audit_id).in_flight_batches == 1

@@ -76,11 +76,11 @@ class Command(commands.Command):
                 + """ The queue's waiting batches are rewritten without them (same batch
                 ids) or removed when left empty; dead letters likewise; archived events
                 are deleted. Bounded transactions, a progress bar on a terminal. A batch
-                being processed meanwhile is counted in flight: run the command again
-                once it is done (a run that finds nothing erases 0). Asks first unless
-                --noinput.""",
+                being processed meanwhile is counted in flight: --wait waits for it, or
+                run the command again once it is done (a run that finds nothing erases
+                0). Asks first unless --noinput.""",
                 "manage.py privacy erase --source 7 --user u-123 --dry-run",
-                "manage.py privacy erase --source 7 --user u-123 --noinput --json",
+                "manage.py privacy erase --source 7 --user u-123 --noinput --wait 60 --json",
             ),
         )
         self._person_options(erase, required=True)
@@ -88,6 +88,14 @@ class Command(commands.Command):
             "--by",
             metavar="WHO",
             help="Who asks, for the audit (default: the OS user running the command).",
+        )
+        erase.add_argument(
+            "--wait",
+            type=commands.count_arg,
+            default=0,
+            metavar="SECONDS",
+            help="Wait up to SECONDS for batches holding the person's events that workers"
+            " are processing, then erase them from where they landed (default 0: report them).",
         )
         erase.add_argument(
             "--dry-run", action="store_true", help="Count the events per store; change nothing."
@@ -183,7 +191,9 @@ class Command(commands.Command):
         )
         try:
             by = opts["by"] or getpass.getuser()
-            erased = privacy_erase(target=target, by=by, on_progress=bar.update)
+            erased = privacy_erase(
+                target=target, by=by, wait_s=opts["wait"], on_progress=bar.update
+            )
         finally:
             bar.close()
         self._report(erased, who=who, opts=opts, dry_run=False)
@@ -219,7 +229,7 @@ class Command(commands.Command):
             self.stderr.write(
                 f"{plural(erased.in_flight, 'batch', 'batches')} holding the person's events"
                 " were being processed: run this again once they are done (within"
-                f" {get_config().queue.timeout} s) to erase them too."
+                f" {get_config().queue.timeout} s), or with --wait, to erase them too."
             )
 
     # --- audit, purge ------------------------------------------------------------------
