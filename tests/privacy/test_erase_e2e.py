@@ -89,6 +89,10 @@ def test_a_persons_events_are_erased_from_archive_dead_letters_and_queue(
         audit = rows(project.database_url, "SELECT by, source_id FROM privacy_erasureaudit")
         assert [(by, int(sid) + BIAS) for by, sid in audit] == [("dpo", 7)]  # u64, biased
         assert erase(project, "--noinput", "--json")["events"] == 0  # a second run erases 0
+        unknown = project.manage(
+            "privacy", "erase", "--source", "nosuch", "--user", "x", check=False
+        )
+        assert unknown.returncode == 2 and "unknown source 'nosuch'" in unknown.stderr
 
         server = project.start()  # the rewritten batch runs, without alice's event
         with server.client() as client:
