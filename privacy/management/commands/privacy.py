@@ -18,7 +18,7 @@ from core.commands import USAGE_ERROR, describe, plural, table
 from core.config import get_config
 from core.erasure import ErasureTarget
 from core.timespans import format_duration
-from privacy.selectors import audit_list
+from privacy.selectors import audit_as_dict, audit_list
 from privacy.services import Erased, audit_purge, privacy_erase
 from sources.selectors import source_find
 
@@ -241,7 +241,7 @@ class Command(commands.Command):
         rows = audit_list(target=target, limit=opts["limit"])
         if opts["json"]:
             for r in rows:
-                self.stdout.write(json.dumps(_audit_dict(r)))
+                self.stdout.write(json.dumps(audit_as_dict(r)))
             return
         if opts["verbosity"] == 0:
             return
@@ -285,21 +285,3 @@ class Command(commands.Command):
             self.stdout.write(
                 f"purged {plural(deleted, 'erasure record')} (older than {format_duration(age)})"
             )
-
-
-def _audit_dict(r: Any) -> dict[str, Any]:
-    return {
-        "id": r.pk,
-        "startedAt": r.started_at.isoformat(),
-        "finishedAt": r.finished_at.isoformat() if r.finished_at else None,
-        "by": r.by,
-        "sourceId": r.source_id,
-        "userDigest": r.user_digest,
-        "paths": r.paths,
-        "queueEvents": r.queue_events,
-        "queueBatchesRemoved": r.queue_batches_removed,
-        "inFlightBatches": r.in_flight_batches,
-        "deadLetterEvents": r.dead_letter_events,
-        "deadLettersDeleted": r.dead_letters_deleted,
-        "archiveEvents": r.archive_events,
-    }
