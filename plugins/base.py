@@ -1,7 +1,7 @@
 # Long: the whole plugin contract lives in one module (STYLE), Batch and validate_batch too.
 """The plugin contract every app depends on: the event and batch shapes, the
-``Validator`` and ``Processor`` base classes, their errors and the ``Params``
-convention. Nothing here imports an app.
+``Validator``, ``Transformer`` and ``Processor`` base classes, their errors and
+the ``Params`` convention. Nothing here imports an app.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ __all__ = [
     "MAX_TYPE_LENGTH",
     "U64_MAX",
     "Batch",
+    "ClientInfo",
     "Event",
+    "EventDropped",
     "EventRejected",
     "Kind",
     "Plugin",
@@ -43,6 +45,8 @@ __all__ = [
     "ProcessingError",
     "Processor",
     "Secret",
+    "TransformOutcome",
+    "Transformer",
     "Validator",
     "batch_id_new",
     "batch_received_at",
@@ -51,7 +55,7 @@ __all__ = [
 
 U64_MAX = 2**64 - 1
 
-Kind = Literal["validator", "processor"]
+Kind = Literal["validator", "transformer", "processor"]
 
 # How deeply an event's ``data`` may nest (arrays/objects). Deeper values cannot
 # be pickled for the broker within Python's recursion limit, and one such event
@@ -285,6 +289,16 @@ class EventRejected(Exception):
         self.reason = reason
 
 
+class EventDropped(Exception):
+    """Raised by a transformer to drop an event: the client is answered as if it
+    were accepted, and the drop is counted under ``reason`` (a short, fixed word:
+    it is a metric's label value)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class ProcessingError(Exception):
     """Raised by a processor for a failure worth retrying / dead-lettering."""
 
@@ -337,6 +351,52 @@ class Validator(Plugin):
             except EventRejected as exc:
                 rejected[index] = exc
         return rejected
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """Who sent a request, as a transformer may use it: the client's address (the
+    socket's, or the first untrusted hop of ``X-Forwarded-For`` behind
+    ``ingest.trusted_proxies``) and its ``User-Agent``; None when unknown."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+# What a transformer's batch hook answers for each event it was given: the event
+# (changed or not), or why it was dropped, or the error that refuses it.
+TransformOutcome = dict[str, Any] | EventDropped | Exception
+
+
+class Transformer(Plugin):
+    """Changes, enriches or drops an event after the validators and before the
+    queue commit, so what it removes is never stored. Events are the wire form
+    (:meth:`Event.to_wire`: ``sourceId``, ``type``, ``timestamp``, ``data`` and
+    maybe ``id``), plain JSON data the transformer may change in place or
+    replace."""
+
+    kind = "transformer"
+
+    def transform(self, event: dict[str, Any], client: ClientInfo) -> dict[str, Any]:
+        """Return the event to keep (changed or not); raise :class:`EventDropped`
+        to drop it, :class:`EventRejected` (or any error) to refuse it with a
+        ``400`` naming this transformer."""
+        raise NotImplementedError
+
+    def transform_batch(
+        self, events: Sequence[dict[str, Any]], client: ClientInfo
+    ) -> list[TransformOutcome]:
+        """A request's events at once (they share ``client``), one outcome per
+        event in order. The default calls :meth:`transform` on each; a
+        transformer that can do a whole batch more cheaply overrides it, with
+        the same outcome as :meth:`transform` event by event."""
+        outcomes: list[TransformOutcome] = []
+        for event in events:
+            try:
+                outcomes.append(self.transform(event, client))
+            except Exception as exc:  # EventDropped, EventRejected, or a bug: the caller sorts
+                outcomes.append(exc)
+        return outcomes
 
 
 class Processor(Plugin):
