@@ -1,3 +1,4 @@
+# Long: the whole typed configuration, one model per config.toml table, in one module.
 """The typed configuration: ``config.toml`` (or ``$TELEMETRON_CONFIG``) plus
 ``TELEMETRON_<SECTION>__<KEY>`` environment overrides, loaded once into a frozen
 pydantic-settings object.

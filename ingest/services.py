@@ -1,5 +1,4 @@
-"""Ingest: parse, validate (schema, then the validator chain), transform (the
-transformer chain), hand to the batcher."""
+"""Ingest: parse, validate (schema, validators), transform, hand to the batcher."""
 
 from __future__ import annotations
 
