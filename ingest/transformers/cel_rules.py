@@ -42,6 +42,7 @@ def cel_compile(expression: str) -> Any:
         if found is None:
             raise ValueError(f"does not compile: {text.splitlines()[0]}") from None
         line, column, message = found.groups()
+        message = message.split(" expecting {", 1)[0]  # (the parser's list of every token)
         raise ValueError(f"does not compile at line {line}, column {column}: {message}") from None
     unknown = sorted(set(program.variables()) - VARIABLES)
     if unknown:
@@ -65,6 +66,12 @@ def _plain(value: Any) -> Any:
     if isinstance(value, timedelta):
         return value.total_seconds()
     raise ValueError(f"a {type(value).__name__} cannot be stored in an event")
+
+
+def _shown(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as expressions see it: without data, an empty map (so that
+    ``has(event.data.x)`` is false rather than an error)."""
+    return event if event.get("data") is not None else {**event, "data": {}}
 
 
 class Rule(PluginParams):
@@ -159,10 +166,8 @@ class CelTransformer(Transformer):
         self._always = [r.when.strip() == "true" for r in params.rules]
 
     def transform(self, event: dict[str, Any], client: ClientInfo) -> dict[str, Any]:
-        context = {
-            "event": event,
-            "client": {"ip": client.ip or "", "userAgent": client.user_agent or ""},
-        }
+        who = {"ip": client.ip or "", "userAgent": client.user_agent or ""}
+        context = {"event": _shown(event), "client": who}
         for (name, when, action, field, value, to), always in zip(
             self._rules, self._always, strict=True
         ):
@@ -182,6 +187,7 @@ class CelTransformer(Transformer):
                     found, moved = path_pop(event, field)
                     if found:
                         path_set(event, to, moved)
+                context["event"] = _shown(event)  # the next rules see the change
             except EventDropped:
                 raise
             except Exception as exc:
