@@ -116,6 +116,7 @@ def events_transform(
     for transformer in chain:
         if not current:
             break
+        sources = [e["sourceId"] for e in current]  # (a transformer may change events in place)
         try:
             outcomes = transformer.transform_batch(current, client)
             if len(outcomes) != len(current):
@@ -127,7 +128,7 @@ def events_transform(
         kept: list[dict[str, Any]] = []
         kept_at: list[int] = []
         refused_here = 0
-        for index, event, outcome in zip(left, current, outcomes, strict=True):
+        for index, source_id, outcome in zip(left, sources, outcomes, strict=True):
             if isinstance(outcome, EventDropped):
                 events_dropped(transformer.name, outcome.reason)
                 dropped += 1
@@ -136,7 +137,7 @@ def events_transform(
                 refused[index] = (transformer.name, refusal_message(transformer.name, outcome))
                 refused_here += 1
                 continue
-            if problem := _wire_problem(outcome, event["sourceId"]):
+            if problem := _wire_problem(outcome, source_id):
                 message = f"Transformer {transformer.name} made an invalid event: {problem}"
                 refused[index] = (transformer.name, message)
                 refused_here += 1
