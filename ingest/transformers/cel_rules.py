@@ -1,16 +1,19 @@
 """``CelTransformer``: rules in Google's Common Expression Language (CEL: compiled,
-sandboxed, not Turing-complete), through the ``common-expression-language``
-binding (the Rust implementation, ``cel``). Each rule is a condition and an
-action, compiled once when the chain is built; an expression that does not
-compile is refused there (the admin's form, start-up) with its position."""
+sandboxed, not Turing-complete), through Google's binding of cel-cpp,
+``cel-expr-python``. Each rule is a condition and an action, compiled (parsed
+and checked: an unknown name is an error) once when the chain is built; an
+expression that does not compile is refused there (the admin's form, start-up)
+with its position."""
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import cel
+from cel_expr_python import cel
+from cel_expr_python.ext.ext_strings import ExtStrings
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from plugins.base import (
@@ -26,16 +29,24 @@ from .paths import path_check, path_delete, path_parts, path_pop, path_set
 
 __all__ = ["CelTransformer", "cel_compile"]
 
-# What an expression may name: the event (its wire form) and the request's client.
-VARIABLES = frozenset({"event", "client"})
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
+_STATUS = re.compile(r"^[A-Z_]+: ")  # cel-cpp's status code before its message
+
+
+@functools.cache
+def cel_env() -> Any:
+    """What an expression may name: the event (its wire form) and the request's
+    client, both maps; the standard functions and the strings extension."""
+    return cel.NewEnv(
+        variables={"event": cel.Type.DYN, "client": cel.Type.DYN}, extensions=[ExtStrings()]
+    )
 
 
 def cel_compile(expression: str) -> Any:
     """The compiled expression, or ValueError saying where it does not compile
-    (``line 1, column 15: Syntax error: …``) or which name it does not know."""
+    (``line 1, column 15: Syntax error: …``, ``undeclared reference to 'x'``)."""
     try:
-        program = cel.compile(expression)
+        return cel_env().compile(expression)
     except Exception as exc:
         text = str(exc)
         found = _POSITION.search(text)
@@ -43,14 +54,16 @@ def cel_compile(expression: str) -> Any:
             raise ValueError(f"does not compile: {text.splitlines()[0]}") from None
         line, column, message = found.groups()
         message = message.split(" expecting {", 1)[0]  # (the parser's list of every token)
+        message = message.replace(" (in container '')", "")
         raise ValueError(f"does not compile at line {line}, column {column}: {message}") from None
-    unknown = sorted(set(program.variables()) - VARIABLES)
-    if unknown:
-        raise ValueError(
-            f"names {', '.join(unknown)}: an expression may name only event and client"
-            " (e.g. event.data.plan, client.ip)"
-        )
-    return program
+
+
+def _evaluated(expression: Any, activation: Any) -> Any:
+    """The expression's value as Python data; ValueError with CEL's error."""
+    value = expression.eval(activation)
+    if value.type() == cel.Type.ERROR:  # e.g. "NOT_FOUND: Key not found in map : …"
+        raise ValueError(_STATUS.sub("", str(value.plain_value())))
+    return value.plain_value()
 
 
 def _plain(value: Any) -> Any:
@@ -65,6 +78,8 @@ def _plain(value: Any) -> Any:
         return format_timestamp(value)
     if isinstance(value, timedelta):
         return value.total_seconds()
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
     raise ValueError(f"a {type(value).__name__} cannot be stored in an event")
 
 
@@ -166,13 +181,16 @@ class CelTransformer(Transformer):
         self._always = [r.when.strip() == "true" for r in params.rules]
 
     def transform(self, event: dict[str, Any], client: ClientInfo) -> dict[str, Any]:
+        env = cel_env()
         who = {"ip": client.ip or "", "userAgent": client.user_agent or ""}
-        context = {"event": _shown(event), "client": who}
+        activation = None  # made when a rule first needs it, again after a change
         for (name, when, action, field, value, to), always in zip(
             self._rules, self._always, strict=True
         ):
             try:
-                hit = always or when.execute(context)
+                if activation is None and (not always or value is not None):
+                    activation = env.Activation({"event": _shown(event), "client": who})
+                hit = always or _evaluated(when, activation)
                 if hit is not True and hit is not False:
                     raise ValueError(f"the condition is a {type(hit).__name__}, not a bool")
                 if not hit:
@@ -180,14 +198,14 @@ class CelTransformer(Transformer):
                 if action == "drop":
                     raise EventDropped(name)
                 if action == "set":
-                    path_set(event, field, _plain(value.execute(context)))
+                    path_set(event, field, _plain(_evaluated(value, activation)))
                 elif action == "delete":
                     path_delete(event, field)
                 else:
                     found, moved = path_pop(event, field)
                     if found:
                         path_set(event, to, moved)
-                context["event"] = _shown(event)  # the next rules see the change
+                activation = None  # the next rules see the change
             except EventDropped:
                 raise
             except Exception as exc:
