@@ -37,6 +37,12 @@ def ip_truncate(ip: str, v4_prefix: int, v6_prefix: int) -> str | None:
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
 
 
+def _named(name: str, major: str | None, minor: str | None) -> dict[str, str]:
+    """``{"name", "version"}``, the version only when known."""
+    version = ".".join(v for v in (major, minor) if v)
+    return {"name": name, "version": version} if version else {"name": name}
+
+
 @functools.lru_cache(maxsize=4096)
 def _user_agent(text: str, crawlerdetect: bool) -> dict[str, Any]:
     """Browser, OS, device and bot flag of a user agent (cached: a service sees
@@ -47,14 +53,11 @@ def _user_agent(text: str, crawlerdetect: bool) -> dict[str, Any]:
     spider = parsed.device is not None and parsed.device.family == "Spider"
     out: dict[str, Any] = {"bot": _crawlers().isCrawler(text) if crawlerdetect else spider}
     if parsed.user_agent is not None:
-        ua = parsed.user_agent
-        out["browser"] = {
-            "name": ua.family,
-            "version": ".".join(filter(None, (ua.major, ua.minor))),
-        }
+        out["browser"] = _named(
+            parsed.user_agent.family, parsed.user_agent.major, parsed.user_agent.minor
+        )
     if parsed.os is not None:
-        os_ = parsed.os
-        out["os"] = {"name": os_.family, "version": ".".join(filter(None, (os_.major, os_.minor)))}
+        out["os"] = _named(parsed.os.family, parsed.os.major, parsed.os.minor)
     if parsed.device is not None:
         device = parsed.device
         out["device"] = {
