@@ -123,6 +123,8 @@ class ClientContext(Transformer):
     def __init__(self, params: ClientContext.Params) -> None:
         super().__init__(params)
         self._geo = _open_database(params.geoip_database) if params.geoip_database else None
+        if params.user_agent:  # ua-parser loads its rules on first use (~0.1 s): not in a request
+            _user_agent("Mozilla/5.0", params.bots == "crawlerdetect")
 
     def _location(self, ip: str) -> dict[str, Any] | None:
         assert self._geo is not None

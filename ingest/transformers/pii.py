@@ -74,8 +74,9 @@ class PiiRedactor(Transformer):
         )
         hash_paths: list[str] = Field(
             default_factory=list,
-            description="Fields replaced by the hex HMAC-SHA256 of their JSON value under "
-            "secret, e.g. data.userId: the same value always gives the same hash.",
+            description="Fields replaced by the hex HMAC-SHA256 under secret of their value "
+            "(text as it is, anything else as JSON), e.g. data.userId: the same value always "
+            "gives the same hash.",
         )
         secret: Secret | None = Field(
             None, description="The HMAC key for hash_paths (at least 16 characters)."
