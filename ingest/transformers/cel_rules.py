@@ -90,7 +90,7 @@ def _shown(event: dict[str, Any]) -> dict[str, Any]:
 
 
 class Rule(PluginParams):
-    """One rule: when ``when`` is true, do ``action``."""
+    """One rule: when its condition holds, its action."""
 
     name: str = Field(
         "",
