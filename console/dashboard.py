@@ -122,7 +122,7 @@ def _queue() -> dict[str, Any]:
 
 
 def _chains() -> dict[str, list[str]]:
-    chains: dict[str, list[str]] = {"validator": [], "processor": []}
+    chains: dict[str, list[str]] = {"validator": [], "transformer": [], "processor": []}
     for spec in plugin_specs_enabled():
         chains.setdefault(spec.kind, []).append(spec.name)
     return chains

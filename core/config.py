@@ -16,7 +16,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -134,6 +142,11 @@ class IngestConfig(_Section):
     # Exactly-once by event id: how long a (source, id) is remembered ("24h").
     dedup_window: timedelta = Field(timedelta(hours=24), gt=timedelta(0))
     _window = field_validator("dedup_window", mode="before")(classmethod(_duration_text))  # type: ignore[var-annotated]
+
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR networks):
+    # the client's IP (ClientContext) is the first hop from the right that is not one
+    # of them; empty: the socket's address, X-Forwarded-For ignored.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
 
     @field_validator("allowed_origins")
     @classmethod
@@ -256,6 +269,7 @@ class Settings(BaseSettings):
     http: HttpConfig = HttpConfig()
     processor: ProcessorConfig = ProcessorConfig()
     validation: PluginTables = PluginTables()
+    transformation: PluginTables = PluginTables()
     processing: PluginTables = PluginTables()
     database: DatabaseConfig = DatabaseConfig()
     queue: QueueConfig = QueueConfig()

@@ -122,7 +122,7 @@ def ingest(request: HttpRequest) -> HttpResponse:
     cors_mark(request)
     access = access_for(request)
     body = read_body(request, limit=get_config().ingest.max_body_bytes)
-    event_ingest(body=body, access=access)
+    event_ingest(body=body, access=access, meta=request.META)
     response = HttpResponse(_ACCEPTED, status=202, content_type="application/json")
     cors_response_headers(request, response)
     return response
@@ -140,7 +140,9 @@ def ingest_batch(request: HttpRequest, response: HttpResponse) -> Status[dict[st
     access = access_for(request)
     cfg = get_config().ingest
     body = read_body(request, limit=cfg.max_body_bytes)
-    result = batch_ingest(body=body, max_events=cfg.max_batch_events, access=access)
+    result = batch_ingest(
+        body=body, max_events=cfg.max_batch_events, access=access, meta=request.META
+    )
     cors_response_headers(request, response)
     return Status(202, {"accepted": result.accepted, "rejected": result.rejected})
 

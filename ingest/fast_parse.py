@@ -205,6 +205,7 @@ class Checked:
     accepted: list[dict[str, Any]] = field(default_factory=list)  # wire events
     rejected: list[dict[str, Any]] = field(default_factory=list)  # {"index", "error"}
     forbidden: int = 0  # how many of the rejected were refused by the access check
+    indices: list[int] = field(default_factory=list)  # each accepted event's index
 
 
 def events_check(parsed: Parsed, *, access: WriteAccess, chain: Sequence[Validator]) -> Checked:
@@ -236,4 +237,5 @@ def events_check(parsed: Parsed, *, access: WriteAccess, chain: Sequence[Validat
         accepted=[parsed.wire[i] for i in left],
         rejected=[{"index": i, "error": reasons[i]} for i in sorted(reasons)],
         forbidden=forbidden,
+        indices=left,
     )

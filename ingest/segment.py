@@ -231,7 +231,7 @@ def segment_ingest(request: HttpRequest, *, call: str | None) -> SegmentResult:
             continue
         values.append(value)
         where.append(index)
-    result = values_ingest(values=values, access=access) if values else None
+    result = values_ingest(values=values, access=access, meta=request.META) if values else None
     if result is not None:
         rejected += [{**r, "index": where[r["index"]]} for r in result.rejected]
         rejected.sort(key=lambda r: r["index"])

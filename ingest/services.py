@@ -1,11 +1,12 @@
-"""Ingest: parse, validate (schema, then the validator chain), hand to the batcher."""
+"""Ingest: parse, validate (schema, validators), transform, hand to the batcher."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from django.http import HttpRequest
@@ -27,7 +28,8 @@ from core.metrics.series import FORBIDDEN, RATE_LIMITED, TOO_LARGE, UNAUTHORIZED
 from ingest.backpressure import queue_gate_check
 from ingest.batcher import get_batcher
 from ingest.fast_parse import event_parse_fast, events_check, events_parse_fast
-from plugins.base import Event, EventRejected, Validator
+from ingest.transformation import client_info, events_transform
+from plugins.base import Event, EventRejected, Transformer, Validator
 from plugins.live import get_chains
 from sources.access import WriteAccess, write_access
 from sources.directory import SourceEntry
@@ -41,6 +43,10 @@ __all__ = [
     "event_parse",
     "values_ingest",
 ]
+
+
+# No request to read the client from (a caller that is not a view: tests, benches).
+_NO_META: Mapping[str, Any] = MappingProxyType({})
 
 
 def _schema_details(exc: ValidationError) -> list[dict[str, str]]:
@@ -131,22 +137,33 @@ def _submit(wire: list[dict[str, Any]], limited: Limited) -> None:
     events_accepted(len(wire))
 
 
-def event_ingest(*, body: bytes, access: WriteAccess) -> None:
-    """Accept one event (JSON object) or raise an ApiError."""
+def event_ingest(*, body: bytes, access: WriteAccess, meta: Mapping[str, Any] = _NO_META) -> None:
+    """Accept one event (JSON object) or raise an ApiError. ``meta``: the
+    request's ``META`` (the client's address and user agent, for transformers)."""
     event = event_parse_fast(body)
     if event is None:  # not one valid event: the path with the exact error messages
         event = event_parse(json_parse(body))
     _access_check(event, access)
-    _validate(event, get_chains().validators)
+    chains = get_chains()
+    _validate(event, chains.validators)
+    wire = event.to_wire()
+    if chains.transformers:
+        done = events_transform([wire], chain=chains.transformers, client=client_info(meta))
+        if done.refused:
+            name, message = done.refused[0]
+            raise BadRequest(message, [{"transformer": name, "reason": message}])
+        if not done.kept:
+            return  # dropped: answered as accepted, nothing queued
+        wire = done.kept[0]
     queue_gate_check()
     source = access.source(event.source_id)
     limited = _limited([(source, 1)], 1) if source is not None else Limited([])
-    _submit([event.to_wire()], limited)
+    _submit([wire], limited)
 
 
 @dataclass
 class BatchResult:
-    accepted: int = 0
+    accepted: int = 0  # queued, or dropped by a transformer (answered as accepted)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     forbidden: int = 0  # of the rejected, refused for access (403)
 
@@ -169,7 +186,13 @@ def _too_many(events: int, max_events: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"Batch has {events} events; the limit is {max_events}")
 
 
-def batch_ingest(*, body: bytes, max_events: int, access: WriteAccess) -> BatchResult:
+def batch_ingest(
+    *,
+    body: bytes,
+    max_events: int,
+    access: WriteAccess,
+    meta: Mapping[str, Any] = _NO_META,
+) -> BatchResult:
     """Accept the valid events of a JSON array; report the others by index.
     A rate limit refuses the whole request (nothing taken)."""
     parsed = events_parse_fast(body)
@@ -178,25 +201,55 @@ def batch_ingest(*, body: bytes, max_events: int, access: WriteAccess) -> BatchR
             raise _too_many(len(parsed), max_events)
         if not len(parsed):
             raise BadRequest("Batch is empty: nothing accepted")
-        checked = events_check(parsed, access=access, chain=get_chains().validators)
+        chains = get_chains()
+        checked = events_check(parsed, access=access, chain=chains.validators)
         result = BatchResult(rejected=checked.rejected)
         if not checked.accepted:
             raise _nothing_accepted(result.rejected, checked.forbidden)
-        return _batch_submit(checked.accepted, access, result)
-    return _batch_ingest_per_event(body=body, max_events=max_events, access=access)
+        wire = checked.accepted
+        if chains.transformers:
+            wire = _transform(wire, checked.indices, chains.transformers, meta, result)
+            if not wire and not result.accepted:
+                raise _nothing_accepted(result.rejected, checked.forbidden)
+        return _batch_submit(wire, access, result)
+    return _batch_ingest_per_event(body=body, max_events=max_events, access=access, meta=meta)
+
+
+def _transform(
+    wire: list[dict[str, Any]],
+    indices: list[int],
+    chain: Sequence[Transformer],
+    meta: Mapping[str, Any],
+    result: BatchResult,
+) -> list[dict[str, Any]]:
+    """The transformer chain over a request's accepted events (``indices``: their
+    index in the request): the kept ones; the dropped ones counted as accepted,
+    the refused ones added to ``result.rejected`` (in index order)."""
+    done = events_transform(wire, chain=chain, client=client_info(meta))
+    result.accepted += done.dropped
+    if done.refused:
+        result.rejected += [
+            {"index": indices[i], "error": message} for i, (_, message) in done.refused.items()
+        ]
+        result.rejected.sort(key=lambda r: r["index"])
+    return done.kept
 
 
 def _batch_submit(
     wire: list[dict[str, Any]], access: WriteAccess, result: BatchResult
 ) -> BatchResult:
+    if not wire:  # every event left was dropped by a transformer: nothing to queue
+        return result
     queue_gate_check()
     limited = _limited(_per_source([w["sourceId"] for w in wire], access), len(wire))
     _submit(wire, limited)
-    result.accepted = len(wire)
+    result.accepted += len(wire)
     return result
 
 
-def _batch_ingest_per_event(*, body: bytes, max_events: int, access: WriteAccess) -> BatchResult:
+def _batch_ingest_per_event(
+    *, body: bytes, max_events: int, access: WriteAccess, meta: Mapping[str, Any]
+) -> BatchResult:
     """The path of a body the fast parse declined: event by event, so each
     error is reported with its index and exact message."""
     values = json_parse(body)
@@ -207,20 +260,27 @@ def _batch_ingest_per_event(*, body: bytes, max_events: int, access: WriteAccess
         raise _too_many(len(values), max_events)
     if not values:
         raise BadRequest("Batch is empty: nothing accepted")
-    result = values_ingest(values=values, access=access)
+    result = values_ingest(values=values, access=access, meta=meta)
     if not result.accepted:
         raise _nothing_accepted(result.rejected, result.forbidden)
     return result
 
 
-def values_ingest(*, values: list[Any], access: WriteAccess) -> BatchResult:
+def values_ingest(
+    *,
+    values: list[Any],
+    access: WriteAccess,
+    meta: Mapping[str, Any] = _NO_META,
+) -> BatchResult:
     """Accept the valid events of decoded JSON values (the /ingest/batch path,
-    shared by the Segment API): schema, access, validators, then the rate limit
-    and the commit for all the valid ones at once. Nothing is taken when none
-    is valid (``accepted == 0``; the caller answers)."""
-    chain = get_chains().validators
+    shared by the Segment API): schema, access, validators, transformers, then
+    the rate limit and the commit for all the kept ones at once. Nothing is taken
+    when none is valid (``accepted == 0``; the caller answers)."""
+    chains = get_chains()
+    chain = chains.validators
     result = BatchResult()
     accepted: list[Event] = []
+    indices: list[int] = []
     for index, value in enumerate(values):
         try:
             event = event_parse(value)
@@ -231,6 +291,10 @@ def values_ingest(*, values: list[Any], access: WriteAccess) -> BatchResult:
             result.rejected.append({"index": index, "error": exc.message})
             continue
         accepted.append(event)
+        indices.append(index)
     if not accepted:
         return result
-    return _batch_submit([e.to_wire() for e in accepted], access, result)
+    wire = [e.to_wire() for e in accepted]
+    if chains.transformers:
+        wire = _transform(wire, indices, chains.transformers, meta, result)
+    return _batch_submit(wire, access, result)

@@ -26,12 +26,10 @@ from plugins.catalog import plugin_catalog, row_problem
 from plugins.forms import PluginConfigForm, PluginToggleForm, params_field, plugin_summary
 from plugins.models import PluginConfig
 from plugins.params import params_redacted, params_secret_keys
-from plugins.registry import Kind, Registry, get_registry
+from plugins.registry import Kind, Registry, get_registry, kind_of
 from plugins.sync import POSITION_STEP
 
-
-def _kind(value: str) -> Kind:
-    return "validator" if value == "validator" else "processor"
+_kind = kind_of
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -93,7 +91,7 @@ class PluginConfigAdmin(admin.ModelAdmin):
     list_editable = ("enabled", "position")
     list_filter = ("kind", "enabled")
     search_fields = ("name",)
-    ordering = ("-kind", "position", "name")  # validators, then processors; chain order
+    ordering = ("-kind", "position", "name")  # validators, transformers, processors; chain order
     actions = ("enable_selected", "disable_selected")
     list_per_page = 200
 

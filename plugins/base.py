@@ -1,13 +1,12 @@
 # Long: the whole plugin contract lives in one module (STYLE), Batch and validate_batch too.
 """The plugin contract every app depends on: the event and batch shapes, the
-``Validator`` and ``Processor`` base classes, their errors and the ``Params``
-convention. Nothing here imports an app.
+``Validator``, ``Transformer`` and ``Processor`` base classes, their errors and
+the ``Params`` convention. Nothing here imports an app.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pydantic import (
 )
 
 from plugins.storable import data_problem, string_problem
+from plugins.timestamps import format_timestamp, parse_timestamp
 
 __all__ = [
     "MAX_DATA_DEPTH",
@@ -34,7 +34,9 @@ __all__ = [
     "MAX_TYPE_LENGTH",
     "U64_MAX",
     "Batch",
+    "ClientInfo",
     "Event",
+    "EventDropped",
     "EventRejected",
     "Kind",
     "Plugin",
@@ -43,15 +45,18 @@ __all__ = [
     "ProcessingError",
     "Processor",
     "Secret",
+    "TransformOutcome",
+    "Transformer",
     "Validator",
     "batch_id_new",
     "batch_received_at",
     "format_timestamp",
+    "parse_timestamp",
 ]
 
 U64_MAX = 2**64 - 1
 
-Kind = Literal["validator", "processor"]
+Kind = Literal["validator", "transformer", "processor"]
 
 # How deeply an event's ``data`` may nest (arrays/objects). Deeper values cannot
 # be pickled for the broker within Python's recursion limit, and one such event
@@ -62,50 +67,6 @@ MAX_DATA_DEPTH = 64
 MAX_TYPE_LENGTH = 256
 # The longest event id (``id``; a Segment ``messageId``), the dedup record's key.
 MAX_ID_LENGTH = 200
-
-
-# RFC 3339 date-time: a full date, a time with seconds, optional fraction, and an offset.
-# ASCII digits, and a T (RFC 3339 section 5.6; its note's space is left out, as in
-# JSON Schema's date-time format: the OpenAPI document, ingest/schemas.py).
-_RFC3339 = re.compile(
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?P<frac>\.[0-9]+)?"
-    r"(?P<tz>[Zz]|[+-][0-9]{2}:[0-9]{2})$"
-)
-
-
-def parse_timestamp(value: str) -> datetime:
-    """Parse an RFC 3339 timestamp with an offset into an aware UTC datetime.
-
-    Fractions beyond microseconds are truncated (Python's datetime resolution).
-    """
-    m = _RFC3339.match(value)
-    if m is None:
-        raise ValueError("must be an RFC 3339 timestamp with an offset, e.g. 2023-10-27T09:30:00Z")
-    text = value
-    frac = m.group("frac")
-    if frac and len(frac) > 7:
-        text = value[: m.start("frac")] + frac[:7] + value[m.end("frac") :]
-    if m.group("tz") in ("Z", "z"):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValueError(f"is not a valid date and time ({exc})") from None
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
-        raise ValueError("is out of range once converted to UTC") from None
-
-
-def format_timestamp(value: datetime) -> str:
-    """RFC 3339 in UTC with a ``Z``; fractional seconds only when present
-    (milliseconds when they are whole). ``isoformat`` zero-pads years before
-    1000 and, being C code, is ~10x faster than strftime on the ingest path."""
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    micros = value.microsecond
-    spec = "seconds" if not micros else "milliseconds" if micros % 1000 == 0 else "microseconds"
-    return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
 def _integral_number(value: Any) -> Any:
@@ -285,6 +246,16 @@ class EventRejected(Exception):
         self.reason = reason
 
 
+class EventDropped(Exception):
+    """Raised by a transformer to drop an event: the client is answered as if it
+    were accepted, and the drop is counted under ``reason`` (a short, fixed word:
+    it is a metric's label value)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class ProcessingError(Exception):
     """Raised by a processor for a failure worth retrying / dead-lettering."""
 
@@ -337,6 +308,52 @@ class Validator(Plugin):
             except EventRejected as exc:
                 rejected[index] = exc
         return rejected
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """Who sent a request, as a transformer may use it: the client's address (the
+    socket's, or the first untrusted hop of ``X-Forwarded-For`` behind
+    ``ingest.trusted_proxies``) and its ``User-Agent``; None when unknown."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+# What a transformer's batch hook answers for each event it was given: the event
+# (changed or not), or why it was dropped, or the error that refuses it.
+TransformOutcome = dict[str, Any] | EventDropped | Exception
+
+
+class Transformer(Plugin):
+    """Changes, enriches or drops an event after the validators and before the
+    queue commit, so what it removes is never stored. Events are the wire form
+    (:meth:`Event.to_wire`: ``sourceId``, ``type``, ``timestamp``, ``data`` and
+    maybe ``id``), plain JSON data the transformer may change in place or
+    replace."""
+
+    kind = "transformer"
+
+    def transform(self, event: dict[str, Any], client: ClientInfo) -> dict[str, Any]:
+        """Return the event to keep (changed or not); raise :class:`EventDropped`
+        to drop it, :class:`EventRejected` (or any error) to refuse it with a
+        ``400`` naming this transformer."""
+        raise NotImplementedError
+
+    def transform_batch(
+        self, events: Sequence[dict[str, Any]], client: ClientInfo
+    ) -> list[TransformOutcome]:
+        """A request's events at once (they share ``client``), one outcome per
+        event in order. The default calls :meth:`transform` on each; a
+        transformer that can do a whole batch more cheaply overrides it, with
+        the same outcome as :meth:`transform` event by event."""
+        outcomes: list[TransformOutcome] = []
+        for event in events:
+            try:
+                outcomes.append(self.transform(event, client))
+            except Exception as exc:  # EventDropped, EventRejected, or a bug: the caller sorts
+                outcomes.append(exc)
+        return outcomes
 
 
 class Processor(Plugin):

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from plugins.models import PluginConfig
 from plugins.params import params_messages, params_problems_text
-from plugins.registry import Kind, Registry
+from plugins.registry import KINDS, Kind, Registry, kind_of
 
 __all__ = ["CatalogEntry", "params_summary", "plugin_catalog", "row_problem"]
 
@@ -36,7 +36,7 @@ class CatalogEntry:
 
 def row_problem(row: PluginConfig, registry: Registry) -> str:
     """Why this row cannot build its plugin in this process ("" when it can)."""
-    kind: Kind = "validator" if row.kind == "validator" else "processor"
+    kind = kind_of(row.kind)
     failure = next((f for f in registry.failures if (f.kind, f.name) == (kind, row.name)), None)
     if failure is not None:
         return f"failed to import: {failure.error}"
@@ -57,13 +57,14 @@ def params_summary(exc: ValidationError) -> str:
 
 
 def plugin_catalog(*, registry: Registry, rows: Sequence[PluginConfig]) -> list[CatalogEntry]:
-    """Validators first, then processors; each in chain order, unconfigured last."""
+    """Validators first, then transformers, then processors; each in chain order,
+    unconfigured last."""
     by_key = {(r.kind, r.name): r for r in rows}
     keys: set[tuple[Kind, str]] = set()
-    for kind in ("validator", "processor"):
+    for kind in KINDS:
         keys.update((kind, n) for n in registry.names(kind))  # type: ignore[arg-type]
     keys.update((f.kind, f.name) for f in registry.failures)
-    keys.update(("validator" if r.kind == "validator" else "processor", r.name) for r in rows)
+    keys.update((kind_of(r.kind), r.name) for r in rows)
 
     entries = []
     for kind, name in keys:
@@ -89,7 +90,7 @@ def plugin_catalog(*, registry: Registry, rows: Sequence[PluginConfig]) -> list[
                 error=error,
             )
         )
-    order = {"validator": 0, "processor": 1}
+    order = {kind: i for i, kind in enumerate(KINDS)}
     entries.sort(
         key=lambda e: (order[e.kind], e.position is None, e.position or 0, e.name),
     )

@@ -17,11 +17,12 @@ from pydantic import ValidationError
 
 from core.config import ConfigError, Settings, get_config
 from core.errors import loc_text
-from plugins.base import Kind, Plugin, PluginSpec, Processor, Validator
+from plugins.base import Kind, Plugin, PluginSpec, Processor, Transformer, Validator
 from plugins.params import params_messages
 from plugins.registry import Registry, get_registry
 
 __all__ = [
+    "SECTIONS",
     "Chains",
     "PluginConfigError",
     "build_chain",
@@ -32,12 +33,21 @@ __all__ = [
 ]
 
 
+# The config.toml table of each kind's plugins: [<section>.plugins.<Name>].
+SECTIONS: dict[Kind, str] = {
+    "validator": "validation",
+    "transformer": "transformation",
+    "processor": "processing",
+}
+
+
 class PluginConfigError(ConfigError):
     """An unknown plugin name or invalid plugin parameters."""
 
 
 def specs_from_config(cfg: Settings) -> list[PluginSpec]:
     specs = [PluginSpec("validator", n, dict(p)) for n, p in cfg.validation.plugins.items()]
+    specs += [PluginSpec("transformer", n, dict(p)) for n, p in cfg.transformation.plugins.items()]
     specs += [PluginSpec("processor", n, dict(p)) for n, p in cfg.processing.plugins.items()]
     return specs
 
@@ -45,7 +55,7 @@ def specs_from_config(cfg: Settings) -> list[PluginSpec]:
 def _params_error(spec: PluginSpec, exc: ValidationError) -> str:
     loc, msg = params_messages(exc)[0]
     key = loc_text(loc)
-    section = "validation" if spec.kind == "validator" else "processing"
+    section = SECTIONS[spec.kind]
     return f"[{section}.plugins.{spec.name}] {key}: {msg}"
 
 
@@ -77,17 +87,24 @@ def build_chain(kind: Kind, specs: Iterable[PluginSpec], registry: Registry) -> 
 class Chains:
     validators: Sequence[Validator]
     processors: Sequence[Processor]
+    transformers: Sequence[Transformer] = ()
 
     @classmethod
     def build(cls, specs: Sequence[PluginSpec], registry: Registry) -> Chains:
         return cls(
             validators=tuple(cast(list[Validator], build_chain("validator", specs, registry))),
             processors=tuple(cast(list[Processor], build_chain("processor", specs, registry))),
+            transformers=tuple(
+                cast(list[Transformer], build_chain("transformer", specs, registry))
+            ),
         )
 
     def describe(self) -> str:
         names = lambda chain: ", ".join(p.name for p in chain) or "none"  # noqa: E731
-        return f"validators [{names(self.validators)}], processors [{names(self.processors)}]"
+        return (
+            f"validators [{names(self.validators)}], transformers [{names(self.transformers)}],"
+            f" processors [{names(self.processors)}]"
+        )
 
 
 def config_chains() -> Chains:

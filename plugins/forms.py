@@ -29,7 +29,7 @@ from plugins.params import (
     params_problems_text,
     params_secret_keys,
 )
-from plugins.registry import Kind, Registry
+from plugins.registry import Kind, Registry, kind_of
 
 __all__ = ["PluginConfigForm", "PluginToggleForm", "params_field", "plugin_summary"]
 
@@ -56,8 +56,7 @@ def plugin_summary(cls: type[Plugin] | None) -> str:
     return " ".join(doc.split("\n\n")[0].replace("``", "").split())
 
 
-def _kind(value: str) -> Kind:
-    return "validator" if value == "validator" else "processor"
+_kind = kind_of
 
 
 class PluginConfigForm(forms.ModelForm):

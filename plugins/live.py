@@ -81,18 +81,23 @@ _live = _LiveChains()
 get_chains = _live.get  # the chains every request and batch uses
 
 
-def plugins_in_use() -> tuple[list[str], list[str]]:
-    """The names of the validators and of the processors this process holds,
+def plugins_in_use() -> tuple[list[str], list[str], list[str]]:
+    """The names of the validators, the transformers and the processors this process holds,
     without asking the database or building a plugin (what ``/metrics`` names
     its series after: a scrape opens no connection, which on SQLite would
     create a database file that was taken away); config.toml's before the
     process built any chains."""
     chains = _live.peek()
     if chains is not None:
-        return [v.name for v in chains.validators], [p.name for p in chains.processors]
+        return (
+            [v.name for v in chains.validators],
+            [t.name for t in chains.transformers],
+            [p.name for p in chains.processors],
+        )
     specs = specs_from_config(get_config())
     return (
         [s.name for s in specs if s.kind == "validator"],
+        [s.name for s in specs if s.kind == "transformer"],
         [s.name for s in specs if s.kind == "processor"],
     )
 

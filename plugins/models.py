@@ -21,6 +21,7 @@ def _empty_params() -> dict[str, Any]:
 class PluginConfig(models.Model):
     class Kind(models.TextChoices):
         VALIDATOR = "validator", "validator"
+        TRANSFORMER = "transformer", "transformer"
         PROCESSOR = "processor", "processor"
 
     class Source(models.TextChoices):

@@ -1,5 +1,5 @@
-"""Plugin discovery: Python entry points, groups ``telemetron.validators`` and
-``telemetron.processors`` (built-ins are registered there too, in
+"""Plugin discovery: Python entry points, groups ``telemetron.validators``,
+``telemetron.transformers`` and ``telemetron.processors`` (built-ins are registered there too, in
 ``pyproject.toml``). Registration never touches the database.
 
 A plugin that fails to import is kept as a :class:`LoadFailure` with its name,
@@ -12,23 +12,39 @@ from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 
 from core.process_wide import process_wide
-from plugins.base import Kind, Plugin, Processor, Validator
+from plugins.base import Kind, Plugin, Processor, Transformer, Validator
 
 __all__ = [
     "GROUPS",
+    "KINDS",
     "Kind",
     "LoadFailure",
     "Registry",
     "RegistryError",
     "discover",
     "get_registry",
+    "kind_of",
 ]
 
 GROUPS: dict[Kind, str] = {
     "validator": "telemetron.validators",
+    "transformer": "telemetron.transformers",
     "processor": "telemetron.processors",
 }
-_BASES: dict[Kind, type[Plugin]] = {"validator": Validator, "processor": Processor}
+_BASES: dict[Kind, type[Plugin]] = {
+    "validator": Validator,
+    "transformer": Transformer,
+    "processor": Processor,
+}
+
+
+KINDS: tuple[Kind, ...] = ("validator", "transformer", "processor")  # in the order they run
+
+
+def kind_of(value: str) -> Kind:
+    """A stored kind (a ``PluginConfig.kind``) as a :data:`Kind`; anything else is
+    a processor, as before transformers were a kind."""
+    return value if value in ("validator", "transformer") else "processor"  # type: ignore[return-value]
 
 
 class RegistryError(Exception):
@@ -48,7 +64,7 @@ class LoadFailure:
 @dataclass
 class Registry:
     plugins: dict[Kind, dict[str, type[Plugin]]] = field(
-        default_factory=lambda: {"validator": {}, "processor": {}}
+        default_factory=lambda: {"validator": {}, "transformer": {}, "processor": {}}
     )
     origins: dict[tuple[Kind, str], str] = field(default_factory=dict)
     # (distribution name, version) that registered each plugin, when known.

@@ -24,12 +24,11 @@ from plugins.base import PluginSpec
 from plugins.chains import Chains, build_plugin, plugin_class
 from plugins.models import PluginConfig
 from plugins.params import params_defaults, params_redacted, params_secret_keys
-from plugins.registry import Kind, Registry
+from plugins.registry import KINDS, Kind, Registry
 
 __all__ = ["SyncAction", "SyncReport", "plugins_sync", "startup_sync", "sync_plan"]
 
 POSITION_STEP = 10
-KINDS: tuple[Kind, ...] = ("validator", "processor")
 Verb = Literal["create", "configure", "update", "disable", "discover", "differs"]
 
 

@@ -158,19 +158,29 @@ def test_links_stay_in_the_repository() -> None:
     assert "../" not in README
 
 
+KINDS = (
+    ("validation", "validator"),
+    ("transformation", "transformer"),
+    ("processing", "processor"),
+)
+
+
 def test_each_built_in_plugin_has_a_worked_example() -> None:
-    named = {
-        name
-        for b in BUILT_IN
-        for s in ("validation", "processing")
-        for name in b.get(s, {}).get("plugins", {})
+    named = {name for b in BUILT_IN for s, _ in KINDS for name in b.get(s, {}).get("plugins", {})}
+    assert named == {
+        "JsonSchemaValidator",
+        "ArchiveProcessor",
+        "WebhookProcessor",
+        "CelTransformer",
+        "PiiRedactor",
+        "ClientContext",
+        "Sampler",
     }
-    assert named == {"JsonSchemaValidator", "ArchiveProcessor", "WebhookProcessor"}
 
 
 @pytest.mark.parametrize("block", BUILT_IN)
 def test_the_examples_build(block: dict[str, object]) -> None:
-    for section, kind in (("validation", "validator"), ("processing", "processor")):
+    for section, kind in KINDS:
         for name, params in block.get(section, {}).get("plugins", {}).items():  # type: ignore[attr-defined]
             build_plugin(PluginSpec(kind, name, params), get_registry())  # type: ignore[arg-type]
     if "archive" in block:

@@ -13,6 +13,7 @@ from core.metrics.series import (
     EVENT_LAG,
     EVENTS_ACCEPTED,
     EVENTS_DEDUPLICATED,
+    EVENTS_DROPPED,
     EVENTS_PROCESSED,
     EVENTS_REJECTED,
     HTTP_REQUESTS,
@@ -29,6 +30,7 @@ __all__ = [
     "batch_observe",
     "events_accepted",
     "events_deduplicated",
+    "events_dropped",
     "events_rejected",
     "known_series_init",
     "plugin_failed",
@@ -62,6 +64,11 @@ def events_rejected(reason: str = INVALID, count: int = 1) -> None:
     child.inc(count)  # type: ignore[attr-defined]
 
 
+def events_dropped(transformer: str, reason: str, count: int = 1) -> None:
+    """Count events a transformer dropped (answered as accepted, not queued)."""
+    _child(EVENTS_DROPPED, transformer, reason).inc(count)  # type: ignore[attr-defined]
+
+
 def plugin_observe(plugin: str, seconds: float, *, ok: bool) -> None:
     """One attempt of a processor plugin on a batch."""
     _child(PLUGIN_DURATION, plugin, "success" if ok else "error").observe(seconds)  # type: ignore[attr-defined]
@@ -82,7 +89,11 @@ def batch_observe(*, size: int, lag_s: float, processed: int) -> None:
 
 
 def known_series_init(
-    *, validators: Iterable[str], processors: Iterable[str], endpoints: Iterable[str]
+    *,
+    validators: Iterable[str],
+    processors: Iterable[str],
+    endpoints: Iterable[str],
+    transformers: Iterable[str] = (),
 ) -> None:
     """Make every series whose label values are known exist, at zero until
     recorded (Prometheus' advice: a series missing until its first error is
@@ -91,7 +102,7 @@ def known_series_init(
     each endpoint's requests and durations by status class. In multiprocess mode
     a child's creation writes its zero into this process's file, which every
     scrape merges. Cheap once done: a dictionary lookup per series."""
-    for reason in (*REJECTION_REASONS, *validators):
+    for reason in (*REJECTION_REASONS, *validators, *transformers):
         _child(EVENTS_REJECTED, reason)
     for plugin in processors:
         _child(PLUGIN_ERRORS, plugin)

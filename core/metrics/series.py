@@ -17,6 +17,7 @@ __all__ = [
     "BATCH_SIZE",
     "EVENTS_ACCEPTED",
     "EVENTS_DEDUPLICATED",
+    "EVENTS_DROPPED",
     "EVENTS_PROCESSED",
     "EVENTS_REJECTED",
     "EVENT_LAG",
@@ -77,10 +78,17 @@ EVENTS_DEDUPLICATED = Counter(
 )
 EVENTS_REJECTED = Counter(
     "telemetron_events_rejected",
-    "Events rejected at ingest, by reason: the validator's name, `invalid` (not JSON, "
+    "Events rejected at ingest, by reason: the validator's or transformer's name, `invalid`"
+    " (not JSON, "
     "or not a valid event), `unauthorized`, `forbidden`, `rate_limited` (429) or "
     "`too_large` (a request over a size limit).",
     ["reason"],
+)
+EVENTS_DROPPED = Counter(
+    "telemetron_events_dropped",
+    "Events a transformer dropped at ingest (answered as accepted, never queued), by "
+    "transformer and reason (a CEL rule's name, `sampled`, …).",
+    ["transformer", "reason"],
 )
 BATCH_SIZE = Histogram(
     "telemetron_batch_size",

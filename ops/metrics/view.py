@@ -21,7 +21,12 @@ _scrape_time = ScrapeTimeCollector()
 
 def metrics(request: HttpRequest) -> HttpResponse:
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    validators, processors = plugins_in_use()  # as this process last read them
-    known_series_init(validators=validators, processors=processors, endpoints=endpoints_known())
+    validators, transformers, processors = plugins_in_use()  # as this process last read them
+    known_series_init(
+        validators=validators,
+        transformers=transformers,
+        processors=processors,
+        endpoints=endpoints_known(),
+    )
     registry = scrape_registry(multiproc_dir(), _scrape_time)
     return HttpResponse(encoder(registry), content_type=content_type)

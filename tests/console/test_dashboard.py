@@ -119,6 +119,8 @@ def test_the_enabled_chains_in_order(admin_client: Client) -> None:
         ("validator", "EventTypeValidator", True, 2),
         ("validator", "SourceIdValidator", True, 1),
         ("validator", "JsonSchemaValidator", False, 3),
+        ("transformer", "Sampler", True, 2),
+        ("transformer", "CelTransformer", True, 1),
         ("processor", "StorageProcessor", True, 1),
     ]
     for kind, name, enabled, position in rows:
@@ -127,7 +129,11 @@ def test_the_enabled_chains_in_order(admin_client: Client) -> None:
     chains = re.search(r'<table id="chains">.*?</table>', html, re.S)
     assert chains is not None
     cells = re.findall(r"<td>([^<]*)</td>", chains.group(0))
-    assert cells == ["SourceIdValidator → EventTypeValidator", "StorageProcessor"]
+    assert cells == [
+        "SourceIdValidator → EventTypeValidator",
+        "CelTransformer → Sampler",
+        "StorageProcessor",
+    ]
 
 
 def test_no_cluster_is_said_plainly(admin_client: Client) -> None:

@@ -1,4 +1,4 @@
-# Long: one case per installed plugin (14), each with its edits and its checks.
+# Long: one case per installed plugin (19), each with its edits and its checks.
 """What tests/e2e/test_plugin_admin_browser.py does with each installed plugin:
 the edits an operator makes on its page (one parameter of each kind it has),
 the parameters stored then, and how the running service shows that the plugin
@@ -27,6 +27,7 @@ from tests.support.admin_browser import (
     editor_type,
 )
 from tests.support.dbread import rows, wait_queue_empty
+from tests.support.prom import parse_exposition
 from tests.support.receiver import Receiver
 
 __all__ = ["CASES", "WEBHOOK_SECRET", "Case", "Env"]
@@ -289,6 +290,83 @@ def _edit_slow(driver: WebDriver, env: Env) -> None:
     editor_type(driver, ("marker_dir",), "markers")
 
 
+# --- transformers --------------------------------------------------------------------
+
+
+def _dropped(reason: str, transformer: str) -> Callable[[Env], int]:
+    def count(env: Env) -> int:
+        exp = parse_exposition(env.client.get("/metrics").text)
+        value = exp.value("telemetron_events_dropped_total", transformer=transformer, reason=reason)
+        return int(value)
+
+    return count
+
+
+def _drops(type: str, reason: str, transformer: str) -> Callable[[Env], bool]:
+    """Whether an event of ``type`` (the same content each time) is dropped now."""
+    count = _dropped(reason, transformer)
+
+    def check(env: Env) -> bool:
+        before = count(env)
+        assert _status(env, 1, type) == 202  # a dropped event is answered as accepted
+        return count(env) > before
+
+    return check
+
+
+def _keeps(type: str, reason: str, transformer: str) -> Callable[[Env], bool]:
+    drops = _drops(type, reason, transformer)
+    return lambda env: not drops(env)
+
+
+def _edit_cel(driver: WebDriver, env: Env) -> None:
+    editor_add_item(driver, "Rules")
+    editor_type(driver, ("rules", 0, "name"), "pings")
+    editor_type(driver, ("rules", 0, "when"), 'event.type == "Ping"')
+    editor_choose(driver, ("rules", 0, "action"), "drop")
+
+
+def _stored_last(env: Env, type: str, **data: Any) -> Any:
+    """The data archived for an event of ``type`` sent now with ``data``."""
+    assert _status(env, 1, type, data=data) == 202
+    wait_queue_empty(env.database_url, timeout=30)
+    sql = f"SELECT data FROM archive_archivedevent WHERE type = '{type}' ORDER BY id DESC"
+    value = rows(env.database_url, sql)[0][0]
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _phone_dropped(env: Env) -> bool:
+    return "phone" not in _stored_last(env, "Pii", phone="+44 20 7946 0000")
+
+
+def _phone_kept(env: Env) -> bool:
+    return "phone" in _stored_last(env, "Pii", phone="+44 20 7946 0000")
+
+
+def _edit_redactor(driver: WebDriver, env: Env) -> None:
+    editor_add_item(driver, "Drop Paths")
+    editor_type(driver, ("drop_paths", 0), "data.phone")
+
+
+def _ip_kept(env: Env) -> bool:
+    context = _stored_last(env, "Ctx", k=1).get("context") or {}
+    return bool(context.get("ip") == "127.0.0.1" and context.get("userAgent"))
+
+
+def _no_context(env: Env) -> bool:
+    return "context" not in _stored_last(env, "Ctx", k=1)
+
+
+def _edit_sampler(driver: WebDriver, env: Env) -> None:
+    editor_add_key(driver, "Rates", "Sampled")
+    editor_type(driver, ("rates", "Sampled"), "1000000")
+
+
+def _crashes(env: Env) -> bool:
+    answer = env.client.post("/ingest", json=event(1, "Kaboom"))
+    return answer.status_code == 400 and "CrashingTransformer" in answer.json()["error"]
+
+
 def _accepts(**what: Any) -> Callable[[Env], bool]:
     return lambda env: _status(env, **what) == 202
 
@@ -380,5 +458,64 @@ CASES: tuple[Case, ...] = (
         took=_acts(_files("markers")),
         stopped=_idle(_files("markers")),
         edit=_edit_slow,
+    ),
+    # Transformers last: the archive (enabled above) shows what they stored.
+    Case(
+        "CelTransformer",
+        took=_drops("Ping", "pings", "CelTransformer"),
+        stopped=_keeps("Ping", "pings", "CelTransformer"),
+        edit=_edit_cel,
+        expect=lambda env: {
+            "rules": [
+                {
+                    "name": "pings",
+                    "when": 'event.type == "Ping"',
+                    "action": "drop",
+                    "field": "",
+                    "value": "",
+                    "to": "",
+                }
+            ]
+        },
+    ),
+    Case(
+        "PiiRedactor",
+        took=_phone_dropped,
+        stopped=_phone_kept,
+        edit=_edit_redactor,
+        expect=lambda env: {
+            "drop_paths": ["data.phone"],
+            "hash_paths": [],
+            "secret": None,
+            "patterns": ["email", "card", "ip"],
+            "custom": {},
+            "replacement": "[{name}]",
+        },
+        cleanup=True,  # its IP pattern would hide what ClientContext stores
+    ),
+    Case(
+        "ClientContext",
+        took=_ip_kept,
+        stopped=_no_context,
+        edit=lambda driver, env: editor_choose(driver, ("ip",), "keep"),
+    ),
+    Case(
+        "Sampler",
+        took=_drops("Sampled", "sampled", "Sampler"),
+        stopped=_keeps("Sampled", "sampled", "Sampler"),
+        edit=_edit_sampler,
+        expect=lambda env: {
+            "by": "type",
+            "rates": {"Sampled": 1000000},
+            "default_rate": 1,
+            "salt": "",
+        },
+    ),
+    Case(
+        "CrashingTransformer",
+        took=_crashes,
+        stopped=_accepts(type="Kaboom"),
+        edit=lambda driver, env: editor_type(driver, ("crash_type",), "Kaboom"),
+        expect=lambda env: {"crash_type": "Kaboom"},
     ),
 )

@@ -40,6 +40,12 @@ def _invalid_json_schema(project: Project) -> None:
     }
 
 
+def _cel_not_compiling(project: Project) -> None:
+    project.config["transformation.plugins.CelTransformer"] = {
+        "rules": [{"name": "noise", "when": 'event.type == "noise" &&', "action": "drop"}]
+    }
+
+
 def _memory_store_with_workers(project: Project) -> None:
     project.config["stats"] = {"store": "memory"}
 
@@ -57,6 +63,13 @@ CASES: dict[str, tuple[Callable[[Project], None], list[str]]] = {
         [
             "[validation.plugins.JsonSchemaValidator] schemas.purchase: not a valid JSON Schema"
             ' (draft 2020-12): properties/price/minimum: "0" is not of type "number"'
+        ],
+    ),
+    "CEL rule that does not compile": (
+        _cel_not_compiling,
+        [
+            "[transformation.plugins.CelTransformer] rules.0.when: does not compile at line 1,"
+            " column 25: Syntax error: mismatched input '<EOF>'"
         ],
     ),
     "memory store not inline": (

@@ -33,6 +33,30 @@ BUILT_INS: dict[str, dict[str, Any]] = {
         "unknown_types": "reject",
         "check_formats": False,
     },
+    "CelTransformer": {
+        "rules": [
+            {"name": "debug", "when": 'event.type == "debug"', "action": "drop"},
+            {"action": "set", "field": "data.tier", "value": '"pro"', "when": "true"},
+            {"action": "rename", "field": "data.old", "to": "data.new"},
+            {"action": "delete", "field": "data.secret"},
+        ]
+    },
+    "PiiRedactor": {
+        "drop_paths": ["data.phone"],
+        "hash_paths": ["data.userId"],
+        "secret": WEBHOOK_SECRET,
+        "patterns": ["email", "card"],
+        "custom": {"ssn": "[0-9]{3}-[0-9]{2}-[0-9]{4}"},
+        "replacement": "<{name}>",
+    },
+    "ClientContext": {
+        "ip": "drop",
+        "ipv4_prefix": 16,
+        "ipv6_prefix": 32,
+        "user_agent": False,
+        "bots": "crawlerdetect",
+    },
+    "Sampler": {"by": "source", "rates": {"1": 10, "7": 2}, "default_rate": 3, "salt": "s1"},
     "StorageProcessor": {},
     "ArchiveProcessor": {},
     "WebhookProcessor": {

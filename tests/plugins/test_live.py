@@ -127,10 +127,11 @@ def test_registry_lists_where_each_plugin_comes_from() -> None:
 def test_plugins_in_use_asks_no_database_and_builds_nothing() -> None:
     live.reset()  # nothing read yet: config.toml's names (tests/config.toml)
     with CaptureQueriesContext(connection) as queries:
-        validators, processors = live.plugins_in_use()
+        validators, transformers, processors = live.plugins_in_use()
     assert len(queries) == 0
+    assert transformers == []
     assert validators == ["SourceIdValidator", "EventTypeValidator"]
     assert processors == ["StorageProcessor"]
     chains = Chains.build([], get_registry())
     live.reset(chains)
-    assert live.plugins_in_use() == ([], [])
+    assert live.plugins_in_use() == ([], [], [])

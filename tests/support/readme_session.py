@@ -49,7 +49,7 @@ def _sections(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """config.toml's tables as write_config takes them (a plugin's table by name)."""
     out: dict[str, dict[str, Any]] = {}
     for name, table in config.items():
-        if name in ("validation", "processing"):
+        if name in ("validation", "transformation", "processing"):
             for plugin, params in table.get("plugins", {}).items():
                 out[f"{name}.plugins.{plugin}"] = params
         else:
