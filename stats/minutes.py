@@ -109,9 +109,7 @@ def minute_rows(batches: list[tuple[str, int]], *, now_ms: int | None = None) ->
     now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     summed: dict[int, list[int]] = {}
     for batch_id, events in batches:
-        for slot, minute, accepted, processed, lag_sum, lag_max in _rows(
-            batch_id, events, now_ms
-        ):
+        for slot, minute, accepted, processed, lag_sum, lag_max in _rows(batch_id, events, now_ms):
             acc = summed.get(slot)
             if acc is None:
                 summed[slot] = [slot, minute, accepted, processed, lag_sum, lag_max]
@@ -131,9 +129,7 @@ def minute_counts_add_many(
     rows = minute_rows(batches, now_ms=now_ms)
     shard %= SHARDS
     if rows:
-        cur.execute(
-            _sql(len(rows)), [v for r in rows for v in (r[0] * SHARDS + shard, *r[1:])]
-        )
+        cur.execute(_sql(len(rows)), [v for r in rows for v in (r[0] * SHARDS + shard, *r[1:])])
 
 
 def minute_series(*, minutes: int, now_ms: int | None = None) -> list[MinuteFigures]:
