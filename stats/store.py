@@ -24,14 +24,11 @@ from core.config import get_config
 from core.fields import BIAS
 from core.process_wide import process_wide
 from stats.aggregator import SourceAggregate, aggregate_wire, from_micros
-from stats.minutes import SHARDS, minute_counts_add_many, minute_rows, upsert_set
-from stats.models import (
-    MinuteCounts,
-    ProcessedBatch,
-    SourceEventType,
-    SourceStats,
-    StatsTotals,
-)
+from stats.minutes import minute_counts_add_many
+from stats.models import ProcessedBatch, SourceEventType, SourceStats, StatsTotals
+from stats.pg_merge import SourceRows as _SourceRows
+from stats.pg_merge import TypeRows as _TypeRows
+from stats.pg_merge import merge_all
 
 __all__ = ["TOTALS_SHARDS", "DatabaseStore", "MemoryStore", "SourceView", "StatsStore", "get_store"]
 
@@ -41,8 +38,6 @@ TOTALS_SHARDS = 64
 _LEDGER_CHUNK = 300  # ledger rows per INSERT (3 parameters each)
 
 
-_SourceRows = list[tuple[int, int, int, int]]
-_TypeRows = list[tuple[int, str, int]]
 # The aggregate of the batches whose ids are given (all of a merge's, or those
 # not merged before).
 _Fold = Callable[[set[str]], dict[int, SourceAggregate]]
@@ -146,11 +141,11 @@ class DatabaseStore:
       to the first shard no other transaction holds (``FOR UPDATE SKIP LOCKED``),
       as its last statement.
 
-    On PostgreSQL the five are ONE statement (data-modifying ``WITH`` queries,
-    every row passed as arrays through ``unnest``): the ledger rows first, and the
-    rest only when every batch was new (the usual case); when some batch was
-    merged before, the same transaction merges the others with the statements
-    below, one by one. On SQLite the upserts pass their rows as one multi-row
+    On PostgreSQL the five are ONE statement (:mod:`stats.pg_merge`: data-modifying
+    ``WITH`` queries, every row passed as arrays through ``unnest``): the ledger
+    rows first, and the rest only when every batch was new (the usual case); when
+    some batch was merged before, the same transaction merges the others with the
+    statements below, one by one. On SQLite the upserts pass their rows as one multi-row
     ``VALUES`` (SQLite runs one writer at a time, and holds its lock for these
     statements only: the rows are built before the transaction starts).
     """
@@ -206,62 +201,7 @@ class DatabaseStore:
             f" events_count = {tot}.events_count + excluded.events_count",
             "totals": "SELECT COALESCE(SUM(sources_count), 0), COALESCE(SUM(events_count), 0)"
             f" FROM {tot}",
-            **({"merge_all": self._merge_all_sql()} if pg else {}),
         }
-
-    @staticmethod
-    def _merge_all_sql() -> str:
-        """PostgreSQL: a whole merge in one statement. ``ledger`` inserts the
-        batches' rows; ``go`` is true when all of them were new, and only then do
-        the others write: the sources, their types (after the sources: every merge
-        takes its row locks in one order), the first free totals shard (or, all
-        busy, a random one: ``spare``) and the minute counters in that shard's
-        rows. Returns the ids of the ledger rows inserted."""
-        q = connection.ops.quote_name
-        src = q(SourceStats._meta.db_table)
-        typ = q(SourceEventType._meta.db_table)
-        tot = q(StatsTotals._meta.db_table)
-        mc = q(MinuteCounts._meta.db_table)
-        return (
-            f"WITH ledger AS (INSERT INTO {q(ProcessedBatch._meta.db_table)}"
-            " (batch_id, events, processed_at)"
-            " SELECT b.batch_id, b.events, %s FROM unnest(%s::text[], %s::int[])"
-            " AS b(batch_id, events) ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id),"
-            " go AS (SELECT count(*) = %s AS ok FROM ledger),"
-            " src_in AS (SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[],"
-            " %s::bigint[]) AS s(source_id, total_events, first_event_us, last_event_us)),"
-            f" src AS (INSERT INTO {src} (source_id, total_events, first_event_us,"
-            " last_event_us) SELECT * FROM src_in WHERE (SELECT ok FROM go)"
-            " ON CONFLICT (source_id) DO UPDATE SET"
-            f" total_events = {src}.total_events + excluded.total_events,"
-            f" first_event_us = LEAST({src}.first_event_us, excluded.first_event_us),"
-            f" last_event_us = GREATEST({src}.last_event_us, excluded.last_event_us)"
-            " RETURNING source_id, total_events),"
-            " new AS (SELECT count(*) AS n FROM src JOIN src_in USING (source_id)"
-            " WHERE src.total_events = src_in.total_events),"
-            f" typ AS (INSERT INTO {typ} (source_id, event_type, count)"
-            " SELECT t.* FROM unnest(%s::bigint[], %s::text[], %s::bigint[])"
-            " AS t(source_id, event_type, count), new WHERE (SELECT ok FROM go)"
-            f" ON CONFLICT (source_id, event_type) DO UPDATE SET count = {typ}.count"
-            " + excluded.count),"
-            f" shard AS (UPDATE {tot} SET sources_count = sources_count + (SELECT n FROM new),"
-            " events_count = events_count + %s WHERE (SELECT ok FROM go) AND id ="
-            f" (SELECT id FROM {tot} ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-            " RETURNING id),"
-            f" spare AS (INSERT INTO {tot} (id, sources_count, events_count)"
-            " SELECT %s, n, %s FROM new WHERE (SELECT ok FROM go)"
-            " AND NOT EXISTS (SELECT 1 FROM shard) ON CONFLICT (id) DO UPDATE SET"
-            f" sources_count = {tot}.sources_count + excluded.sources_count,"
-            f" events_count = {tot}.events_count + excluded.events_count RETURNING id),"
-            f" minutes AS (INSERT INTO {mc} (id, minute, accepted, processed, lag_ms_sum,"
-            f" lag_ms_max) SELECT m.slot * {SHARDS} + mod(h.id, {SHARDS}), m.minute,"
-            " m.accepted, m.processed, m.lag_ms_sum, m.lag_ms_max"
-            " FROM unnest(%s::int[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],"
-            " %s::bigint[]) AS m(slot, minute, accepted, processed, lag_ms_sum, lag_ms_max),"
-            " (SELECT id FROM shard UNION ALL SELECT id FROM spare) h"
-            f" ON CONFLICT (id) DO UPDATE SET {upsert_set()})"
-            " SELECT batch_id FROM ledger"
-        )
 
     def _upsert(self, cur: Any, name: str, rows: list[tuple[Any, ...]]) -> list[Any]:
         """One upsert statement of ``rows`` (columns as arrays on PostgreSQL; on
@@ -322,7 +262,7 @@ class DatabaseStore:
         rows = _rows(fold(set(counts)))
         with transaction.atomic(), connection.cursor() as cur:
             if connection.vendor == "postgresql" and any(counts.values()):
-                merged = self._merge_all(cur, counts, *rows)
+                merged = merge_all(cur, counts, *rows, spare_shard=random.randint(1, TOTALS_SHARDS))
                 if len(merged) == len(counts):
                     return merged  # the usual case: all of it done in one statement
                 # Some batch merged before: the ledger rows of the others are in,
@@ -343,36 +283,6 @@ class DatabaseStore:
                 cur, batches=[(b, counts[b]) for b in sorted(merged)], shard=shard
             )
         return merged
-
-    def _merge_all(
-        self, cur: Any, counts: dict[str, int], source_rows: _SourceRows, type_rows: _TypeRows
-    ) -> set[str]:
-        """The one-statement merge (:meth:`_merge_all_sql`); the ids merged now:
-        all of ``counts`` when none was merged before, else only their ledger
-        rows were written (the ids returned)."""
-        ids = sorted(counts)
-        events = sum(counts.values())
-        minutes = minute_rows([(b, counts[b]) for b in ids])
-
-        def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
-            return [list(c) for c in zip(*rows, strict=True)] if rows else [[]] * width
-
-        cur.execute(
-            self._sql()["merge_all"],
-            [
-                timezone.now(),
-                ids,
-                [counts[b] for b in ids],
-                len(ids),
-                *columns(source_rows, 4),
-                *columns(type_rows, 3),
-                events,
-                random.randint(1, TOTALS_SHARDS),
-                events,
-                *columns(minutes, 6),
-            ],
-        )
-        return {str(row[0]) for row in cur.fetchall()}
 
     def _ledger(self, cur: Any, counts: dict[str, int]) -> set[str]:
         """Insert the batches' ledger rows; the ids that were not there."""
