@@ -11,7 +11,9 @@ django-q2's ``Broker`` base class is what its cluster calls (the pusher's
 * ``dequeue`` (django-q2's name for a claim): tasks leased to this broker's
   cluster, handed out again when the lease lapses (:mod:`broker.leases`);
 * ``acknowledge`` and ``release``: a claimed task done, or given back;
-* ``depth`` and ``oldest_task``: what waits, what is claimed, since when.
+* ``depth`` and ``oldest_task``: what waits, what is claimed, since when;
+* ``tasks_scan`` and ``task_replace``: every stored task read, and a waiting
+  one's package replaced or removed (an erasure, :mod:`broker.erasure`).
 
 Which class the process uses is ``Q_CLUSTER["broker_class"]`` (the settings),
 the way django-q2 builds its own brokers.
@@ -19,7 +21,7 @@ the way django-q2 builds its own brokers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -27,7 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from core.process_wide import process_wide
 
-__all__ = ["Depth", "Key", "QueueBroker", "queue_broker"]
+__all__ = ["Depth", "Key", "QueueBroker", "StoredTask", "queue_broker"]
 
 Key = tuple[int, str]  # an event id of a source: (source id, event id)
 
@@ -40,6 +42,17 @@ class Depth:
 
     waiting: int
     claimed: int
+
+
+@dataclass(frozen=True)
+class StoredTask:
+    """A task as the broker stores it: its key in the store (a row id, a stream
+    entry id), its package, and whether a cluster holds it (claimed, or released
+    and awaiting redelivery)."""
+
+    key: Any
+    payload: str
+    claimed: bool
 
 
 @runtime_checkable
@@ -80,6 +93,16 @@ class QueueBroker(Protocol):
 
     def oldest_task(self) -> str | None:
         """The package of the oldest task not yet acknowledged (waiting or claimed)."""
+        ...
+
+    def tasks_scan(self, *, chunk: int = 100) -> Iterator[list[StoredTask]]:
+        """Every task stored when the scan starts, oldest first, ``chunk`` at a time."""
+        ...
+
+    def task_replace(self, key: Any, payload: str | None) -> bool:
+        """Replace a waiting task's package (None: remove the task). False, and
+        nothing changed, when it is gone or a cluster holds it. A Redis entry is
+        added again at the stream's end (entries cannot change in place)."""
         ...
 
     def get_stats(self, pattern: str) -> list[str] | None:

@@ -43,7 +43,7 @@ from django_q.conf import Conf
 
 from broker.base import Claimed, LeasedBroker
 from broker.coalesce import ack_ids
-from broker.interface import Depth, Key
+from broker.interface import Depth, Key, StoredTask
 from broker.leases import LEASE_CLEANUP_S, Lease
 from broker.models import ClusterLease, QueuedTask, SeenMessage
 from core.config import get_config
@@ -97,6 +97,7 @@ def _statements(connection: Any) -> dict[str, str]:
         f" COALESCE(SUM(CASE WHEN claimed_until >= {now} THEN 1 ELSE 0 END), 0)"
         f" FROM {tq} WHERE queue = %s",
         "oldest": f"SELECT payload FROM {tq} WHERE queue = %s ORDER BY id LIMIT 1",
+        **_erasure_statements(tq, now),
         # Params: id, queue, host, pid, pid_start, stopped, stat, stat ttl, dead_after.
         # A clean stop's last heartbeat marks the lease dead (broker/leases.py).
         "heartbeat": f"INSERT INTO {tl} (cluster_id, queue, host, pid, pid_start, heartbeat,"
@@ -120,6 +121,18 @@ def _statements(connection: Any) -> dict[str, str]:
         # Followed by "id IN (...)" (_by_ids).
         "acknowledge": f"DELETE FROM {tq} WHERE",
         "release": f"UPDATE {tq} SET claimed_until = 0, owner = '' WHERE",
+    }
+
+
+def _erasure_statements(tq: str, now: str) -> dict[str, str]:
+    """An erasure's reads (params: queue, after id, up to id, chunk) and writes of
+    a waiting task (broker/erasure.py)."""
+    return {
+        "scan": f"SELECT id, payload, claimed_until >= {now} FROM {tq}"
+        " WHERE queue = %s AND id > %s AND id <= %s ORDER BY id LIMIT %s",
+        "last_id": f"SELECT MAX(id) FROM {tq} WHERE queue = %s",
+        "replace": f"UPDATE {tq} SET payload = %s WHERE id = %s AND claimed_until < {now}",
+        "remove": f"DELETE FROM {tq} WHERE id = %s AND claimed_until < {now}",
     }
 
 
@@ -292,6 +305,25 @@ class OrmBroker(LeasedBroker):
     def oldest_task(self) -> str | None:
         row = self._run("oldest", [self.list_key], fetch="one")
         return None if row is None else str(row[0])
+
+    def tasks_scan(self, *, chunk: int = 100) -> Iterator[list[StoredTask]]:
+        last_id = self._run("last_id", [self.list_key], fetch="one")[0]
+        after = 0
+        while last_id is not None:
+            rows = self._run("scan", [self.list_key, after, last_id, chunk], fetch="all")
+            if not rows:
+                return
+            yield [StoredTask(int(pk), str(body), bool(held)) for pk, body, held in rows]
+            after = rows[-1][0]
+
+    def task_replace(self, key: Any, payload: str | None) -> bool:
+        with self._cursor() as cursor:
+            assert self._sql is not None
+            if payload is None:
+                cursor.execute(self._sql["remove"], [key])
+            else:
+                cursor.execute(self._sql["replace"], [payload, key])
+            return bool(cursor.rowcount == 1)
 
     def purge_queue(self) -> None:
         self._run("purge", [self.list_key])

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django_q.signing import BadSignature, SignedPackage
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
 from plugins.base import batch_id_new
 
@@ -26,6 +27,7 @@ __all__ = [
     "batch_args",
     "batch_package",
     "batch_task_args",
+    "batch_without",
     "mark_redelivered",
     "wire_json",
 ]
@@ -107,3 +109,24 @@ def batch_args(payload: str) -> tuple[BatchArgs, dict[str, Any]] | None:
         return None
     redelivered = bool(task.get("kwargs", {}).get("redelivered", False))
     return (batch_id, events, enqueued_at, redelivered), task
+
+
+def batch_without(payload: str, drop: Callable[[WireEvent], bool]) -> tuple[str | None, int] | None:
+    """A batch task's package less the events ``drop`` picks, and how many it
+    picked: re-signed (the package is signed with the secret key), with the same
+    task id, batch id and enqueue time; None for the package when no event is
+    left, the package itself when none was picked. None for anything but a
+    batch task."""
+    found = batch_args(payload)
+    if found is None:
+        return None
+    (batch_id, events, enqueued_at, _), task = found
+    wire: list[WireEvent] = from_json(events)
+    kept = [event for event in wire if not drop(event)]
+    removed = len(wire) - len(kept)
+    if not removed:
+        return payload, 0
+    if not kept:
+        return None, removed
+    task["args"] = (batch_id, wire_json(kept), enqueued_at)
+    return str(SignedPackage.dumps(task)), removed

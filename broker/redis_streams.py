@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import redis
@@ -43,7 +43,7 @@ from django_q.conf import Conf
 
 from broker.base import Claimed, LeasedBroker
 from broker.coalesce import ack_ids
-from broker.interface import Depth, Key
+from broker.interface import Depth, Key, StoredTask
 from broker.leases import LEASE_CLEANUP_S, Lease
 
 __all__ = ["RedisStreamsBroker"]
@@ -157,6 +157,17 @@ return {redis.call('XLEN', KEYS[1]) - claimed, claimed}
 """
 
 
+# KEYS: stream. ARGV: group, entry id, package ('': remove). A waiting entry (in the
+# stream, held by no consumer) is deleted and, with a package, added again at the end.
+_REPLACE = """
+local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if ok and #p > 0 then return 0 end
+if #redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2]) == 0 then return 0 end
+redis.call('XDEL', KEYS[1], ARGV[2])
+if ARGV[3] ~= '' then redis.call('XADD', KEYS[1], '*', 't', ARGV[3]) end
+return 1
+"""
+
 _RELEASED_IDLE_MS = 10 * 365 * 86400 * 1000  # idle "since long ago": past any queue.retry
 
 
@@ -178,6 +189,7 @@ class RedisStreamsBroker(LeasedBroker):
                 ("ack", _ACK),
                 ("sizes", _SIZES),
                 ("enqueue_unseen", _ENQUEUE_UNSEEN),
+                ("replace", _REPLACE),
             )
         }
 
@@ -263,6 +275,28 @@ class RedisStreamsBroker(LeasedBroker):
         """The oldest entry not yet acknowledged (acknowledged ones are deleted)."""
         entries = self.connection.xrange(self.stream, count=1)
         return _text(entries[0][1].get(b"t", b"")) if entries else None
+
+    def tasks_scan(self, *, chunk: int = 100) -> Iterator[list[StoredTask]]:
+        newest = self.connection.xrevrange(self.stream, count=1)
+        if not newest:
+            return
+        start, end = "-", _text(newest[0][0])
+        while True:
+            entries = self.connection.xrange(self.stream, min=start, max=end, count=chunk)
+            if not entries:
+                return
+            first, last = _text(entries[0][0]), _text(entries[-1][0])
+            try:
+                held = self.connection.xpending_range(self.stream, GROUP, first, last, chunk)
+            except redis.ResponseError:  # no group yet: no cluster ever claimed
+                held = []
+            pending = {_text(p["message_id"]) for p in held}
+            yield [StoredTask(_text(k), _text(f[b"t"]), _text(k) in pending) for k, f in entries]
+            start = f"({last}"
+
+    def task_replace(self, key: Any, payload: str | None) -> bool:
+        done = self._scripts["replace"](keys=[self.stream], args=[GROUP, key, payload or ""])
+        return bool(done)
 
     def purge_queue(self) -> None:
         self.connection.delete(self.stream)

@@ -1,3 +1,4 @@
+# Long: every section of config.toml, typed, in one place (the README lists its keys).
 """The typed configuration: ``config.toml`` (or ``$TELEMETRON_CONFIG``) plus
 ``TELEMETRON_<SECTION>__<KEY>`` environment overrides, loaded once into a frozen
 pydantic-settings object.
@@ -144,19 +145,49 @@ class StatsConfig(_Section):
     store: Literal["database", "memory"] = "database"
 
 
+def _positive_duration(cls: type, value: timedelta | None) -> timedelta | None:
+    if value is not None and value <= timedelta(0):
+        raise ValueError("must be a positive duration, e.g. 30d")
+    return value
+
+
 class ArchiveConfig(_Section):
     # How long the ArchiveProcessor's events are kept: the age `manage.py archive
     # purge` deletes when given no --older-than (e.g. "30d"); None: kept forever.
+    # A source's own "archive retention" (the admin) wins over it for its events.
     retention: timedelta | None = None
 
     _duration = field_validator("retention", mode="before")(classmethod(_duration_text))  # type: ignore[var-annotated]
+    _positive = field_validator("retention")(classmethod(_positive_duration))  # type: ignore[var-annotated]
 
-    @field_validator("retention")
+
+class DlqConfig(_Section):
+    # How long dead letters are kept once replayed or discarded: the age `manage.py
+    # dlq purge` deletes when given no --older-than; None: kept until purged.
+    retention: timedelta | None = None
+
+    _duration = field_validator("retention", mode="before")(classmethod(_duration_text))  # type: ignore[var-annotated]
+    _positive = field_validator("retention")(classmethod(_positive_duration))  # type: ignore[var-annotated]
+
+
+class PrivacyConfig(_Section):
+    # The paths in an event's `data` that hold a person's id, matched by `manage.py
+    # privacy erase --user` (dots for nested keys: "context.traits.userId").
+    user_paths: list[str] = Field(default_factory=lambda: ["userId", "anonymousId"], min_length=1)
+    # How long the erasure audit is kept: the age `manage.py privacy purge` deletes
+    # when given no --older-than; None: kept until purged.
+    audit_retention: timedelta | None = None
+
+    _duration = field_validator("audit_retention", mode="before")(classmethod(_duration_text))  # type: ignore[var-annotated]
+    _positive = field_validator("audit_retention")(classmethod(_positive_duration))  # type: ignore[var-annotated]
+
+    @field_validator("user_paths")
     @classmethod
-    def _positive(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value <= timedelta(0):
-            raise ValueError("must be a positive duration, e.g. 30d")
-        return value
+    def _paths(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            if not path or any(not part for part in path.split(".")):
+                raise ValueError(f"{path!r} is not a path: keys joined by dots, e.g. userId")
+        return paths
 
 
 class PluginsConfig(_Section):
@@ -231,6 +262,8 @@ class Settings(BaseSettings):
     ingest: IngestConfig = IngestConfig()
     stats: StatsConfig = StatsConfig()
     archive: ArchiveConfig = ArchiveConfig()
+    dlq: DlqConfig = DlqConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     plugins: PluginsConfig = PluginsConfig()
     logging: LoggingConfig = LoggingConfig()
     security: SecurityConfig = SecurityConfig()

@@ -96,14 +96,14 @@ def discard_line(summary: DiscardSummary) -> str:
     return f"discarded {summary.discarded}, skipped {summary.skipped}"
 
 
-def purge_line(*, count: int, older_than: timedelta, dry_run: bool) -> str:
+def purge_line(
+    *, count: int, older_than: timedelta, dry_run: bool, include_pending: bool = False
+) -> str:
     ago = format_duration(older_than)
+    what = f"replayed or discarded{' (or pending)' if include_pending else ''} more than {ago} ago"
     if dry_run:
-        return (
-            f"Would purge {entries(count)} replayed or discarded more than {ago} ago."
-            " Dry run: nothing was changed."
-        )
-    return f"purged {count} (replayed or discarded more than {ago} ago)"
+        return f"Would purge {entries(count)} {what}. Dry run: nothing was changed."
+    return f"purged {count} ({what})"
 
 
 # --- one entry ---------------------------------------------------------------------

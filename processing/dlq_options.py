@@ -32,6 +32,7 @@ A typical session, once the cause is fixed:
   manage.py dlq replay --plugin Geo                 # do it (asks first; --noinput in scripts)
   manage.py dlq discard 43                          # give up on an entry, keep it for audit
   manage.py dlq purge --older-than 30d              # delete entries resolved long ago
+  manage.py dlq purge --noinput                     # the age dlq.retention sets
 
 Run `manage.py dlq SUBCOMMAND --help` for each subcommand's options.
 """
@@ -173,18 +174,25 @@ def _purge_parser(command: commands.Command, sub: Any) -> None:
         help="Delete entries replayed or discarded long ago.",
         description=describe(
             """Delete for good the entries that were replayed or discarded more than
-            AGE ago. Pending entries are never purged. Asks first unless
-            --noinput.""",
+            AGE ago (--older-than, or else the dlq.retention key of config.toml).
+            Pending entries are kept unless --include-pending, which deletes those
+            created more than AGE ago too. Asks first unless --noinput.""",
             "manage.py dlq purge --older-than 30d --dry-run",
-            "manage.py dlq purge --older-than 30d --noinput",
+            "manage.py dlq purge --noinput                 # dlq.retention",
+            "manage.py dlq purge --older-than 90d --include-pending --noinput",
         ),
     )
     purge.add_argument(
         "--older-than",
         type=commands.duration_arg,
-        required=True,
         metavar="AGE",
-        help="Resolved (replayed or discarded) more than AGE ago: 30m, 12h, 30d, 1w.",
+        help="Resolved (replayed or discarded) more than AGE ago: 30m, 12h, 30d, 1w"
+        " (default: dlq.retention).",
+    )
+    purge.add_argument(
+        "--include-pending",
+        action="store_true",
+        help="Also delete pending entries created more than AGE ago (never replayed).",
     )
     purge.add_argument(
         "--dry-run", action="store_true", help="Say how many would go; delete nothing."

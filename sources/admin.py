@@ -8,6 +8,7 @@ with only the view permission see the lists read-only.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -16,6 +17,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from core.timespans import parse_duration
 from sources import services
 from sources.keys import NewSecret
 from sources.models import ReadToken, Source, WriteKey
@@ -38,6 +40,31 @@ def _shown(
     return response
 
 
+class RetentionField(forms.DurationField):
+    """A duration as the commands write it (30d, 12h, 1w), shown back that way."""
+
+    def to_python(self, value: Any) -> timedelta | None:
+        parsed: timedelta | None
+        if isinstance(value, str) and value.strip() and value.strip()[-1:].isalpha():
+            try:
+                parsed = parse_duration(value)
+            except ValueError as exc:
+                raise forms.ValidationError(str(exc)) from None
+        else:
+            parsed = super().to_python(value)
+        if parsed is not None and parsed <= timedelta(0):
+            raise forms.ValidationError("must be a positive duration, e.g. 30d")
+        return parsed
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, timedelta):
+            seconds = int(value.total_seconds())
+            for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+                if seconds % size == 0:
+                    return f"{seconds // size}{unit}"
+        return super().prepare_value(value)
+
+
 class SourceForm(forms.ModelForm):
     origins = forms.CharField(
         required=False,
@@ -48,7 +75,8 @@ class SourceForm(forms.ModelForm):
 
     class Meta:
         model = Source
-        fields = ("source_id", "name", "enabled", "rate_limit", "rate_burst")
+        fields = ("source_id", "name", "enabled", "rate_limit", "rate_burst", "archive_retention")
+        field_classes = {"archive_retention": RetentionField}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -44,6 +44,12 @@ class Source(models.Model):
         blank=True,
         help_text="Events taken at once (empty: one second's worth).",
     )
+    archive_retention = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="How long the archive keeps this source's events (30d, 12h, 1w; empty:"
+        " archive.retention of config.toml). `manage.py archive purge` deletes older ones.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

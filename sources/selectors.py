@@ -4,7 +4,7 @@ or through the live directory, :func:`sources.live.get_directory`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Count, Max, Q
 
@@ -14,8 +14,10 @@ from sources.models import ReadToken, Source, WriteKey
 __all__ = [
     "SourceRow",
     "access_fingerprint",
+    "archive_retentions",
     "directory_read",
     "read_token_list",
+    "source_find",
     "source_list",
     "write_key_list",
 ]
@@ -92,3 +94,21 @@ def write_key_list(*, source_id: int | None = None, live_only: bool = False) -> 
 
 def read_token_list() -> list[ReadToken]:
     return list(ReadToken.objects.order_by("created_at"))
+
+
+def archive_retentions() -> dict[int, timedelta]:
+    """The sources with an archive retention of their own: source id -> age."""
+    rows = Source.objects.filter(archive_retention__isnull=False).values_list(
+        "source_id", "archive_retention"
+    )
+    return {int(sid): age for sid, age in rows if age is not None}
+
+
+def source_find(text: str) -> int | None:
+    """The id of the registered source named ``text``, or whose id it is; None."""
+    if text.isdigit() and int(text) < 2**64:
+        found = Source.objects.filter(source_id=int(text)).values_list("source_id", flat=True)
+        if (sid := found.first()) is not None:
+            return int(sid)
+    names = list(Source.objects.filter(name=text).values_list("source_id", flat=True)[:2])
+    return int(names[0]) if len(names) == 1 else None

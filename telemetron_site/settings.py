@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "processing",
     "stats",
     "archive",  # the ArchiveProcessor's tables and `manage.py archive`
+    "privacy",  # the erasure audit and `manage.py privacy`
     "console",  # the admin's dashboard and sources list (after the apps it reads)
 ]
 

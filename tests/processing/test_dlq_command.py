@@ -103,7 +103,7 @@ def test_help_and_bad_usage_from_the_command_line_exit_0_and_2() -> None:
         (("replay",), "say which entries to replay"),
         (("replay", "1", "--all"), "--all replays every pending entry: give it alone"),
         (("discard",), "say which entries to discard"),
-        (("purge",), "the following arguments are required: --older-than"),
+        (("purge",), "or set dlq.retention in config.toml"),
         (("purge", "--older-than", "a month"), "'a month' is not a duration"),
         (("replay", "--bogus"), "unrecognized arguments: --bogus"),
     ],

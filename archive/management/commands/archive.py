@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -17,12 +18,13 @@ from tqdm import tqdm
 
 from archive.export import export_write
 from archive.selectors import ArchiveFilter, archived_events
-from archive.services import archive_purge, archive_purge_count
+from archive.services import PurgeRule, archive_purge, archive_purge_count, archive_purge_plan
 from core import commands
 from core.commands import USAGE_ERROR, describe, plural
 from core.config import get_config
 from core.timespans import format_duration
 from plugins.base import U64_MAX
+from sources.selectors import archive_retentions
 
 MANUAL = """\
 The raw-event archive that the ArchiveProcessor keeps (enable it in config.toml,
@@ -32,7 +34,7 @@ its source, type, timestamp, data, the time it was received and its batch id.
   manage.py archive export --source 7 --since 2h > source-7.jsonl
   manage.py archive export --type purchase --since 2026-11-01 --until 2026-12-01 --format csv
   manage.py archive purge --older-than 30d --dry-run
-  manage.py archive purge --noinput                  # the age archive.retention sets
+  manage.py archive purge --noinput    # each source's retention, else archive.retention
 
 Times (--since, --until, --older-than) are received times.
 Run `manage.py archive SUBCOMMAND --help` for each subcommand's options.
@@ -112,10 +114,11 @@ class Command(commands.Command):
             help=about,
             description=describe(
                 about
-                + """ AGE is --older-than, or else the archive.retention key of config.toml.
-                Deletes in chunks of a few thousand rows, each its own transaction, so
-                ingest and processing go on meanwhile. Asks first unless --noinput; a
-                progress bar shows on a terminal.""",
+                + """ AGE is --older-than (every source alike), or else each source's own
+                archive retention (the admin's Sources page) and, for the others, the
+                archive.retention key of config.toml. Deletes in chunks of a few thousand
+                rows, each its own transaction, so ingest and processing go on meanwhile.
+                Asks first unless --noinput; a progress bar shows on a terminal.""",
                 "manage.py archive purge --older-than 30d --dry-run",
                 "manage.py archive purge --older-than 90d --noinput",
             ),
@@ -124,7 +127,8 @@ class Command(commands.Command):
             "--older-than",
             type=commands.duration_arg,
             metavar="AGE",
-            help="Received more than AGE ago: 12h, 30d, 1w (default: archive.retention).",
+            help="Received more than AGE ago, every source alike: 12h, 30d, 1w (default: each"
+            " source's archive retention, else archive.retention).",
         )
         purge.add_argument(
             "--dry-run", action="store_true", help="Say how many would go; delete nothing."
@@ -166,17 +170,26 @@ class Command(commands.Command):
             self.stderr.write(f"exported {plural(count, 'event')}{where}")
 
     def _purge(self, opts: dict[str, Any]) -> None:
-        age = opts["older_than"] or get_config().archive.retention
-        if age is None:
-            raise CommandError(
-                "say how old: --older-than AGE (e.g. 30d), or set archive.retention in config.toml",
-                returncode=USAGE_ERROR,
-            )
-        before = timezone.now() - age
-        count = archive_purge_count(before=before)
-        what = f"{plural(count, 'archived event')} received more than {format_duration(age)} ago"
+        age = opts["older_than"]
+        if age is not None:
+            rules = [PurgeRule(before=timezone.now() - age)]
+            when = f"received more than {format_duration(age)} ago"
+        else:
+            default, overrides = get_config().archive.retention, archive_retentions()
+            if default is None and not overrides:
+                raise CommandError(
+                    "say how old: --older-than AGE (e.g. 30d), or set archive.retention in"
+                    " config.toml (or a source's archive retention in the admin)",
+                    returncode=USAGE_ERROR,
+                )
+            rules = archive_purge_plan(default=default, overrides=overrides)
+            when = _retention_text(default, overrides)
+        count = archive_purge_count(rules=rules)
+        what = f"{plural(count, 'archived event')} {when}"
         if opts["verbosity"] >= 2:
-            self.stdout.write(f"cut-off: {before.isoformat()}")
+            for rule in rules:
+                of = "every other source" if rule.source_id is None else f"source {rule.source_id}"
+                self.stdout.write(f"cut-off of {of}: {rule.before.isoformat()}")
         if opts["dry_run"]:
             self.stdout.write(f"Would delete {what}. Dry run: nothing was changed.")
             return
@@ -190,11 +203,17 @@ class Command(commands.Command):
             disable=True if opts["verbosity"] == 0 or not count else None,
         )
         try:
-            deleted = archive_purge(before=before, on_progress=bar.update)
+            deleted = archive_purge(rules=rules, on_progress=bar.update)
         finally:
             bar.close()
         if opts["verbosity"] >= 1:
-            self.stdout.write(
-                f"purged {plural(deleted, 'archived event')}"
-                f" (received more than {format_duration(age)} ago)"
-            )
+            self.stdout.write(f"purged {plural(deleted, 'archived event')} ({when})")
+
+
+def _retention_text(default: timedelta | None, overrides: dict[int, timedelta]) -> str:
+    """``received more than 90 days ago`` and the sources with a retention of their own."""
+    text = f"received more than {format_duration(default)} ago" if default else "kept"
+    if not overrides:
+        return text
+    own = ", ".join(f"{sid}: {format_duration(age)}" for sid, age in sorted(overrides.items()))
+    return f"{text} (sources with their own retention: {own})"

@@ -8,6 +8,7 @@ actions call too), and the wording is :mod:`processing.dead_letter_text`'s.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from tqdm import tqdm
 
 from core import commands
 from core.commands import SOME_FAILED, USAGE_ERROR, plural
+from core.config import get_config
 from core.timespans import format_duration
 from processing.dead_letter_text import (
     LIST_HEAD,
@@ -213,22 +215,30 @@ class Command(commands.Command):
             self.stdout.write(discard_line(summary))
 
     def _purge(self, opts: dict[str, Any]) -> None:
-        age = opts["older_than"]
-        count = dead_letters_purge(older_than=age, dry_run=True)
+        age = opts["older_than"] or get_config().dlq.retention
+        if age is None:
+            raise CommandError(
+                "say how old: --older-than AGE (e.g. 30d), or set dlq.retention in config.toml",
+                returncode=USAGE_ERROR,
+            )
+        pending = opts["include_pending"]
+        count = dead_letters_purge(older_than=age, dry_run=True, include_pending=pending)
+        line = functools.partial(purge_line, older_than=age, include_pending=pending)
         if opts["dry_run"]:
             if opts["json"]:
                 self.stdout.write(json.dumps({"would_purge": count}))
             else:
-                self.stdout.write(purge_line(count=count, older_than=age, dry_run=True))
+                self.stdout.write(line(count=count, dry_run=True))
             return
         if count:
+            also = " (pending ones created then included)" if pending else ""
             commands.confirm(
                 f"Delete {entries(count)} replayed or discarded more than"
-                f" {format_duration(age)} ago? This cannot be undone.",
+                f" {format_duration(age)} ago{also}? This cannot be undone.",
                 noinput=opts["noinput"],
             )
-        deleted = dead_letters_purge(older_than=age) if count else 0
+        deleted = dead_letters_purge(older_than=age, include_pending=pending) if count else 0
         if opts["json"]:
             self.stdout.write(json.dumps({"purged": deleted}))
         else:
-            self.stdout.write(purge_line(count=deleted, older_than=age, dry_run=False))
+            self.stdout.write(line(count=deleted, dry_run=False))
