@@ -4,6 +4,13 @@ It replaces django-prometheus' Before/After middlewares, which cost a third of
 the throughput (bench/RESULTS.md): each request pays one counter increment, one
 histogram observation and, when ``telemetron.request`` logs at INFO, one log line.
 
+The log line is written by one thread of the process (:class:`RequestLog`), a
+moment after the answer: the request's thread only queues its fields. Written
+from the request threads, the lines contended for the log handler's lock, which
+cost more than writing them (bench/RESULTS.md). The lines still queued when the
+process exits are written at exit, unless the process is killed or leaves
+without running ``atexit`` (then the last moment's lines may be missing).
+
 The ``endpoint`` label is the matched route template (``/stats/{source_id}``),
 never the raw path, so label values stay few; requests that match no route
 share ``endpoint="unmatched"``.
@@ -11,8 +18,12 @@ share ``endpoint="unmatched"``.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import queue
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -23,7 +34,14 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from core.metrics.series import HTTP_REQUESTS, HTTP_REQUESTS_DURATION
 
-__all__ = ["UNMATCHED", "RequestMetricsMiddleware", "endpoints_known", "route_template"]
+__all__ = [
+    "UNMATCHED",
+    "RequestLog",
+    "RequestMetricsMiddleware",
+    "endpoints_known",
+    "request_log",
+    "route_template",
+]
 
 log = logging.getLogger("telemetron.request")
 
@@ -57,6 +75,70 @@ def endpoints_known() -> tuple[str, ...]:
     return (*sorted(templates), UNMATCHED)
 
 
+# method, path, endpoint, status, seconds
+_Line = tuple[str, str, str, int, float]
+
+
+class RequestLog:
+    """The request lines of a process, written on ``telemetron.request`` by one
+    thread of it (started on the first line, again in a forked child)."""
+
+    def __init__(self) -> None:
+        self._lines: queue.SimpleQueue[_Line | None] = queue.SimpleQueue()
+        self._pid = 0
+        self._start_lock = threading.Lock()
+
+    def put(self, line: _Line) -> None:
+        if self._pid != os.getpid():
+            self._start()
+        self._lines.put(line)
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._pid == os.getpid():
+                return
+            self._lines = queue.SimpleQueue()  # a forked child's own
+            self._pid = os.getpid()
+            threading.Thread(target=self._run, name="telemetron-request-log", daemon=True).start()
+            atexit.register(self.flush)
+
+    def _run(self) -> None:
+        lines = self._lines
+        while (line := lines.get()) is not None:
+            self._write(line)
+
+    def flush(self) -> None:
+        """Write the lines still queued, in this thread (at exit)."""
+        while True:
+            try:
+                line = self._lines.get_nowait()
+            except queue.Empty:
+                return
+            if line is not None:
+                self._write(line)
+
+    @staticmethod
+    def _write(line: _Line) -> None:
+        method, path, endpoint, status, elapsed = line
+        log.info(
+            '"%s %s" %d %.1fms',
+            method,
+            path,
+            status,
+            elapsed * 1000,
+            extra={
+                "method": method,
+                "path": path,
+                "endpoint": endpoint,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+            },
+        )
+
+
+request_log = RequestLog()
+
+
 class RequestMetricsMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
@@ -87,18 +169,6 @@ class RequestMetricsMiddleware:
         series[0].inc()
         series[1].observe(elapsed)
         if log.isEnabledFor(logging.INFO):
-            log.info(
-                '"%s %s" %d %.1fms',
-                request.method,
-                request.path,
-                response.status_code,
-                elapsed * 1000,
-                extra={
-                    "method": request.method,
-                    "path": request.path,
-                    "endpoint": endpoint,
-                    "status": response.status_code,
-                    "duration_ms": round(elapsed * 1000, 3),
-                },
-            )
+            method = request.method or ""
+            request_log.put((method, request.path, endpoint, response.status_code, elapsed))
         return response

@@ -36,7 +36,9 @@ __all__ = [
     "SHARDS",
     "MinuteFigures",
     "minute_counts_add_many",
+    "minute_rows",
     "minute_series",
+    "upsert_set",
 ]
 
 RING_MINUTES = 2 * 24 * 60  # two days kept: the dashboard shows one
@@ -53,9 +55,10 @@ class MinuteFigures:
     lag_ms_max: int
 
 
-def _sql(rows: int) -> str:
-    q = connection.ops.quote_name
-    t = q(MinuteCounts._meta.db_table)
+def upsert_set() -> str:
+    """The ``ON CONFLICT (id) DO UPDATE SET …`` clause of the counter's upsert (the
+    ring's rules): also the one-statement merge's (stats/store.py)."""
+    t = connection.ops.quote_name(MinuteCounts._meta.db_table)
     greatest = "GREATEST" if connection.vendor == "postgresql" else "max"
 
     def ring(column: str, same: str) -> str:
@@ -66,24 +69,29 @@ def _sql(rows: int) -> str:
 
     sets = [ring(c, f"{t}.{c} + excluded.{c}") for c in _COLUMNS]
     sets.append(ring("lag_ms_max", f"{greatest}({t}.lag_ms_max, excluded.lag_ms_max)"))
+    return f"{', '.join(sets)}, minute = {greatest}({t}.minute, excluded.minute)"
+
+
+def _sql(rows: int) -> str:
+    t = connection.ops.quote_name(MinuteCounts._meta.db_table)
     values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * rows)
     return (
         f"INSERT INTO {t} (id, minute, accepted, processed, lag_ms_sum, lag_ms_max)"
-        f" VALUES {values} ON CONFLICT (id) DO UPDATE SET {', '.join(sets)},"
-        f" minute = {greatest}({t}.minute, excluded.minute)"
+        f" VALUES {values} ON CONFLICT (id) DO UPDATE SET {upsert_set()}"
     )
 
 
-def _rows(batch_id: str, events: int, now_ms: int, shard: int) -> list[tuple[int, ...]]:
+def _rows(batch_id: str, events: int, now_ms: int) -> list[tuple[int, ...]]:
+    """The batch's rows as ``(slot, minute, accepted, processed, lag_sum, lag_max)``;
+    a slot is a minute's place in the ring, its row id ``slot * SHARDS + shard``."""
     received = batch_received_at(batch_id)
     # An id without a time (made by a test): received when merged, no lag.
     received_ms = now_ms if received is None else int(received.timestamp() * 1000)
     lag_ms = max(0, now_ms - received_ms)
-    shard %= SHARDS
     done, came = now_ms // 60_000, received_ms // 60_000
 
     def row(minute: int, *counts: int) -> tuple[int, ...]:
-        return ((minute % RING_MINUTES) * SHARDS + shard, minute, *counts)
+        return (minute % RING_MINUTES, minute, *counts)
 
     if came == done:
         return [row(done, events, events, lag_ms * events, lag_ms)]
@@ -93,29 +101,35 @@ def _rows(batch_id: str, events: int, now_ms: int, shard: int) -> list[tuple[int
     return out
 
 
-def minute_counts_add_many(
-    cur: Any, *, batches: list[tuple[str, int]], shard: int = 1, now_ms: int | None = None
-) -> None:
-    """Count merged batches, each ``(batch_id, events)``: ONE statement (in the
-    merge's transaction), the batches' rows of one minute summed first (an upsert
-    may not touch a row twice). Every row is within the ring of the current
-    minute, so a row id stands for one minute here."""
+def minute_rows(batches: list[tuple[str, int]], *, now_ms: int | None = None) -> list[list[int]]:
+    """The merged batches' rows, each ``(batch_id, events)``, summed per minute
+    (an upsert may not touch a row twice) as ``[slot, minute, accepted,
+    processed, lag_ms_sum, lag_ms_max]``. Every row is within the ring of the
+    current minute, so a slot stands for one minute here."""
     now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     summed: dict[int, list[int]] = {}
     for batch_id, events in batches:
-        for row_id, minute, accepted, processed, lag_sum, lag_max in _rows(
-            batch_id, events, now_ms, shard
-        ):
-            acc = summed.get(row_id)
+        for slot, minute, accepted, processed, lag_sum, lag_max in _rows(batch_id, events, now_ms):
+            acc = summed.get(slot)
             if acc is None:
-                summed[row_id] = [row_id, minute, accepted, processed, lag_sum, lag_max]
+                summed[slot] = [slot, minute, accepted, processed, lag_sum, lag_max]
             else:
                 acc[2] += accepted
                 acc[3] += processed
                 acc[4] += lag_sum
                 acc[5] = max(acc[5], lag_max)
-    if summed:
-        cur.execute(_sql(len(summed)), [v for r in summed.values() for v in r])
+    return list(summed.values())
+
+
+def minute_counts_add_many(
+    cur: Any, *, batches: list[tuple[str, int]], shard: int = 1, now_ms: int | None = None
+) -> None:
+    """Count merged batches, each ``(batch_id, events)``: ONE statement (in the
+    merge's transaction), into the rows of totals shard ``shard``."""
+    rows = minute_rows(batches, now_ms=now_ms)
+    shard %= SHARDS
+    if rows:
+        cur.execute(_sql(len(rows)), [v for r in rows for v in (r[0] * SHARDS + shard, *r[1:])])
 
 
 def minute_series(*, minutes: int, now_ms: int | None = None) -> list[MinuteFigures]:

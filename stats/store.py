@@ -26,6 +26,9 @@ from core.process_wide import process_wide
 from stats.aggregator import SourceAggregate, aggregate_wire, from_micros
 from stats.minutes import minute_counts_add_many
 from stats.models import ProcessedBatch, SourceEventType, SourceStats, StatsTotals
+from stats.pg_merge import SourceRows as _SourceRows
+from stats.pg_merge import TypeRows as _TypeRows
+from stats.pg_merge import merge_all
 
 __all__ = ["TOTALS_SHARDS", "DatabaseStore", "MemoryStore", "SourceView", "StatsStore", "get_store"]
 
@@ -35,8 +38,6 @@ TOTALS_SHARDS = 64
 _LEDGER_CHUNK = 300  # ledger rows per INSERT (3 parameters each)
 
 
-_SourceRows = list[tuple[int, int, int, int]]
-_TypeRows = list[tuple[int, str, int]]
 # The aggregate of the batches whose ids are given (all of a merge's, or those
 # not merged before).
 _Fold = Callable[[set[str]], dict[int, SourceAggregate]]
@@ -140,8 +141,11 @@ class DatabaseStore:
       to the first shard no other transaction holds (``FOR UPDATE SKIP LOCKED``),
       as its last statement.
 
-    On PostgreSQL the upserts pass their rows as arrays (``unnest``: one
-    statement and four parameters per batch); on SQLite as one multi-row
+    On PostgreSQL the five are ONE statement (:mod:`stats.pg_merge`: data-modifying
+    ``WITH`` queries, every row passed as arrays through ``unnest``): the ledger
+    rows first, and the rest only when every batch was new (the usual case); when
+    some batch was merged before, the same transaction merges the others with the
+    statements below, one by one. On SQLite the upserts pass their rows as one multi-row
     ``VALUES`` (SQLite runs one writer at a time, and holds its lock for these
     statements only: the rows are built before the transaction starts).
     """
@@ -257,7 +261,14 @@ class DatabaseStore:
         # for the usual case of batches none of which was merged before.
         rows = _rows(fold(set(counts)))
         with transaction.atomic(), connection.cursor() as cur:
-            merged = self._ledger(cur, counts)
+            if connection.vendor == "postgresql" and any(counts.values()):
+                merged = merge_all(cur, counts, *rows, spare_shard=random.randint(1, TOTALS_SHARDS))
+                if len(merged) == len(counts):
+                    return merged  # the usual case: all of it done in one statement
+                # Some batch merged before: the ledger rows of the others are in,
+                # nothing else; they are merged below, statement by statement.
+            else:
+                merged = self._ledger(cur, counts)
             if not merged:
                 return merged  # merged before: a redelivery or a replay
             if len(merged) < len(counts):

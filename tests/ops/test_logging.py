@@ -15,6 +15,8 @@ import pytest
 
 from core.config import LoggingConfig, Settings
 from ops.logging import logging_dict
+from ops.middleware import RequestLog
+from tests.support.procs import wait_until
 
 
 @pytest.fixture
@@ -81,3 +83,25 @@ def test_unknown_level_names_the_logger() -> None:
 def test_format_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TELEMETRON_LOGGING__FORMAT", "json")
     assert Settings().logging.format == "json"
+
+
+def test_request_lines_are_written_by_the_process_log_thread(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The middleware queues a request's fields; one thread of the process writes
+    the line on telemetron.request with the structured fields; what is still
+    queued at exit is written by flush()."""
+    lines = RequestLog()
+    with caplog.at_level(logging.INFO, logger="telemetron.request"):
+        lines.put(("POST", "/ingest", "/ingest", 202, 0.0042))
+        records = wait_until(lambda: [r for r in caplog.records if r.name == "telemetron.request"])
+        record = records[0]
+        assert record.getMessage() == '"POST /ingest" 202 4.2ms'
+        fields = (record.method, record.path, record.endpoint, record.status, record.duration_ms)  # type: ignore[attr-defined]
+        assert fields == ("POST", "/ingest", "/ingest", 202, 4.2)
+        unwritten = RequestLog()
+        unwritten._pid = os.getpid()  # as if its thread were busy: the lines stay queued
+        unwritten.put(("GET", "/stats", "/stats", 200, 0.001))
+        assert not any(r.getMessage().startswith('"GET /stats"') for r in caplog.records)
+        unwritten.flush()  # at exit
+        assert any(r.getMessage() == '"GET /stats" 200 1.0ms' for r in caplog.records)

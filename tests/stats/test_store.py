@@ -3,6 +3,7 @@ database's signed 64-bit integers, totals stay in step with the sources."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -10,9 +11,11 @@ import pytest
 
 from plugins.base import U64_MAX, Event
 from stats.aggregator import aggregate
+from stats.minutes import minute_series
 from stats.models import StatsTotals
 from stats.store import DatabaseStore, MemoryStore, StatsStore
 from tests.conftest import event
+from tests.stats.test_minutes import batch_id_at
 
 pytestmark = pytest.mark.django_db
 
@@ -98,3 +101,39 @@ def test_database_store_works_after_the_tables_are_flushed() -> None:
     assert store.totals() == (0, 0)
     assert merge(store, "after-flush", (1, "A", "2023-10-27T09:30:00Z"))
     assert store.totals() == (1, 1)
+
+
+def test_a_claim_holding_a_batch_merged_before_merges_the_others_once() -> None:
+    """merge_many of a claim whose first batch was merged before (a redelivery
+    coalesced with new batches): the new ones count, the old one not again; on
+    PostgreSQL this is the path after the one-statement merge found a ledger row."""
+    store = DatabaseStore()
+    now_ms = time.time_ns() // 1_000_000
+    ids = [batch_id_at(now_ms - 1_000 * i) for i in range(3)]
+    one = [event(1, "A"), event(2, "B")]
+    assert store.merge_many([(ids[0], one)]) == {ids[0]}
+    merged = store.merge_many([(ids[0], one), (ids[1], [event(2, "B")]), (ids[2], [event(3, "C")])])
+    assert merged == {ids[1], ids[2]}
+    assert store.totals() == (3, 4)
+    source_2 = store.source(2)
+    assert source_2 is not None and source_2.total_events == 2
+    assert source_2.event_types == {"B": 2}
+    assert store.merge_many([(ids[0], one), (ids[1], [event(2, "B")])]) == set()
+    assert store.totals() == (3, 4)
+    series = minute_series(minutes=2)
+    assert sum(f.processed for f in series) == 4 == sum(f.accepted for f in series)
+
+
+def test_a_claim_of_new_batches_counts_new_sources_and_minutes_once() -> None:
+    """The usual claim (every batch new): sources new in it counted once however
+    many of its batches hold them, a source stored before not again."""
+    store = DatabaseStore()
+    now_ms = time.time_ns() // 1_000_000
+    assert store.merge_many([(batch_id_at(now_ms), [event(1, "A")])])
+    ids = [batch_id_at(now_ms - 1_000 * i) for i in range(1, 4)]
+    batches = [(b, [event(1, "A"), event(10 + i, "B"), event(20, "C")]) for i, b in enumerate(ids)]
+    assert store.merge_many(batches) == set(ids)
+    assert store.totals() == (1 + 3 + 1, 1 + 9)
+    source_20 = store.source(20)
+    assert source_20 is not None and source_20.total_events == 3
+    assert sum(f.processed for f in minute_series(minutes=2)) == 10
