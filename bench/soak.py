@@ -2,7 +2,10 @@
 default (or with --set overrides), `POST /ingest/batch` of 100 events from wrk
 for --minutes, in one-minute runs; after each minute the rate, p99, the serve
 tree's PSS (summed over its processes) and the server CPU per event (web /
-workers); at the end, every acknowledged event counted in /stats or not.
+workers); at the end, every acknowledged event counted in /stats or not. The PSS
+of each process role (granian's main process and workers, django-q2's qcluster,
+sentinel, monitor, pusher and queue workers) is printed idle after start, after
+the warm-up and at the end.
 
     .venv/bin/python -m bench.soak                 # 10 minutes (the issue's memory run)
     .venv/bin/python -m bench.soak --minutes 2 --set processor.batch_size=100
@@ -25,6 +28,7 @@ from bench.load import wrk_run
 from bench.machine import load_average, tree_cpu_split, tree_pss_mb
 from bench.report import _drain, _events_count, _settle, parse_overrides
 from bench.servers import REPO, start_telemetron
+from tests.faults.roles import TreeWatch
 
 WORK = REPO / "bench" / ".work"
 
@@ -47,6 +51,31 @@ def _wal_mb(workdir: Path) -> float | None:
     return round(wal.stat().st_size / 2**20, 1) if wal.exists() else None
 
 
+def _pss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def roles_pss_mb(root: int, *, queue_workers: int) -> dict[str, list[float]]:
+    """Role -> the PSS of each of its processes, MB (one snapshot of the tree)."""
+    watch = TreeWatch(root, command="serve", workers=queue_workers)
+    watch.poll()
+    return {role: [round(_pss_mb(pid), 1) for pid in pids] for role, pids in watch.roles().items()}
+
+
+def roles_line(label: str, roles: dict[str, list[float]]) -> str:
+    parts = [
+        f"{role} {'+'.join(f'{mb:.0f}' for mb in sizes)}" for role, sizes in sorted(roles.items())
+    ]
+    total = sum(sum(sizes) for sizes in roles.values())
+    return f"PSS by role, {label}: {total:.0f} MB = " + ", ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=int, default=10, help="minutes of load (10)")
@@ -54,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (2)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config.toml key, e.g. queue.bulk=10")  # fmt: skip
+    parser.add_argument("--queue-workers", type=int, default=2,
+                        help="queue.workers of the tree (2), to name its processes")  # fmt: skip
     parser.add_argument("--json", type=Path, metavar="FILE", help="append the result as JSON")
     args = parser.parse_args(argv)
     if not 1 <= args.minutes <= 60:
@@ -67,7 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     print("| minute | events/s | p99 ms | errors | serve tree PSS MB | web µs/event |"
           " workers µs/event | acked, not yet counted | SQLite WAL MB |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|", flush=True)
+    roles: dict[str, dict[str, list[float]]] = {}
+
+    def note_roles(label: str) -> None:
+        roles[label] = roles_pss_mb(server.proc.pid, queue_workers=args.queue_workers)
+        print(roles_line(label, roles[label]), flush=True)
+
     try:
+        note_roles("idle after start")
         wrk_run(
             server.url,
             "batch.lua",
@@ -76,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             duration_s=3,
         )  # fmt: skip  (warm-up)
         base = _settle(server)
+        note_roles("after the warm-up")
         acked = 0
         web0, workers0 = tree_cpu_split(server.proc.pid)
         for minute in range(1, args.minutes + 1):
@@ -102,11 +141,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nacknowledged {acked:,} events, {counted:,} counted in /stats"
               f" ({drain_s:.1f} s after the load); serve tree PSS at the end:"
               f" {tree_pss_mb(server.proc.pid):.0f} MB; load after: {load_average()}")  # fmt: skip
+        note_roles("at the end")
     finally:
         code = server.stop()
     if args.json:
         with args.json.open("a") as fh:
-            fh.write(json.dumps({"minutes": [asdict(r) for r in rows]}) + "\n")
+            fh.write(json.dumps({"minutes": [asdict(r) for r in rows], "roles": roles}) + "\n")
     if code != 0:
         print(f"warning: serve exited with {code}; log: {server.log_path}", file=sys.stderr)
     return 0 if counted >= acked else 1

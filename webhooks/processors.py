@@ -17,14 +17,20 @@ from __future__ import annotations
 import json
 import os
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import Field, field_validator
 
 from plugins.base import U64_MAX, Batch, Event, PluginParams, ProcessingError, Processor, Secret
 from webhooks.signing import SIGNATURE_HEADER, signature
+
+if TYPE_CHECKING:
+    import httpx
+
+# httpx (about 8 MB of memory with what it imports) is imported by the first
+# delivery: every process imports this plugin class, only queue workers with a
+# webhook configured send anything (bench/RESULTS.md, issue 23).
 
 __all__ = ["RESERVED_HEADERS", "WebhookProcessor"]
 
@@ -141,6 +147,8 @@ class WebhookProcessor(Processor):
 
     def _http(self) -> httpx.Client:
         """One keep-alive client per process (a forked worker makes its own)."""
+        import httpx
+
         with self._lock:
             if self._client is None or self._client[0] != os.getpid():
                 timeout = httpx.Timeout(self.params.timeout)
@@ -165,6 +173,8 @@ class WebhookProcessor(Processor):
             SIGNATURE_HEADER: signature(body, self._secret),
         }
         url = self.params.url
+        import httpx
+
         try:
             response = self._http().post(url, content=body, headers=headers)
         except httpx.TimeoutException:

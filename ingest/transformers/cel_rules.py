@@ -12,8 +12,6 @@ import re
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from cel_expr_python import cel
-from cel_expr_python.ext.ext_strings import ExtStrings
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from plugins.base import (
@@ -36,7 +34,12 @@ _STATUS = re.compile(r"^[A-Z_]+: ")  # cel-cpp's status code before its message
 @functools.cache
 def cel_env() -> Any:
     """What an expression may name: the event (its wire form) and the request's
-    client, both maps; the standard functions and the strings extension."""
+    client, both maps; the standard functions and the strings extension.
+    cel-cpp's binding is imported here, by the first rule compiled: a process
+    with no CEL rule configured never loads it."""
+    from cel_expr_python import cel
+    from cel_expr_python.ext.ext_strings import ExtStrings
+
     return cel.NewEnv(
         variables={"event": cel.Type.DYN, "client": cel.Type.DYN}, extensions=[ExtStrings()]
     )
@@ -60,6 +63,8 @@ def cel_compile(expression: str) -> Any:
 
 def _evaluated(expression: Any, activation: Any) -> Any:
     """The expression's value as Python data; ValueError with CEL's error."""
+    from cel_expr_python import cel  # (loaded by cel_env already)
+
     value = expression.eval(activation)
     if value.type() == cel.Type.ERROR:  # e.g. "NOT_FOUND: Key not found in map : …"
         raise ValueError(_STATUS.sub("", str(value.plain_value())))

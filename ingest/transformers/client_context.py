@@ -14,14 +14,18 @@ from __future__ import annotations
 import functools
 import ipaddress
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import maxminddb
-import ua_parser
-from crawlerdetect import CrawlerDetect
 from pydantic import Field, field_validator
 
 from plugins.base import ClientInfo, PluginParams, Transformer
+
+if TYPE_CHECKING:
+    from crawlerdetect import CrawlerDetect
+
+# maxminddb, ua_parser and crawlerdetect are imported by the first use of each
+# (about 5 MB of memory in every process that imports this module's plugin
+# class, most of which never run it: bench/RESULTS.md, issue 23).
 
 __all__ = ["ClientContext", "ip_truncate"]
 
@@ -49,6 +53,8 @@ def _user_agent(text: str, crawlerdetect: bool) -> dict[str, Any]:
     few distinct ones). The bot flag is uap-core's ("Spider" devices), or with
     ``crawlerdetect`` CrawlerDetect's longer list (~150 µs a user agent not seen
     before, against ~10 µs: bench/RESULTS.md)."""
+    import ua_parser
+
     parsed = ua_parser.parse(text)
     spider = parsed.device is not None and parsed.device.family == "Spider"
     out: dict[str, Any] = {"bot": _crawlers().isCrawler(text) if crawlerdetect else spider}
@@ -70,10 +76,14 @@ def _user_agent(text: str, crawlerdetect: bool) -> dict[str, Any]:
 
 @functools.cache
 def _crawlers() -> CrawlerDetect:
+    from crawlerdetect import CrawlerDetect
+
     return CrawlerDetect()
 
 
 def _open_database(path: str) -> Any:
+    import maxminddb
+
     return maxminddb.open_database(path, maxminddb.MODE_AUTO)
 
 

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from django.test import override_settings
 
 from ops.static import STAMP_NAME, static_collect_if_stale, static_fingerprint
@@ -50,3 +51,26 @@ def test_collects_again_when_a_source_file_changed(tmp_path: Path) -> None:
         assert static_collect_if_stale() is True
         manifest = json.loads((root / "staticfiles.json").read_text())["paths"]
         assert "navy" in (root / manifest["extra.css"]).read_text()
+
+
+def test_serve_collects_in_a_forked_child(tmp_path: Path) -> None:
+    """``serve`` (the tree's long-lived supervisor) leaves collectstatic's
+    allocations to a child; what it collected is there all the same."""
+    from ops.management.commands.serve import static_collect_forked
+
+    root = tmp_path / "static"
+    with override_settings(STATIC_ROOT=root, STORAGES=MANIFEST_STORAGES):
+        assert static_collect_forked() is True
+        manifest = json.loads((root / "staticfiles.json").read_text())["paths"]
+        assert (root / manifest["admin/css/base.css"]).exists()
+        assert (root / STAMP_NAME).read_text().strip() == static_fingerprint()
+        assert static_collect_forked() is False
+
+
+def test_serve_raises_the_childs_error(tmp_path: Path) -> None:
+    from ops.management.commands.serve import static_collect_forked
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    with override_settings(STATIC_ROOT=blocked / "static"), pytest.raises(OSError):
+        static_collect_forked()

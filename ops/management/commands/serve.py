@@ -7,11 +7,13 @@ finishes its running batches; then the command exits 0.
 from __future__ import annotations
 
 import ipaddress
+import multiprocessing
 import os
 import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -33,6 +35,30 @@ from plugins.sync import startup_sync
 def _pending_migrations() -> int:
     executor = MigrationExecutor(connections["default"])
     return len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+
+
+# glibc's malloc gives each thread that allocates an arena of its own, up to 8 a
+# core: under the batch load each of a granian worker's 16 blocking threads kept
+# 1-3 MB in its own. Two arenas a process: ~20 MB less for the tree, no CPU
+# measured (bench/RESULTS.md, "Issue 23, continued").
+MALLOC_ARENAS = "2"
+
+
+def malloc_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` for the tree's children, with ``MALLOC_ARENA_MAX`` at
+    :data:`MALLOC_ARENAS` unless ``environ`` sets it (an operator's own wins)."""
+    return {"MALLOC_ARENA_MAX": MALLOC_ARENAS, **environ}
+
+
+def static_collect_forked() -> bool:
+    """:func:`ops.static.static_collect_if_stale` in a forked child (True when it
+    collected): ``collectstatic`` leaves ~30 MB allocated in the process that runs
+    it (hashing and compressing ~150 files), and ``serve`` stays up as the tree's
+    supervisor for as long as the tree runs (bench/RESULTS.md, issue 23). An
+    error in the child is raised here."""
+    connections.close_all()  # (no connection shared with the child)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        return bool(pool.apply(static_collect_if_stale))
 
 
 def tree_children(
@@ -127,7 +153,7 @@ class Command(commands.Command):
         for line in startup_sync(specs=specs_from_config(cfg), registry=get_registry()):
             # config.toml seeds the plugin rows (README, "Plugins: config.toml and the admin")
             self.stdout.write(line)
-        if static_collect_if_stale():  # the admin's and /docs' files, for whitenoise
+        if static_collect_forked():  # the admin's and /docs' files, for whitenoise
             self.stdout.write(f"telemetron: static files collected into {settings.STATIC_ROOT}")
         connections.close_all()
         host = opts["host"] or cfg.http.host
@@ -146,7 +172,7 @@ class Command(commands.Command):
             fd, rate_file = tempfile.mkstemp(prefix="telemetron-rate-")
             os.close(fd)
         env = {
-            **os.environ,
+            **malloc_env(os.environ),
             "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
             METRICS_DIR_ENV: str(metrics_dir),
             RATE_FILE_ENV: str(rate_file),
