@@ -68,18 +68,22 @@ def _statements(connection: Any) -> dict[str, str]:
     tq, tl = q(QueuedTask._meta.db_table), q(ClusterLease._meta.db_table)
     ts = q(SeenMessage._meta.db_table)
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    released = f"UPDATE {tq} SET claimed_until = 0, owner = '', holder_pid = 0, holder_start = 0"
     # Params: me, dead_after, me, dead_after. A task is claimable when its claim
     # expired, or its owner (another cluster) has no live lease: none, marked
     # dead, or stale while this cluster's own heartbeats have been regular.
+    # A task a live worker of this host holds (holder_pid) never expires: the
+    # sentinel's housekeeping gives it back when that worker is gone.
+    expired = f"(t.claimed_until < {now} AND t.holder_pid = 0)"
     claimable = (
-        f"(t.claimed_until < {now} OR (t.owner <> '' AND t.owner <> %s AND NOT EXISTS ("
+        f"({expired} OR (t.owner <> '' AND t.owner <> %s AND NOT EXISTS ("
         f"SELECT 1 FROM {tl} o WHERE o.cluster_id = t.owner AND NOT o.dead AND ("
         f"o.heartbeat >= {now} - %s OR NOT EXISTS (SELECT 1 FROM {tl} m"
         f" WHERE m.cluster_id = %s AND m.fresh_since <= {now} - %s)))))"
     )
     claim = (
-        f"UPDATE {tq} SET claimed_until = {now} + %s, owner = %s,"
-        f" deliveries = deliveries + 1 WHERE id IN (SELECT t.id FROM {tq} t"
+        f"UPDATE {tq} SET claimed_until = {now} + %s, owner = %s, holder_pid = 0,"
+        f" holder_start = 0, deliveries = deliveries + 1 WHERE id IN (SELECT t.id FROM {tq} t"
         f" WHERE t.queue = %s AND {{}} ORDER BY t.id LIMIT %s{skip_locked})"
         f" AND EXISTS (SELECT 1 FROM {tl} WHERE cluster_id = %s AND NOT dead"
         f" AND heartbeat >= {now} - %s) RETURNING id, payload, deliveries"
@@ -91,11 +95,11 @@ def _statements(connection: Any) -> dict[str, str]:
         # Params: retry, me, queue, <claimable>, bulk, me, dead_after.
         "claim": claim.format(claimable),
         # The same without looking for dead clusters' tasks (params: no <claimable>).
-        "claim_waiting": claim.format(f"t.claimed_until < {now}"),
+        "claim_waiting": claim.format(expired),
         "purge": f"DELETE FROM {tq} WHERE queue = %s",
-        "depth": f"SELECT COALESCE(SUM(CASE WHEN claimed_until < {now} THEN 1 ELSE 0 END), 0),"
-        f" COALESCE(SUM(CASE WHEN claimed_until >= {now} THEN 1 ELSE 0 END), 0)"
-        f" FROM {tq} WHERE queue = %s",
+        "depth": f"SELECT COALESCE(SUM(CASE WHEN {expired} THEN 1 ELSE 0 END), 0),"
+        f" COALESCE(SUM(CASE WHEN {expired} THEN 0 ELSE 1 END), 0)"
+        f" FROM {tq} t WHERE t.queue = %s",
         "oldest": f"SELECT payload FROM {tq} WHERE queue = %s ORDER BY id LIMIT 1",
         # Params: id, queue, host, pid, pid_start, stopped, stat, stat ttl, dead_after.
         # A clean stop's last heartbeat marks the lease dead (broker/leases.py).
@@ -117,9 +121,24 @@ def _statements(connection: Any) -> dict[str, str]:
         "seen_purge": f"DELETE FROM {ts} WHERE seen_at < %s",
         "stats": f"SELECT cluster_id, stat FROM {tl} WHERE queue = %s AND stat <> ''"
         f" AND stat_expires >= {now}",
+        # Params: queue, owner. The workers holding a cluster's tasks.
+        "holders": f"SELECT DISTINCT holder_pid, holder_start FROM {tq}"
+        " WHERE queue = %s AND owner = %s AND holder_pid <> 0",
+        # Params: queue, owner, pid, start. A dead worker's tasks given back.
+        "release_holder": f"{released} WHERE queue = %s AND owner = %s"
+        " AND holder_pid = %s AND holder_start = %s",
+        # Params: queue, owner. Everything a cluster holds given back.
+        "release_owner": f"{released} WHERE queue = %s AND owner = %s",
         # Followed by "id IN (...)" (_by_ids).
         "acknowledge": f"DELETE FROM {tq} WHERE",
-        "release": f"UPDATE {tq} SET claimed_until = 0, owner = '' WHERE",
+        "release": f"{released} WHERE",
+        # Params: pid, start, owner. A worker takes over its cluster's claim.
+        "adopt": f"UPDATE {tq} SET holder_pid = %s, holder_start = %s"
+        " WHERE owner = %s AND holder_pid = 0 AND",
+        # Params: retry, owner, pid, start. Back to the cluster, expiring from now.
+        "disown": f"UPDATE {tq} SET holder_pid = 0, holder_start = 0,"
+        f" claimed_until = {now} + %s WHERE owner = %s AND holder_pid = %s"
+        " AND holder_start = %s AND",
     }
 
 
@@ -175,14 +194,18 @@ class OrmBroker(LeasedBroker):
                 return cursor.fetchone()
             return cursor.fetchall() if fetch == "all" else None
 
-    def _by_ids(self, name: str, task_ids: list[Any]) -> None:
-        """Statement ``name`` on the tasks ``task_ids``, a chunk at a time."""
+    def _by_ids(self, name: str, task_ids: list[Any], params: Sequence[Any] = ()) -> int:
+        """Statement ``name`` (with ``params`` first) on the tasks ``task_ids``, a
+        chunk at a time; the rows it changed."""
+        changed = 0
         with self._cursor() as cursor:
             assert self._sql is not None
             for start in range(0, len(task_ids), _IDS_CHUNK):
                 chunk = task_ids[start : start + _IDS_CHUNK]
                 marks = ", ".join(["%s"] * len(chunk))
-                cursor.execute(f"{self._sql[name]} id IN ({marks})", chunk)
+                cursor.execute(f"{self._sql[name]} id IN ({marks})", [*params, *chunk])
+                changed += max(cursor.rowcount, 0)
+        return changed
 
     def _claimable(self, me: str) -> list[Any]:
         return [me, self._dead_after, me, self._dead_after]
@@ -284,6 +307,30 @@ class OrmBroker(LeasedBroker):
 
     def release(self, task_id: Any) -> None:
         self._by_ids("release", ack_ids(task_id))
+
+    # --- the workers' side of a claim ---------------------------------------------------
+
+    def _adopt(self, ids: list[Any], owner: str, pid: int, start: int) -> int:
+        return self._by_ids("adopt", ids, [pid, start, owner])
+
+    def _disown(self, ids: list[Any], owner: str, pid: int, start: int) -> None:
+        self._by_ids("disown", ids, [Conf.RETRY, owner, pid, start])
+
+    def _holders(self) -> list[tuple[int, int]]:
+        rows = self._run("holders", [self.list_key, self.cluster_id], fetch="all")
+        return [(int(pid), int(start)) for pid, start in rows]
+
+    def _release_holder(self, pid: int, start: int) -> int:
+        return self._rowcount("release_holder", [self.list_key, self.cluster_id, pid, start])
+
+    def _release_owner(self) -> int:
+        return self._rowcount("release_owner", [self.list_key, self.cluster_id])
+
+    def _rowcount(self, name: str, params: list[Any]) -> int:
+        with self._cursor() as cursor:
+            assert self._sql is not None
+            cursor.execute(self._sql[name], params)
+            return max(cursor.rowcount, 0)
 
     def depth(self) -> Depth:
         waiting, claimed = self._run("depth", [self.list_key], fetch="one")

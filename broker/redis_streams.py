@@ -73,6 +73,10 @@ return tostring(now)
 
 # KEYS: stream, leases. ARGV: group, me, count, dead_after, retry ms, cleanup s,
 # take over ('1': look for dead clusters' and expired entries first).
+# Consumers: a cluster (named by its id: what its pusher claimed) and its queue
+# workers ("<cluster>|<pid>|<start>": what each adopted). Entries of a dead
+# cluster (of its workers too) are taken over; a cluster's entries expire after
+# queue.retry, a worker's never (the sentinel gives a dead worker's back).
 # Returns {taken over: {id, fields}..., new: {id, fields}...}, or false when this
 # cluster's lease is not alive.
 _CLAIM = (
@@ -89,8 +93,9 @@ local consumers = {}
 if ARGV[7] == '1' then consumers = redis.call('XINFO', 'CONSUMERS', KEYS[1], group) end
 for _, c in ipairs(consumers) do
   local name, pending = c[2], c[4]
-  if name ~= me then
-    local l = redis.call('HGET', KEYS[2], name)
+  local cluster = string.match(name, '^[^|]*')
+  if cluster ~= me then
+    local l = redis.call('HGET', KEYS[2], cluster)
     local dead, gone = not l and regular, not l
     if l then
       l = cjson.decode(l)
@@ -107,13 +112,24 @@ for _, c in ipairs(consumers) do
       end
     elseif gone and pending == 0 then
       redis.call('XGROUP', 'DELCONSUMER', KEYS[1], group, name)
-      redis.call('HDEL', KEYS[2], name)
+      if name == cluster then redis.call('HDEL', KEYS[2], name) end
     end
   end
 end
-if ARGV[7] == '1' and #again < count then
-  local r = redis.call('XAUTOCLAIM', KEYS[1], group, me, ARGV[5], '0-0', 'COUNT', count - #again)
-  for _, e in ipairs(r[2]) do if e then again[#again + 1] = e end end
+for _, c in ipairs(consumers) do
+  local name, pending = c[2], c[4]
+  if pending > 0 and #again < count and not string.find(name, '|', 1, true) then
+    local ids = {}
+    for _, p in ipairs(redis.call('XPENDING', KEYS[1], group, 'IDLE', tonumber(ARGV[5]), '-', '+',
+        count - #again, name)) do
+      ids[#ids + 1] = p[1]
+    end
+    if #ids > 0 then
+      for _, e in ipairs(redis.call('XCLAIM', KEYS[1], group, me, ARGV[5], unpack(ids))) do
+        if e then again[#again + 1] = e end
+      end
+    end
+  end
 end
 local new = {}
 if #again < count then
@@ -124,6 +140,45 @@ end
 return {again, new}
 """
 )
+
+# KEYS: stream. ARGV: group, from, to, idle ms, entry ids. The entries still pending
+# for consumer ``from`` moved to ``to`` (idle for that long: 0 = from now), without
+# counting a delivery; returns how many.
+_MOVE = """
+local n = 0
+for i = 5, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[i], 'IDLE', ARGV[4], 'JUSTID')
+    n = n + 1
+  end
+end
+return n
+"""
+
+# KEYS: stream. ARGV: group, cluster, idle ms, consumers. Every entry of those
+# consumers (the cluster's and its workers') given to the cluster, idle for that
+# long (claimable at once); the workers' consumers deleted. Returns how many.
+_GIVE_BACK = """
+local n = 0
+for i = 4, #ARGV do
+  local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], '-', '+', 100000, ARGV[i])
+  if ok then
+    local ids = {}
+    for _, p in ipairs(pending) do ids[#ids + 1] = p[1] end
+    for s = 1, #ids, 1000 do
+      local args = {KEYS[1], ARGV[1], ARGV[2], 0, unpack(ids, s, math.min(s + 999, #ids))}
+      args[#args + 1] = 'IDLE'
+      args[#args + 1] = ARGV[3]
+      args[#args + 1] = 'JUSTID'
+      redis.call('XCLAIM', unpack(args))
+    end
+    n = n + #ids
+    if ARGV[i] ~= ARGV[2] then redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[i]) end
+  end
+end
+return n
+"""
 
 # KEYS: the dedup keys of event ids, then the stream. ARGV: window ms, then the tasks.
 # When none of the ids is seen: records them all (expiring after the window) and
@@ -178,6 +233,8 @@ class RedisStreamsBroker(LeasedBroker):
                 ("ack", _ACK),
                 ("sizes", _SIZES),
                 ("enqueue_unseen", _ENQUEUE_UNSEEN),
+                ("move", _MOVE),
+                ("give_back", _GIVE_BACK),
             )
         }
 
@@ -255,6 +312,47 @@ class RedisStreamsBroker(LeasedBroker):
             self.stream, GROUP, self.cluster_id, 0, ack_ids(task_id), idle=_RELEASED_IDLE_MS
         )
 
+    # --- the workers' side of a claim ---------------------------------------------------
+
+    def _adopt(self, ids: list[Any], owner: str, pid: int, start: int) -> int:
+        args = [GROUP, owner, _worker(owner, pid, start), 0, *ids]
+        return int(self._scripts["move"](keys=[self.stream], args=args))
+
+    def _disown(self, ids: list[Any], owner: str, pid: int, start: int) -> None:
+        args = [GROUP, _worker(owner, pid, start), owner, 0, *ids]
+        self._scripts["move"](keys=[self.stream], args=args)
+
+    def _consumers(self) -> list[str]:
+        """The consumers of this cluster: itself and its workers."""
+        assert self.cluster_id is not None
+        try:
+            found = self.connection.xinfo_consumers(self.stream, GROUP)
+        except redis.ResponseError:  # no stream or group yet
+            return []
+        names = [_text(c["name"]) for c in found]
+        return [n for n in names if n == self.cluster_id or n.startswith(f"{self.cluster_id}|")]
+
+    def _holders(self) -> list[tuple[int, int]]:
+        holders = []
+        for name in self._consumers():
+            if "|" in name:
+                _, pid, start = name.rsplit("|", 2)
+                holders.append((int(pid), int(start)))
+        return holders
+
+    def _give_back(self, consumers: list[str]) -> int:
+        if not consumers:
+            return 0
+        args = [GROUP, self.cluster_id, _RELEASED_IDLE_MS, *consumers]
+        return int(self._scripts["give_back"](keys=[self.stream], args=args))
+
+    def _release_holder(self, pid: int, start: int) -> int:
+        assert self.cluster_id is not None
+        return self._give_back([_worker(self.cluster_id, pid, start)])
+
+    def _release_owner(self) -> int:
+        return self._give_back(self._consumers())
+
     def depth(self) -> Depth:
         waiting, claimed = self._scripts["sizes"](keys=[self.stream], args=[GROUP])
         return Depth(waiting=int(waiting), claimed=int(claimed))
@@ -316,6 +414,11 @@ class RedisStreamsBroker(LeasedBroker):
             for cluster_id, lease in self._leases().items()
             if lease.get("stat") and lease["stat_exp"] >= now
         }
+
+
+def _worker(cluster: str, pid: int, start: int) -> str:
+    """The consumer name of a queue worker of ``cluster``."""
+    return f"{cluster}|{pid}|{start}"
 
 
 def _text(value: Any) -> str:
