@@ -68,7 +68,6 @@ def _statements(connection: Any) -> dict[str, str]:
     tq, tl = q(QueuedTask._meta.db_table), q(ClusterLease._meta.db_table)
     ts = q(SeenMessage._meta.db_table)
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
-    released = f"UPDATE {tq} SET claimed_until = 0, owner = '', holder_pid = 0, holder_start = 0"
     # Params: me, dead_after, me, dead_after. A task is claimable when its claim
     # expired, or its owner (another cluster) has no live lease: none, marked
     # dead, or stale while this cluster's own heartbeats have been regular.
@@ -112,15 +111,32 @@ def _statements(connection: Any) -> dict[str, str]:
         " heartbeat = excluded.heartbeat, dead = excluded.dead, pid = excluded.pid,"
         " pid_start = excluded.pid_start, stat = excluded.stat,"
         " stat_expires = excluded.stat_expires",
+        "seen_purge": f"DELETE FROM {ts} WHERE seen_at < %s",
+        "stats": f"SELECT cluster_id, stat FROM {tl} WHERE queue = %s AND stat <> ''"
+        f" AND stat_expires >= {now}",
+        # Followed by "id IN (...)" (_by_ids).
+        "acknowledge": f"DELETE FROM {tq} WHERE",
+        **_holder_statements(tq, now),
+        **_housekeeping_statements(tq, tl, now),
+    }
+
+
+def _housekeeping_statements(tq: str, tl: str, now: str) -> dict[str, str]:
+    """The statements of a sentinel's look at the leases of its host."""
+    return {
         "same_host": f"SELECT cluster_id, pid, pid_start FROM {tl}"
         " WHERE host = %s AND NOT dead AND cluster_id <> %s",
         "mark_dead": f"UPDATE {tl} SET dead = TRUE"
         " WHERE cluster_id = %s AND pid = %s AND pid_start = %s",
         "cleanup": f"DELETE FROM {tl} WHERE (dead OR heartbeat < {now} - %s)"
         f" AND NOT EXISTS (SELECT 1 FROM {tq} WHERE owner = {tl}.cluster_id)",
-        "seen_purge": f"DELETE FROM {ts} WHERE seen_at < %s",
-        "stats": f"SELECT cluster_id, stat FROM {tl} WHERE queue = %s AND stat <> ''"
-        f" AND stat_expires >= {now}",
+    }
+
+
+def _holder_statements(tq: str, now: str) -> dict[str, str]:
+    """The statements of the workers' side of a claim (broker/workers.py)."""
+    released = f"UPDATE {tq} SET claimed_until = 0, owner = '', holder_pid = 0, holder_start = 0"
+    return {
         # Params: queue, owner. The workers holding a cluster's tasks.
         "holders": f"SELECT DISTINCT holder_pid, holder_start FROM {tq}"
         " WHERE queue = %s AND owner = %s AND holder_pid <> 0",
@@ -130,7 +146,6 @@ def _statements(connection: Any) -> dict[str, str]:
         # Params: queue, owner. Everything a cluster holds given back.
         "release_owner": f"{released} WHERE queue = %s AND owner = %s",
         # Followed by "id IN (...)" (_by_ids).
-        "acknowledge": f"DELETE FROM {tq} WHERE",
         "release": f"{released} WHERE",
         # Params: pid, start, owner. A worker takes over its cluster's claim.
         "adopt": f"UPDATE {tq} SET holder_pid = %s, holder_start = %s"

@@ -49,6 +49,7 @@ __all__ = [
     "GranianThreadsFilter",
     "ProcessTree",
     "TreeResult",
+    "die_with_parent",
     "granian_command",
 ]
 
@@ -106,14 +107,24 @@ def granian_command(
     return [*cmd, target]
 
 
-def _die_with_parent() -> None:
-    """In a child: get SIGTERM if the tree's parent dies without forwarding it (Linux)."""
+def die_with_parent(sig: int = signal.SIGTERM, *, parent: int | None = None) -> None:
+    """In a child process: get ``sig`` when its parent dies (Linux's
+    PR_SET_PDEATHSIG), so no process of the tree outlives the one that started
+    it, whichever dies first. ``parent``: the pid the child was forked by; if it
+    is gone already (it died before this call), the signal comes at once."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if parent is not None and os.getppid() != parent:
+        os.kill(os.getpid(), sig)
+
+
+def _die_with_parent() -> None:
+    """In a child: get SIGTERM if the tree's parent dies without forwarding it."""
+    die_with_parent(signal.SIGTERM)
 
 
 def _signal_children(pid: int, sig: int) -> None:

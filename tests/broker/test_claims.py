@@ -66,7 +66,7 @@ def test_a_dead_workers_claim_comes_back_at_once(
     a = kit.cluster()
     for batch_id in ("b1", "b2"):
         a.enqueue(batch_task(batch_id))
-    first, second = ids(a.dequeue())
+    first, _ = ids(a.dequeue())
     assert _adopt(kit, a, first, worker) == 1
     worker.kill()
     worker.wait()
