@@ -92,8 +92,14 @@ def test_1b_killing_each_idle_queue_worker_leaves_the_cluster_processing(project
         with server.client() as client:
             assert client.post("/ingest", json=event(1)).status_code == 202
             wait_until(lambda: _counted(server.url) == 1)
-            # One idle worker at a time holds the task queue's read lock: kill each.
-            for victim in wait_until(lambda: watch.roles().get("queue-worker")):
+            # One idle worker at a time holds the task queue's read lock: kill each
+            # (the first of the workers running, then the second: a restart of the
+            # cluster's processes may have replaced both).
+            for index in range(2):
+                victim = wait_until(
+                    lambda: len(watch.roles().get("queue-worker", [])) == 2
+                    and watch.roles()["queue-worker"]
+                )[index]
                 os.kill(victim, signal.SIGKILL)
                 wait_until(
                     lambda v=victim: (
