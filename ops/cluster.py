@@ -88,7 +88,7 @@ class GuardedSentinel(q_cluster.Sentinel):
         if process is self.pusher:
             return "pusher"
         if process.exitcode != 0 and process.timer.value == IDLE:
-            return "idle queue worker"
+            return "worker"  # idle: it may have been waiting for a task, holding the lock
         return None
 
     def reincarnate(self, process: Any) -> None:
@@ -98,13 +98,14 @@ class GuardedSentinel(q_cluster.Sentinel):
         if role is None:
             super().reincarnate(process)
             return
+        self.restart()
         logger.critical(
-            "%s %s (pid %s) died: restarting the cluster's processes with fresh queues",
+            "reincarnated %s %s after sudden death (pid %s), with the cluster's other"
+            " processes, on fresh queues",
             role,
             process.name,
             process.pid,
         )
-        self.restart()
 
     def restart(self) -> None:
         """Kill every process of the cluster, hand its claims out again, start
@@ -149,13 +150,13 @@ class GuardedSentinel(q_cluster.Sentinel):
                 lock = p.timer.get_lock()
                 if not lock.acquire(timeout=_TIMER_LOCK_S):
                     if not p.is_alive():  # died handing a result over, its timer locked
+                        self.restart()
                         logger.critical(
-                            "queue worker %s (pid %s) died holding its timer: restarting the"
-                            " cluster's processes with fresh queues",
+                            "reincarnated worker %s after sudden death (pid %s) holding its"
+                            " timer, with the cluster's other processes, on fresh queues",
                             p.name,
                             p.pid,
                         )
-                        self.restart()
                     continue
                 try:
                     if not p.is_alive() or p.timer.value == 0:
