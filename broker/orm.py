@@ -12,14 +12,15 @@ time is the database's clock, so the nodes' clocks never matter.
   upsert per 300 ids of :class:`~broker.models.SeenMessage` first, in the same
   transaction (rolled back when one was seen);
 * ``dequeue`` (``_claim``): one ``UPDATE … WHERE id IN (SELECT … ORDER BY id
-  LIMIT bulk) RETURNING``: the oldest claimable tasks (waiting, claim expired,
-  or claimed by a dead cluster), FIFO, claimed atomically for this cluster
+  LIMIT bulk) RETURNING``: the oldest claimable tasks (waiting, claim expired
+  and held by no worker, or claimed by a dead cluster), FIFO, claimed atomically for this cluster
   (PostgreSQL adds ``FOR UPDATE SKIP LOCKED``; SQLite runs one writer at a
   time), and only while this cluster's own lease is alive. After an empty poll,
   the same condition is read first, so an idle cluster does not take SQLite's
   write lock every ``queue.poll``;
 * ``acknowledge``: one DELETE (of a coalesced task's tasks too); ``release``:
-  one UPDATE;
+  one UPDATE; a worker's ``adopt`` (holder: its pid and start time) and a
+  sentinel's give-back of a dead worker's tasks: one UPDATE each;
 * ``set_stat`` (the sentinel's heartbeat, every 0.5 s): one upsert of the lease,
   which also holds django-q2's status of the cluster for /readyz (the last one,
   of a clean stop, marks the lease dead: nothing is left to take over); once a minute

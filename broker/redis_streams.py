@@ -10,10 +10,13 @@ fetched (up to ``queue.queue_limit`` of them) is gone if the cluster dies. Here
   when one was seen;
 * ``dequeue`` (``_claim``): one Lua script, atomic: if this cluster's lease is
   alive, take over the entries of dead clusters (``XCLAIM``; see
-  :mod:`broker.leases`) and those unacknowledged past ``queue.retry``
-  (``XAUTOCLAIM``), then read new entries (``XREADGROUP``), up to
-  ``queue.bulk``; each cluster is one consumer of the group, named by its
-  cluster id;
+  :mod:`broker.leases`) and those a cluster (not a worker) held unacknowledged
+  past ``queue.retry`` (``XPENDING … IDLE``, ``XCLAIM``), then read new entries
+  (``XREADGROUP``), up to ``queue.bulk``; each cluster is one consumer of the
+  group, named by its cluster id, and each of its queue workers another
+  (``<cluster>|<pid>|<start>``), to which a worker moves the entries it adopts
+  (:mod:`broker.workers`); the sentinel moves a dead worker's back to its
+  cluster, claimable at once;
 * ``acknowledge``: ``XACK`` + ``XDEL`` of a task's entries in one script (an
   acknowledged entry leaves the stream: its length is what is waiting or
   claimed); ``release``: the entries' idle time set past ``queue.retry``
