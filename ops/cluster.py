@@ -82,13 +82,18 @@ class GuardedSentinel(q_cluster.Sentinel):
         return process in self.pool or process is self.monitor or process is self.pusher
 
     def _may_hold_a_queue(self, process: Any) -> str | None:
-        """Why the death of ``process`` may have left a queue locked, if it may."""
+        """Why the death of ``process`` may have left a queue locked, if it may: it
+        was killed (an exit of its own releases its locks, as django-q2's pusher
+        does after a failed pull), and it is the monitor, the pusher or an idle
+        worker (waiting for a task, it holds the task queue's read lock)."""
+        if process.exitcode == 0:
+            return None
         if process is self.monitor:
             return "monitor"
         if process is self.pusher:
             return "pusher"
-        if process.exitcode != 0 and process.timer.value == IDLE:
-            return "worker"  # idle: it may have been waiting for a task, holding the lock
+        if process.timer.value == IDLE:
+            return "worker"
         return None
 
     def reincarnate(self, process: Any) -> None:
