@@ -9,7 +9,7 @@ for ever, and so would the sentinel's stop (fault runs: a cluster that never
 processed again, a ``serve`` whose SIGTERM hung). :class:`GuardedSentinel`:
 
 * restarts the cluster's processes, with fresh queues, when the monitor, the
-  pusher or an idle worker dies (what the old queues held is dropped, and every
+  pusher or an idle worker is killed (what the old queues held is dropped, and every
   claim of the cluster is handed out again at once:
   :meth:`broker.base.LeasedBroker.release_cluster`); a worker that dies in the
   middle of a batch is replaced alone, its claim coming back at the sentinel's
