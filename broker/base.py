@@ -3,6 +3,17 @@ claims leased to a cluster (:mod:`broker.leases`), the heartbeat that renews
 the lease, the housekeeping of this host's dead clusters, and the shape of a
 claim (redelivered batches marked, a claim's batch tasks coalesced).
 
+Claims belong to what can die alone. The pusher claims tasks for its cluster;
+the queue worker that starts one adopts it (:meth:`LeasedBroker.adopt`, a
+conditional update naming the worker process: pid and start time), and
+acknowledges it itself when it is done (:mod:`broker.workers`), so the monitor
+holds nothing. Every second the sentinel's heartbeat looks at the workers
+holding its cluster's claims in /proc (pid and start time, so a reused pid is
+not mistaken for the worker): a dead worker's tasks are handed out again at
+once, a live worker's never, however long its batch takes. Claims the cluster
+took but no worker adopted yet expire after ``queue.retry``, or come back at
+once when the sentinel restarts its processes (:meth:`LeasedBroker.release_cluster`).
+
 A store (:class:`~broker.orm.OrmBroker`, :class:`~broker.redis_streams.RedisStreamsBroker`)
 writes the rest: its statements for a claim (``_claim``), a heartbeat
 (``_renew``), the leases of this host (``_leases_of_host``, ``_mark_dead``),
@@ -21,7 +32,7 @@ from typing import Any
 from django_q.brokers import Broker
 from django_q.conf import Conf
 
-from broker.coalesce import coalesce
+from broker.coalesce import ack_ids, coalesce
 from broker.interface import Depth
 from broker.leases import (
     FULL_CLAIM_INTERVAL_S,
@@ -38,6 +49,10 @@ from core.config import get_config
 __all__ = ["Claimed", "LeasedBroker"]
 
 log = logging.getLogger("telemetron.processing")
+
+# The cluster of this process: set by the sentinel's first heartbeat, inherited by
+# the workers it forks (their brokers are built after the fork, with no cluster id).
+_process_cluster: list[str] = []
 
 _HOUSEKEEPING_S = 1.0  # this host's dead clusters looked for at most this often
 _CLEANUP_S = 60.0  # the store's cleanup (_cleanup) at most this often
@@ -97,6 +112,29 @@ class LeasedBroker(Broker):
     def _cleanup(self) -> None:
         """What the store removes once a minute (nothing by default)."""
 
+    def _adopt(self, ids: list[Any], owner: str, pid: int, start: int) -> int:
+        """The tasks ``ids`` still claimed by the cluster ``owner`` (and held by no
+        worker) now held by the worker process ``pid``/``start``; how many."""
+        raise NotImplementedError
+
+    def _disown(self, ids: list[Any], owner: str, pid: int, start: int) -> None:
+        """The tasks ``ids`` held by that worker back to its cluster, to expire
+        ``queue.retry`` from now (a task that failed and was not acknowledged)."""
+        raise NotImplementedError
+
+    def _holders(self) -> list[tuple[int, int]]:
+        """The worker processes (pid, start) holding this cluster's tasks."""
+        raise NotImplementedError
+
+    def _release_holder(self, pid: int, start: int) -> int:
+        """This cluster's tasks held by that worker given back (claimable at once,
+        as redeliveries); how many."""
+        raise NotImplementedError
+
+    def _release_owner(self) -> int:
+        """Every task this cluster or its workers hold given back; how many."""
+        raise NotImplementedError
+
     def depth(self) -> Depth:
         raise NotImplementedError
 
@@ -121,6 +159,59 @@ class LeasedBroker(Broker):
             return None
         tasks = [(ack, mark_redelivered(body) if again else body) for ack, body, again in claimed]
         return coalesce(tasks) if self.coalesce else tasks
+
+    # --- the workers' side of a claim --------------------------------------------------
+
+    def _cluster(self) -> str:
+        """The cluster this process belongs to (a worker's broker learns it from
+        the sentinel it was forked from)."""
+        if self.cluster_id is not None:
+            return self.cluster_id
+        if _process_cluster:
+            return _process_cluster[-1]
+        return self._owner()
+
+    def adopt(self, task_id: Any) -> bool:
+        """A queue worker starts the task (or a coalesced task's tuple of them):
+        it holds the claim from now on, if its cluster still does. False when
+        another cluster took some of them over meanwhile."""
+        ids = ack_ids(task_id)
+        pid = os.getpid()
+        return self._adopt(ids, self._cluster(), pid, process_start(pid)) == len(ids)
+
+    def disown(self, task_id: Any) -> None:
+        """The worker is done with a task it does not acknowledge (it failed): the
+        claim goes back to the cluster and expires ``queue.retry`` from now."""
+        pid = os.getpid()
+        self._disown(ack_ids(task_id), self._cluster(), pid, process_start(pid))
+
+    def release_cluster(self) -> int:
+        """Every task this cluster holds (its workers' too) handed out again at
+        once: its processes were restarted, nothing of theirs still runs."""
+        released = self._release_owner()
+        if released:
+            log.warning(
+                "%s batch task(s) of cluster %s handed out again: its processes restarted",
+                released,
+                self.cluster_id,
+                extra={"released": released},
+            )
+        return released
+
+    def _release_dead_holders(self) -> None:
+        """This cluster's workers that died holding tasks: the tasks come back."""
+        for pid, start in self._holders():
+            if not process_alive(pid, start):
+                released = self._release_holder(pid, start)
+                if released:
+                    log.warning(
+                        "queue worker %s of cluster %s is gone: its %s batch task(s) are"
+                        " handed out again",
+                        pid,
+                        self.cluster_id,
+                        released,
+                        extra={"dead_worker": pid, "released": released},
+                    )
 
     def _owner(self) -> str:
         if self.cluster_id is None:
@@ -154,6 +245,7 @@ class LeasedBroker(Broker):
         """The sentinel's heartbeat: renew this cluster's lease (with its status)."""
         if self.cluster_id is None:
             self.cluster_id = cluster_id_of(key)
+            _process_cluster.append(self.cluster_id)
         self._heartbeat(stat=value, ttl=timeout, stopped=stat_stopped(value))
 
     def _heartbeat(self, *, stat: str, ttl: float, stopped: bool = False) -> None:
@@ -162,6 +254,8 @@ class LeasedBroker(Broker):
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + _HOUSEKEEPING_S
             self._mark_dead_of_this_host()
+            if not self._standalone:
+                self._release_dead_holders()
         if now >= self._next_cleanup:
             self._next_cleanup = now + _CLEANUP_S
             self._cleanup()

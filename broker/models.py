@@ -19,13 +19,18 @@ __all__ = ["ClusterLease", "QueuedTask", "SeenMessage"]
 class QueuedTask(models.Model):
     """A django-q2 task in the ORM broker (broker/orm.py): waiting
     (``owner`` empty), or claimed by the cluster ``owner`` until ``claimed_until``
-    (seconds since the epoch, by the database's clock). Deleted when acknowledged."""
+    (seconds since the epoch, by the database's clock), and once a queue worker
+    started it, held by that worker process (``holder_pid``, ``holder_start``:
+    its pid and start time on the cluster's host; 0 while the cluster holds it).
+    Deleted when acknowledged."""
 
     queue = models.CharField(max_length=100)
     payload = models.TextField()
     claimed_until = models.FloatField(default=0)
     owner = models.CharField(max_length=64, default="", blank=True)
     deliveries = models.PositiveIntegerField(default=0)
+    holder_pid = models.IntegerField(db_default=0)
+    holder_start = models.BigIntegerField(db_default=0)
 
     class Meta:
         db_table = "processing_queuedtask"

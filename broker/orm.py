@@ -12,14 +12,15 @@ time is the database's clock, so the nodes' clocks never matter.
   upsert per 300 ids of :class:`~broker.models.SeenMessage` first, in the same
   transaction (rolled back when one was seen);
 * ``dequeue`` (``_claim``): one ``UPDATE … WHERE id IN (SELECT … ORDER BY id
-  LIMIT bulk) RETURNING``: the oldest claimable tasks (waiting, claim expired,
-  or claimed by a dead cluster), FIFO, claimed atomically for this cluster
+  LIMIT bulk) RETURNING``: the oldest claimable tasks (waiting, claim expired
+  and held by no worker, or claimed by a dead cluster), FIFO, claimed atomically for this cluster
   (PostgreSQL adds ``FOR UPDATE SKIP LOCKED``; SQLite runs one writer at a
   time), and only while this cluster's own lease is alive. After an empty poll,
   the same condition is read first, so an idle cluster does not take SQLite's
   write lock every ``queue.poll``;
 * ``acknowledge``: one DELETE (of a coalesced task's tasks too); ``release``:
-  one UPDATE;
+  one UPDATE; a worker's ``adopt`` (holder: its pid and start time) and a
+  sentinel's give-back of a dead worker's tasks: one UPDATE each;
 * ``set_stat`` (the sentinel's heartbeat, every 0.5 s): one upsert of the lease,
   which also holds django-q2's status of the cluster for /readyz (the last one,
   of a clean stop, marks the lease dead: nothing is left to take over); once a minute
@@ -71,15 +72,18 @@ def _statements(connection: Any) -> dict[str, str]:
     # Params: me, dead_after, me, dead_after. A task is claimable when its claim
     # expired, or its owner (another cluster) has no live lease: none, marked
     # dead, or stale while this cluster's own heartbeats have been regular.
+    # A task a live worker of this host holds (holder_pid) never expires: the
+    # sentinel's housekeeping gives it back when that worker is gone.
+    expired = f"(t.claimed_until < {now} AND t.holder_pid = 0)"
     claimable = (
-        f"(t.claimed_until < {now} OR (t.owner <> '' AND t.owner <> %s AND NOT EXISTS ("
+        f"({expired} OR (t.owner <> '' AND t.owner <> %s AND NOT EXISTS ("
         f"SELECT 1 FROM {tl} o WHERE o.cluster_id = t.owner AND NOT o.dead AND ("
         f"o.heartbeat >= {now} - %s OR NOT EXISTS (SELECT 1 FROM {tl} m"
         f" WHERE m.cluster_id = %s AND m.fresh_since <= {now} - %s)))))"
     )
     claim = (
-        f"UPDATE {tq} SET claimed_until = {now} + %s, owner = %s,"
-        f" deliveries = deliveries + 1 WHERE id IN (SELECT t.id FROM {tq} t"
+        f"UPDATE {tq} SET claimed_until = {now} + %s, owner = %s, holder_pid = 0,"
+        f" holder_start = 0, deliveries = deliveries + 1 WHERE id IN (SELECT t.id FROM {tq} t"
         f" WHERE t.queue = %s AND {{}} ORDER BY t.id LIMIT %s{skip_locked})"
         f" AND EXISTS (SELECT 1 FROM {tl} WHERE cluster_id = %s AND NOT dead"
         f" AND heartbeat >= {now} - %s) RETURNING id, payload, deliveries"
@@ -91,13 +95,13 @@ def _statements(connection: Any) -> dict[str, str]:
         # Params: retry, me, queue, <claimable>, bulk, me, dead_after.
         "claim": claim.format(claimable),
         # The same without looking for dead clusters' tasks (params: no <claimable>).
-        "claim_waiting": claim.format(f"t.claimed_until < {now}"),
+        "claim_waiting": claim.format(expired),
         "purge": f"DELETE FROM {tq} WHERE queue = %s",
-        "depth": f"SELECT COALESCE(SUM(CASE WHEN claimed_until < {now} THEN 1 ELSE 0 END), 0),"
-        f" COALESCE(SUM(CASE WHEN claimed_until >= {now} THEN 1 ELSE 0 END), 0)"
-        f" FROM {tq} WHERE queue = %s",
+        "depth": f"SELECT COALESCE(SUM(CASE WHEN {expired} THEN 1 ELSE 0 END), 0),"
+        f" COALESCE(SUM(CASE WHEN {expired} THEN 0 ELSE 1 END), 0)"
+        f" FROM {tq} t WHERE t.queue = %s",
         "oldest": f"SELECT payload FROM {tq} WHERE queue = %s ORDER BY id LIMIT 1",
-        **_erasure_statements(tq, now),
+        **_erasure_statements(tq, now, expired),
         # Params: id, queue, host, pid, pid_start, stopped, stat, stat ttl, dead_after.
         # A clean stop's last heartbeat marks the lease dead (broker/leases.py).
         "heartbeat": f"INSERT INTO {tl} (cluster_id, queue, host, pid, pid_start, heartbeat,"
@@ -109,30 +113,63 @@ def _statements(connection: Any) -> dict[str, str]:
         " heartbeat = excluded.heartbeat, dead = excluded.dead, pid = excluded.pid,"
         " pid_start = excluded.pid_start, stat = excluded.stat,"
         " stat_expires = excluded.stat_expires",
+        "seen_purge": f"DELETE FROM {ts} WHERE seen_at < %s",
+        "stats": f"SELECT cluster_id, stat FROM {tl} WHERE queue = %s AND stat <> ''"
+        f" AND stat_expires >= {now}",
+        # Followed by "id IN (...)" (_by_ids).
+        "acknowledge": f"DELETE FROM {tq} WHERE",
+        **_holder_statements(tq, now),
+        **_housekeeping_statements(tq, tl, now),
+    }
+
+
+def _housekeeping_statements(tq: str, tl: str, now: str) -> dict[str, str]:
+    """The statements of a sentinel's look at the leases of its host."""
+    return {
         "same_host": f"SELECT cluster_id, pid, pid_start FROM {tl}"
         " WHERE host = %s AND NOT dead AND cluster_id <> %s",
         "mark_dead": f"UPDATE {tl} SET dead = TRUE"
         " WHERE cluster_id = %s AND pid = %s AND pid_start = %s",
         "cleanup": f"DELETE FROM {tl} WHERE (dead OR heartbeat < {now} - %s)"
         f" AND NOT EXISTS (SELECT 1 FROM {tq} WHERE owner = {tl}.cluster_id)",
-        "seen_purge": f"DELETE FROM {ts} WHERE seen_at < %s",
-        "stats": f"SELECT cluster_id, stat FROM {tl} WHERE queue = %s AND stat <> ''"
-        f" AND stat_expires >= {now}",
-        # Followed by "id IN (...)" (_by_ids).
-        "acknowledge": f"DELETE FROM {tq} WHERE",
-        "release": f"UPDATE {tq} SET claimed_until = 0, owner = '' WHERE",
     }
 
 
-def _erasure_statements(tq: str, now: str) -> dict[str, str]:
-    """An erasure's reads (params: queue, after id, up to id, chunk) and writes of
-    a waiting task (broker/erasure.py)."""
+def _holder_statements(tq: str, now: str) -> dict[str, str]:
+    """The statements of the workers' side of a claim (broker/workers.py)."""
+    released = f"UPDATE {tq} SET claimed_until = 0, owner = '', holder_pid = 0, holder_start = 0"
     return {
-        "scan": f"SELECT id, payload, claimed_until >= {now} FROM {tq}"
-        " WHERE queue = %s AND id > %s AND id <= %s ORDER BY id LIMIT %s",
+        # Params: queue, owner. The workers holding a cluster's tasks.
+        "holders": f"SELECT DISTINCT holder_pid, holder_start FROM {tq}"
+        " WHERE queue = %s AND owner = %s AND holder_pid <> 0",
+        # Params: queue, owner, pid, start. A dead worker's tasks given back.
+        "release_holder": f"{released} WHERE queue = %s AND owner = %s"
+        " AND holder_pid = %s AND holder_start = %s",
+        # Params: queue, owner. Everything a cluster holds given back.
+        "release_owner": f"{released} WHERE queue = %s AND owner = %s",
+        # Followed by "id IN (...)" (_by_ids).
+        "release": f"{released} WHERE",
+        # Params: pid, start, owner. A worker takes over its cluster's claim.
+        "adopt": f"UPDATE {tq} SET holder_pid = %s, holder_start = %s"
+        " WHERE owner = %s AND holder_pid = 0 AND",
+        # Params: retry, owner, pid, start. Back to the cluster, expiring from now.
+        "disown": f"UPDATE {tq} SET holder_pid = 0, holder_start = 0,"
+        f" claimed_until = {now} + %s WHERE owner = %s AND holder_pid = %s"
+        " AND holder_start = %s AND",
+    }
+
+
+def _erasure_statements(tq: str, now: str, expired: str) -> dict[str, str]:
+    """An erasure's reads (params: queue, after id, up to id, chunk) and writes of
+    a waiting task (broker/erasure.py). ``expired``: a task no cluster and no
+    worker holds (a worker's task stays held past its claim's expiry)."""
+    return {
+        "scan": f"SELECT t.id, t.payload, NOT {expired} FROM {tq} t"
+        " WHERE t.queue = %s AND t.id > %s AND t.id <= %s ORDER BY t.id LIMIT %s",
         "last_id": f"SELECT MAX(id) FROM {tq} WHERE queue = %s",
-        "replace": f"UPDATE {tq} SET payload = %s WHERE id = %s AND claimed_until < {now}",
-        "remove": f"DELETE FROM {tq} WHERE id = %s AND claimed_until < {now}",
+        "replace": f"UPDATE {tq} SET payload = %s WHERE id = %s"
+        f" AND claimed_until < {now} AND holder_pid = 0",
+        "remove": f"DELETE FROM {tq} WHERE id = %s AND claimed_until < {now} AND holder_pid = 0",
     }
 
 
@@ -188,14 +225,18 @@ class OrmBroker(LeasedBroker):
                 return cursor.fetchone()
             return cursor.fetchall() if fetch == "all" else None
 
-    def _by_ids(self, name: str, task_ids: list[Any]) -> None:
-        """Statement ``name`` on the tasks ``task_ids``, a chunk at a time."""
+    def _by_ids(self, name: str, task_ids: list[Any], params: Sequence[Any] = ()) -> int:
+        """Statement ``name`` (with ``params`` first) on the tasks ``task_ids``, a
+        chunk at a time; the rows it changed."""
+        changed = 0
         with self._cursor() as cursor:
             assert self._sql is not None
             for start in range(0, len(task_ids), _IDS_CHUNK):
                 chunk = task_ids[start : start + _IDS_CHUNK]
                 marks = ", ".join(["%s"] * len(chunk))
-                cursor.execute(f"{self._sql[name]} id IN ({marks})", chunk)
+                cursor.execute(f"{self._sql[name]} id IN ({marks})", [*params, *chunk])
+                changed += max(cursor.rowcount, 0)
+        return changed
 
     def _claimable(self, me: str) -> list[Any]:
         return [me, self._dead_after, me, self._dead_after]
@@ -297,6 +338,30 @@ class OrmBroker(LeasedBroker):
 
     def release(self, task_id: Any) -> None:
         self._by_ids("release", ack_ids(task_id))
+
+    # --- the workers' side of a claim ---------------------------------------------------
+
+    def _adopt(self, ids: list[Any], owner: str, pid: int, start: int) -> int:
+        return self._by_ids("adopt", ids, [pid, start, owner])
+
+    def _disown(self, ids: list[Any], owner: str, pid: int, start: int) -> None:
+        self._by_ids("disown", ids, [Conf.RETRY, owner, pid, start])
+
+    def _holders(self) -> list[tuple[int, int]]:
+        rows = self._run("holders", [self.list_key, self.cluster_id], fetch="all")
+        return [(int(pid), int(start)) for pid, start in rows]
+
+    def _release_holder(self, pid: int, start: int) -> int:
+        return self._rowcount("release_holder", [self.list_key, self.cluster_id, pid, start])
+
+    def _release_owner(self) -> int:
+        return self._rowcount("release_owner", [self.list_key, self.cluster_id])
+
+    def _rowcount(self, name: str, params: list[Any]) -> int:
+        with self._cursor() as cursor:
+            assert self._sql is not None
+            cursor.execute(self._sql[name], params)
+            return max(cursor.rowcount, 0)
 
     def depth(self) -> Depth:
         waiting, claimed = self._run("depth", [self.list_key], fetch="one")

@@ -1,4 +1,3 @@
-# Long: the broker and its three Lua scripts read best side by side.
 """Our django-q2 broker on Redis: at-least-once, on a stream with a consumer group.
 
 django-q2's own Redis broker takes a task with ``BLPOP``: a task a cluster had
@@ -11,10 +10,13 @@ fetched (up to ``queue.queue_limit`` of them) is gone if the cluster dies. Here
   when one was seen;
 * ``dequeue`` (``_claim``): one Lua script, atomic: if this cluster's lease is
   alive, take over the entries of dead clusters (``XCLAIM``; see
-  :mod:`broker.leases`) and those unacknowledged past ``queue.retry``
-  (``XAUTOCLAIM``), then read new entries (``XREADGROUP``), up to
-  ``queue.bulk``; each cluster is one consumer of the group, named by its
-  cluster id;
+  :mod:`broker.leases`) and those a cluster (not a worker) held unacknowledged
+  past ``queue.retry`` (``XPENDING … IDLE``, ``XCLAIM``), then read new entries
+  (``XREADGROUP``), up to ``queue.bulk``; each cluster is one consumer of the
+  group, named by its cluster id, and each of its queue workers another
+  (``<cluster>|<pid>|<start>``), to which a worker moves the entries it adopts
+  (:mod:`broker.workers`); the sentinel moves a dead worker's back to its
+  cluster, claimable at once;
 * ``acknowledge``: ``XACK`` + ``XDEL`` of a task's entries in one script (an
   acknowledged entry leaves the stream: its length is what is waiting or
   claimed); ``release``: the entries' idle time set past ``queue.retry``
@@ -41,6 +43,7 @@ from typing import Any
 import redis
 from django_q.conf import Conf
 
+from broker import redis_scripts as scripts
 from broker.base import Claimed, LeasedBroker
 from broker.coalesce import ack_ids
 from broker.interface import Depth, Key, StoredTask
@@ -51,122 +54,7 @@ __all__ = ["RedisStreamsBroker"]
 log = logging.getLogger("telemetron.processing")
 
 GROUP = "workers"
-_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 "
-
-# KEYS: leases. ARGV: cluster id, host, pid, pid start, stat, stat ttl, dead_after,
-# stopped ('1': a clean stop's last heartbeat, which marks the lease dead).
-_HEARTBEAT = (
-    _NOW
-    + """
-local fresh = now
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if old then
-  local o = cjson.decode(old)
-  if not o.dead and o.hb >= now - tonumber(ARGV[7]) then fresh = o.fresh end
-end
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({host = ARGV[2], pid = tonumber(ARGV[3]),
-  start = tonumber(ARGV[4]), hb = now, fresh = fresh, dead = ARGV[8] == '1', stat = ARGV[5],
-  stat_exp = now + tonumber(ARGV[6])}))
-return tostring(now)
-"""
-)
-
-# KEYS: stream, leases. ARGV: group, me, count, dead_after, retry ms, cleanup s,
-# take over ('1': look for dead clusters' and expired entries first).
-# Returns {taken over: {id, fields}..., new: {id, fields}...}, or false when this
-# cluster's lease is not alive.
-_CLAIM = (
-    _NOW
-    + """
-local group, me, count, grace = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local mine = redis.call('HGET', KEYS[2], me)
-if not mine then return false end
-mine = cjson.decode(mine)
-if mine.dead or mine.hb < now - grace then return false end
-local regular = mine.fresh <= now - grace
-local again = {}
-local consumers = {}
-if ARGV[7] == '1' then consumers = redis.call('XINFO', 'CONSUMERS', KEYS[1], group) end
-for _, c in ipairs(consumers) do
-  local name, pending = c[2], c[4]
-  if name ~= me then
-    local l = redis.call('HGET', KEYS[2], name)
-    local dead, gone = not l and regular, not l
-    if l then
-      l = cjson.decode(l)
-      dead = l.dead or (regular and l.hb < now - grace)
-      gone = dead and (l.dead or l.hb < now - tonumber(ARGV[6]))
-    end
-    if dead and pending > 0 and #again < count then
-      local ids = {}
-      for _, p in ipairs(redis.call('XPENDING', KEYS[1], group, '-', '+', count - #again, name)) do
-        ids[#ids + 1] = p[1]
-      end
-      for _, e in ipairs(redis.call('XCLAIM', KEYS[1], group, me, 0, unpack(ids))) do
-        if e then again[#again + 1] = e end
-      end
-    elseif gone and pending == 0 then
-      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], group, name)
-      redis.call('HDEL', KEYS[2], name)
-    end
-  end
-end
-if ARGV[7] == '1' and #again < count then
-  local r = redis.call('XAUTOCLAIM', KEYS[1], group, me, ARGV[5], '0-0', 'COUNT', count - #again)
-  for _, e in ipairs(r[2]) do if e then again[#again + 1] = e end end
-end
-local new = {}
-if #again < count then
-  local r = redis.call('XREADGROUP', 'GROUP', group, me, 'COUNT', count - #again,
-    'STREAMS', KEYS[1], '>')
-  if r then new = r[1][2] end
-end
-return {again, new}
-"""
-)
-
-# KEYS: the dedup keys of event ids, then the stream. ARGV: window ms, then the tasks.
-# When none of the ids is seen: records them all (expiring after the window) and
-# adds the tasks, in one atomic step; else adds nothing and returns the 1-based
-# indexes of the ids already seen.
-_ENQUEUE_UNSEEN = """
-local n = #KEYS - 1
-local seen = {}
-for i = 1, n do
-  if redis.call('EXISTS', KEYS[i]) == 1 then seen[#seen + 1] = i end
-end
-if #seen > 0 then return seen end
-for i = 1, n do redis.call('SET', KEYS[i], '1', 'PX', ARGV[1]) end
-for i = 2, #ARGV do redis.call('XADD', KEYS[n + 1], '*', 't', ARGV[i]) end
-return seen
-"""
-
-# KEYS: stream. ARGV: group, entry ids.
-_ACK = (
-    "redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))"
-    " return redis.call('XDEL', KEYS[1], unpack(ARGV, 2))"
-)
 _ACK_CHUNK = 1000  # ids per script call (Lua's unpack)
-
-# KEYS: stream. ARGV: group. Waiting = in the stream and not claimed.
-_SIZES = """
-local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1])
-local claimed = 0
-if ok then claimed = p[1] end
-return {redis.call('XLEN', KEYS[1]) - claimed, claimed}
-"""
-
-
-# KEYS: stream. ARGV: group, entry id, package ('': remove). A waiting entry (in the
-# stream, held by no consumer) is deleted and, with a package, added again at the end.
-_REPLACE = """
-local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
-if ok and #p > 0 then return 0 end
-if #redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2]) == 0 then return 0 end
-redis.call('XDEL', KEYS[1], ARGV[2])
-if ARGV[3] ~= '' then redis.call('XADD', KEYS[1], '*', 't', ARGV[3]) end
-return 1
-"""
 
 _RELEASED_IDLE_MS = 10 * 365 * 86400 * 1000  # idle "since long ago": past any queue.retry
 
@@ -184,12 +72,14 @@ class RedisStreamsBroker(LeasedBroker):
         self._scripts = {
             name: self.connection.register_script(source)
             for name, source in (
-                ("heartbeat", _HEARTBEAT),
-                ("claim", _CLAIM),
-                ("ack", _ACK),
-                ("sizes", _SIZES),
-                ("enqueue_unseen", _ENQUEUE_UNSEEN),
-                ("replace", _REPLACE),
+                ("heartbeat", scripts.HEARTBEAT),
+                ("claim", scripts.CLAIM),
+                ("ack", scripts.ACK),
+                ("sizes", scripts.SIZES),
+                ("enqueue_unseen", scripts.ENQUEUE_UNSEEN),
+                ("move", scripts.MOVE),
+                ("give_back", scripts.GIVE_BACK),
+                ("replace", scripts.REPLACE),
             )
         }
 
@@ -266,6 +156,47 @@ class RedisStreamsBroker(LeasedBroker):
         self.connection.xclaim(
             self.stream, GROUP, self.cluster_id, 0, ack_ids(task_id), idle=_RELEASED_IDLE_MS
         )
+
+    # --- the workers' side of a claim ---------------------------------------------------
+
+    def _adopt(self, ids: list[Any], owner: str, pid: int, start: int) -> int:
+        args = [GROUP, owner, _worker(owner, pid, start), 0, *ids]
+        return int(self._scripts["move"](keys=[self.stream], args=args))
+
+    def _disown(self, ids: list[Any], owner: str, pid: int, start: int) -> None:
+        args = [GROUP, _worker(owner, pid, start), owner, 0, *ids]
+        self._scripts["move"](keys=[self.stream], args=args)
+
+    def _consumers(self) -> list[str]:
+        """The consumers of this cluster: itself and its workers."""
+        assert self.cluster_id is not None
+        try:
+            found = self.connection.xinfo_consumers(self.stream, GROUP)
+        except redis.ResponseError:  # no stream or group yet
+            return []
+        names = [_text(c["name"]) for c in found]
+        return [n for n in names if n == self.cluster_id or n.startswith(f"{self.cluster_id}|")]
+
+    def _holders(self) -> list[tuple[int, int]]:
+        holders = []
+        for name in self._consumers():
+            if "|" in name:
+                _, pid, start = name.rsplit("|", 2)
+                holders.append((int(pid), int(start)))
+        return holders
+
+    def _give_back(self, consumers: list[str]) -> int:
+        if not consumers:
+            return 0
+        args = [GROUP, self.cluster_id, _RELEASED_IDLE_MS, *consumers]
+        return int(self._scripts["give_back"](keys=[self.stream], args=args))
+
+    def _release_holder(self, pid: int, start: int) -> int:
+        assert self.cluster_id is not None
+        return self._give_back([_worker(self.cluster_id, pid, start)])
+
+    def _release_owner(self) -> int:
+        return self._give_back(self._consumers())
 
     def depth(self) -> Depth:
         waiting, claimed = self._scripts["sizes"](keys=[self.stream], args=[GROUP])
@@ -350,6 +281,11 @@ class RedisStreamsBroker(LeasedBroker):
             for cluster_id, lease in self._leases().items()
             if lease.get("stat") and lease["stat_exp"] >= now
         }
+
+
+def _worker(cluster: str, pid: int, start: int) -> str:
+    """The consumer name of a queue worker of ``cluster``."""
+    return f"{cluster}|{pid}|{start}"
 
 
 def _text(value: Any) -> str:

@@ -6,6 +6,10 @@ handler whose middleware chain is ``API_MIDDLEWARE``; every other path (the
 admin, its static files, unknown paths) through the full ``MIDDLEWARE``. The
 session, CSRF, auth, messages and clickjacking middlewares do nothing for the API
 but cost it about 7 % of its CPU per request (bench/RESULTS.md).
+
+The process that loads it (a granian worker) gets SIGTERM when its parent (granian's
+main process) dies, so no web worker keeps serving after the server it belongs to
+(``ops.process_tree.die_with_parent``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from typing import Any
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.wsgi import get_wsgi_application
+
+from ops.process_tree import die_with_parent
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "telemetron_site.settings")
 
@@ -45,5 +51,6 @@ def _dispatcher(api: WSGIHandler, full: WSGIHandler) -> Callable[..., Iterable[b
     return application
 
 
+die_with_parent()
 _full = get_wsgi_application()  # sets Django up
 application = _dispatcher(ApiHandler(), _full)
