@@ -8,9 +8,14 @@ Tasks live in our own table (:class:`~broker.models.QueuedTask`: django-q2's
 claim is taken over; :mod:`broker.base` for what both brokers share). Every
 time is the database's clock, so the nodes' clocks never matter.
 
-* ``commit``: one INSERT per task, in one transaction; with event ids, one
-  upsert per 300 ids of :class:`~broker.models.SeenMessage` first, in the same
-  transaction (rolled back when one was seen);
+* ``commit``: the commit's marker (:class:`~broker.models.CommitMarker`), then
+  one INSERT per task, in one transaction; with event ids, one upsert per 300
+  ids of :class:`~broker.models.SeenMessage` first, in the same transaction
+  (rolled back when one was seen). A commit whose answer was lost is resolved
+  on a connection of its own (``commit_outcome``): inserting the same marker as
+  void either conflicts with the commit's (it landed; on PostgreSQL the insert
+  waits for the commit's transaction to end) or voids it (it did not, and
+  never will: its own insert would now conflict);
 * ``dequeue`` (``_claim``): one ``UPDATE … WHERE id IN (SELECT … ORDER BY id
   LIMIT bulk) RETURNING``: the oldest claimable tasks (waiting, claim expired,
   or claimed by a dead cluster), FIFO, claimed atomically for this cluster
@@ -32,7 +37,9 @@ empty, instead of on every call; one that failed is closed at once.
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -43,9 +50,9 @@ from django_q.conf import Conf
 
 from broker.base import Claimed, LeasedBroker
 from broker.coalesce import ack_ids
-from broker.interface import Depth, Key
+from broker.interface import CommitFailed, Depth, Key
 from broker.leases import LEASE_CLEANUP_S, Lease
-from broker.models import ClusterLease, QueuedTask, SeenMessage
+from broker.models import ClusterLease, CommitMarker, QueuedTask, SeenMessage
 from core.config import get_config
 from core.fields import BIAS
 
@@ -55,6 +62,8 @@ _CHECK_INTERVAL_S = 1.0
 _SEEN_PURGE_S = 60.0  # a web process purges old event ids at most this often
 _SEEN_CHUNK = 300  # rows per dedup INSERT (3 parameters each)
 _IDS_CHUNK = 500  # ids per DELETE or UPDATE (SQLite's parameter limit)
+_MARKER_KEEP_S = 15 * 60.0  # a commit's marker outlives any resolution of it
+_RESOLVE_PAUSE_S = 0.2  # between a resolver's failed connection and the next
 
 _NOW = {
     "postgresql": "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS DOUBLE PRECISION)",
@@ -67,6 +76,7 @@ def _statements(connection: Any) -> dict[str, str]:
     now = _NOW[connection.vendor]
     tq, tl = q(QueuedTask._meta.db_table), q(ClusterLease._meta.db_table)
     ts = q(SeenMessage._meta.db_table)
+    tm = q(CommitMarker._meta.db_table)
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     # Params: me, dead_after, me, dead_after. A task is claimable when its claim
     # expired, or its owner (another cluster) has no live lease: none, marked
@@ -93,6 +103,12 @@ def _statements(connection: Any) -> dict[str, str]:
         # The same without looking for dead clusters' tasks (params: no <claimable>).
         "claim_waiting": claim.format(f"t.claimed_until < {now}"),
         "purge": f"DELETE FROM {tq} WHERE queue = %s",
+        # Params: commit id, now (the commit's marker; the resolver's is "void").
+        "mark": f"INSERT INTO {tm} (commit_id, landed, at) VALUES (%s, TRUE, %s)",
+        "void": f"INSERT INTO {tm} (commit_id, landed, at) VALUES (%s, FALSE, %s)"
+        " ON CONFLICT (commit_id) DO NOTHING RETURNING commit_id",
+        "marker": f"SELECT landed FROM {tm} WHERE commit_id = %s",
+        "marker_purge": f"DELETE FROM {tm} WHERE at < %s",
         "depth": f"SELECT COALESCE(SUM(CASE WHEN claimed_until < {now} THEN 1 ELSE 0 END), 0),"
         f" COALESCE(SUM(CASE WHEN claimed_until >= {now} THEN 1 ELSE 0 END), 0)"
         f" FROM {tq} WHERE queue = %s",
@@ -121,6 +137,11 @@ def _statements(connection: Any) -> dict[str, str]:
         "acknowledge": f"DELETE FROM {tq} WHERE",
         "release": f"UPDATE {tq} SET claimed_until = 0, owner = '' WHERE",
     }
+
+
+def _connect_timeout(deadline: float) -> int:
+    """libpq's connect_timeout (whole seconds, at least 2) within ``deadline``."""
+    return max(2, int(deadline - time.monotonic()))
 
 
 class _Seen(Exception):
@@ -190,25 +211,94 @@ class OrmBroker(LeasedBroker):
     # --- the queue ----------------------------------------------------------------------
 
     def commit(
-        self, tasks: Sequence[str], *, ids: Sequence[Key] = (), window_s: float = 0
+        self,
+        tasks: Sequence[str],
+        *,
+        ids: Sequence[Key] = (),
+        window_s: float = 0,
+        commit_id: str = "",
     ) -> set[Key]:
-        if len(tasks) == 1 and not ids:
-            self.enqueue(tasks[0])  # one statement: no transaction to open
-            return set()
+        connection = self._connection()
+        try:
+            connection.ensure_connection()
+        except DatabaseError as exc:
+            raise CommitFailed(f"database not reached: {exc}") from exc
         seen: set[Key] = set()
+        committing = False
         try:
             with transaction.atomic(using=Conf.ORM):
+                self._run("mark", [commit_id or uuid.uuid4().hex, time.time()])
                 if ids:
                     fresh = self._seen_record(ids, window_s=window_s)
                     if len(fresh) < len(ids):
                         raise _Seen(set(ids) - fresh)
                 for task in tasks:
                     self.enqueue(task)
+                committing = True  # what fails from here on may have landed
         except _Seen as found:
             seen = found.keys
-        if ids:
-            self._seen_housekeeping(window_s=window_s)  # after the commit, not in it
+        except DatabaseError as exc:
+            if committing:
+                raise
+            raise CommitFailed(f"{type(exc).__name__}: {exc}") from exc
+        self._housekeeping(window_s=window_s if ids else 0)  # after the commit, not in it
         return seen
+
+    def commit_outcome(self, commit_id: str, *, deadline: float) -> bool | None:
+        """Asked from a thread of its own, on a connection of its own: a frozen
+        database holds that thread, not the request, which gets None at
+        ``deadline`` (the thread ends when the database answers it)."""
+        outcome: list[bool | None] = []
+        done = threading.Event()
+
+        def resolve() -> None:
+            try:
+                outcome.append(self._resolve(commit_id, deadline))
+            finally:
+                done.set()
+
+        threading.Thread(target=resolve, name="commit-resolver", daemon=True).start()
+        done.wait(max(0.0, deadline - time.monotonic()))
+        return outcome[0] if outcome else None
+
+    def _resolve(self, commit_id: str, deadline: float) -> bool | None:
+        while time.monotonic() < deadline:
+            connection = connections.create_connection(Conf.ORM)
+            if connection.vendor == "postgresql":
+                options = connection.settings_dict.get("OPTIONS", {})
+                connection.settings_dict = {
+                    **connection.settings_dict,
+                    "OPTIONS": {**options, "connect_timeout": _connect_timeout(deadline)},
+                }
+            try:
+                sql = _statements(connection)
+                with connection.cursor() as cursor:
+                    cursor.execute(sql["void"], [commit_id, time.time()])
+                    if cursor.fetchone() is not None:
+                        return False  # voided: the commit can no longer land
+                    cursor.execute(sql["marker"], [commit_id])
+                    row = cursor.fetchone()
+                    return bool(row and row[0])
+            except DatabaseError:
+                time.sleep(_RESOLVE_PAUSE_S)
+            finally:
+                connection.close()
+        return None
+
+    def _housekeeping(self, *, window_s: float) -> None:
+        """Purge old event ids (``window_s`` > 0) and old commit markers at most
+        once a minute per process: the web processes' share (with
+        ``queue.workers = 0`` no cluster runs to do it)."""
+        now = time.monotonic()
+        if now >= self._next_seen_purge:
+            self._next_seen_purge = now + _SEEN_PURGE_S
+            if window_s:
+                self.seen_purge(window_s=window_s)
+            self._run("marker_purge", [time.time() - _MARKER_KEEP_S])
+
+    def bound_timeouts(self, seconds: float) -> None:
+        """Nothing to bound here: a database round trip takes what it takes (a
+        commit whose answer is late is resolved by ``commit_outcome``)."""
 
     def _seen_record(self, keys: Sequence[Key], *, window_s: float) -> set[Key]:
         """Record the event ids ``keys`` (distinct (source, id) pairs) as seen now;
@@ -237,14 +327,6 @@ class OrmBroker(LeasedBroker):
                 )
                 fresh.update((int(sid) + BIAS, str(mid)) for sid, mid in cursor.fetchall())
         return fresh
-
-    def _seen_housekeeping(self, *, window_s: float) -> None:
-        """Purge old event ids at most once a minute per process: the web
-        processes' share (with ``queue.workers = 0`` no cluster runs to do it)."""
-        now = time.monotonic()
-        if now >= self._next_seen_purge:
-            self._next_seen_purge = now + _SEEN_PURGE_S
-            self.seen_purge(window_s=window_s)
 
     def seen_purge(self, *, window_s: float) -> None:
         """Delete the event ids older than the dedup window."""

@@ -33,17 +33,22 @@ costs, measured, are in bench/RESULTS.md ("Redis broker").
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import time
+import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django_q.conf import Conf
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from broker.base import Claimed, LeasedBroker
 from broker.coalesce import ack_ids
-from broker.interface import Depth, Key
+from broker.interface import CommitFailed, Depth, Key
 from broker.leases import LEASE_CLEANUP_S, Lease
 
 __all__ = ["RedisStreamsBroker"]
@@ -125,20 +130,36 @@ return {again, new}
 """
 )
 
-# KEYS: the dedup keys of event ids, then the stream. ARGV: window ms, then the tasks.
-# When none of the ids is seen: records them all (expiring after the window) and
-# adds the tasks, in one atomic step; else adds nothing and returns the 1-based
-# indexes of the ids already seen.
-_ENQUEUE_UNSEEN = """
+# KEYS: the commit's marker, the dedup keys of event ids, then the stream.
+# ARGV: marker ttl ms, dedup window ms, then the tasks.
+# A commit whose marker says "landed" ran already (a resend): nothing to do. One
+# voided by its resolver (_RESOLVE) is refused. Else, when none of the ids is
+# seen: records them all (expiring after the window), adds the tasks and sets
+# the marker, in one atomic step; when some are seen, adds nothing and returns
+# their 1-based indexes.
+_COMMIT = """
+local marker = redis.call('GET', KEYS[1])
+if marker == 'landed' then return {} end
+if marker then return redis.error_reply('VOIDED this commit was voided by its resolver') end
 local n = #KEYS - 1
 local seen = {}
-for i = 1, n do
-  if redis.call('EXISTS', KEYS[i]) == 1 then seen[#seen + 1] = i end
+for i = 2, n do
+  if redis.call('EXISTS', KEYS[i]) == 1 then seen[#seen + 1] = i - 1 end
 end
 if #seen > 0 then return seen end
-for i = 1, n do redis.call('SET', KEYS[i], '1', 'PX', ARGV[1]) end
-for i = 2, #ARGV do redis.call('XADD', KEYS[n + 1], '*', 't', ARGV[i]) end
+for i = 2, n do redis.call('SET', KEYS[i], '1', 'PX', ARGV[2]) end
+for i = 3, #ARGV do redis.call('XADD', KEYS[n + 1], '*', 't', ARGV[i]) end
+redis.call('SET', KEYS[1], 'landed', 'PX', ARGV[1])
 return seen
+"""
+
+# KEYS: a commit's marker. ARGV: marker ttl ms. 1 when the commit landed; else
+# voids it (the commit, if it arrives later, is refused) and returns 0.
+_RESOLVE = """
+local marker = redis.call('GET', KEYS[1])
+if marker == 'landed' then return 1 end
+if not marker then redis.call('SET', KEYS[1], 'void', 'PX', ARGV[1]) end
+return 0
 """
 
 # KEYS: stream. ARGV: group, entry ids.
@@ -170,6 +191,7 @@ class RedisStreamsBroker(LeasedBroker):
         self.leases = f"django_q:{self.list_key}:leases"
         self._group_ready = False
         self._version: str | None = None
+        self._timeout = getattr(self, "_timeout", _RESOLVE_CONNECT_S)
         self._scripts = {
             name: self.connection.register_script(source)
             for name, source in (
@@ -177,35 +199,80 @@ class RedisStreamsBroker(LeasedBroker):
                 ("claim", _CLAIM),
                 ("ack", _ACK),
                 ("sizes", _SIZES),
-                ("enqueue_unseen", _ENQUEUE_UNSEEN),
             )
         }
 
     @staticmethod
-    def get_connection(list_key: str | None = None) -> redis.Redis:
-        return (
-            redis.from_url(Conf.REDIS) if isinstance(Conf.REDIS, str) else redis.Redis(**Conf.REDIS)
+    def get_connection(list_key: str | None = None, **options: Any) -> redis.Redis:
+        if isinstance(Conf.REDIS, str):
+            return redis.from_url(Conf.REDIS, **options)
+        return redis.Redis(**{**Conf.REDIS, **options})
+
+    def bound_timeouts(self, seconds: float) -> None:
+        """The request path's broker: every round trip bounded, never retried
+        (redis-py would resend a command whose answer timed out)."""
+        bounded = self.get_connection(
+            socket_timeout=seconds, socket_connect_timeout=seconds, retry=Retry(NoBackoff(), 0)
         )
+        self.connection = cast(Any, bounded)  # django-q2's attribute, untyped
+        self._timeout = seconds
+        self._setup()
 
     # --- the queue ----------------------------------------------------------------------
 
     def commit(
-        self, tasks: Sequence[str], *, ids: Sequence[Key] = (), window_s: float = 0
+        self,
+        tasks: Sequence[str],
+        *,
+        ids: Sequence[Key] = (),
+        window_s: float = 0,
+        commit_id: str = "",
     ) -> set[Key]:
-        if ids:
-            names = [self.seen_key(source_id, message_id) for source_id, message_id in ids]
-            seen = self._scripts["enqueue_unseen"](
-                keys=[*names, self.stream], args=[max(int(window_s * 1000), 1), *tasks]
+        """One script run (_COMMIT) on a connection taken from the pool first: an
+        error taking it means nothing was sent (CommitFailed)."""
+        names = [self.seen_key(source_id, message_id) for source_id, message_id in ids]
+        keys = [self.commit_key(commit_id or uuid.uuid4().hex), *names, self.stream]
+        args = [_MARKER_TTL_MS, max(int(window_s * 1000), 1), *tasks]
+        pool = self.connection.connection_pool
+        try:
+            connection = pool.get_connection()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise CommitFailed(f"Redis not reached: {exc}") from exc
+        try:
+            seen = _run_script(connection, _COMMIT, _COMMIT_SHA, keys, args)
+        except redis.ResponseError:
+            raise  # a refusal, or a script error: answered, not lost
+        except BaseException:
+            connection.disconnect()  # an answer may still come: never read it as another's
+            raise
+        finally:
+            pool.release(connection)
+        return {ids[int(i) - 1] for i in seen or []}
+
+    def commit_key(self, commit_id: str) -> str:
+        """The marker of a commit (it expires after a few minutes)."""
+        return f"django_q:{self.list_key}:commit:{commit_id}"
+
+    def commit_outcome(self, commit_id: str, *, deadline: float) -> bool | None:
+        """_RESOLVE on a connection of its own, sent once and its answer awaited
+        until ``deadline`` (a frozen Redis runs it when it wakes, after the
+        commit if the commit reached it first); sent again on a new connection
+        when a connection fails."""
+        key = self.commit_key(commit_id)
+        while (left := deadline - time.monotonic()) > 0:
+            client = self.get_connection(
+                socket_timeout=left,
+                socket_connect_timeout=min(left, self._timeout),
+                retry=Retry(NoBackoff(), 0),
+                single_connection_client=True,
             )
-            return {ids[int(i) - 1] for i in seen or []}
-        if len(tasks) == 1:
-            self.enqueue(tasks[0])
-            return set()
-        pipe = self.connection.pipeline(transaction=True)
-        for task in tasks:
-            pipe.xadd(self.stream, {"t": task})
-        pipe.execute()
-        return set()
+            try:
+                return bool(client.eval(_RESOLVE, 1, key, _MARKER_TTL_MS))
+            except (redis.ConnectionError, redis.TimeoutError):
+                _pause(deadline)  # a connect that failed or timed out: again
+            finally:
+                client.close()
+        return None
 
     def seen_key(self, source_id: int, message_id: str) -> str:
         """The key recording an event id (it expires after the dedup window)."""
@@ -316,6 +383,34 @@ class RedisStreamsBroker(LeasedBroker):
             for cluster_id, lease in self._leases().items()
             if lease.get("stat") and lease["stat_exp"] >= now
         }
+
+
+_COMMIT_SHA = hashlib.sha1(_COMMIT.encode()).hexdigest()
+# A commit's marker outlives any resolution of it (a request waits at most
+# ingest.commit_timeout, its connection to Redis is then closed).
+_MARKER_TTL_MS = 15 * 60 * 1000
+_RESOLVE_CONNECT_S = 2.0  # the resolver's connect timeout when no bound is set
+_RESOLVE_PAUSE_S = 0.1  # between a failed connection and the next
+
+
+def _run_script(
+    connection: redis.connection.AbstractConnection,
+    source: str,
+    sha: str,
+    keys: list[str],
+    args: list[Any],
+) -> Any:
+    """EVALSHA on ``connection``; EVAL the first time Redis lacks the script."""
+    connection.send_command("EVALSHA", sha, len(keys), *keys, *args)
+    try:
+        return connection.read_response()
+    except redis.exceptions.NoScriptError:
+        connection.send_command("EVAL", source, len(keys), *keys, *args)
+        return connection.read_response()
+
+
+def _pause(deadline: float) -> None:
+    time.sleep(max(0.0, min(_RESOLVE_PAUSE_S, deadline - time.monotonic())))
 
 
 def _text(value: Any) -> str:
