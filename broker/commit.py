@@ -88,7 +88,9 @@ def _commit_resolved(
     (``deadline`` None: not resolved, the error raised as it is)."""
     commit_id = uuid.uuid4().hex
     try:
-        return queue.commit(tasks, ids=ids, window_s=window_s, commit_id=commit_id)
+        return queue.commit(
+            tasks, ids=ids, window_s=window_s, commit_id=commit_id, deadline=deadline
+        )
     except CommitFailed:
         raise
     except Exception as exc:

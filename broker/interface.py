@@ -61,6 +61,7 @@ class QueueBroker(Protocol):
         ids: Sequence[Key] = (),
         window_s: float = 0,
         commit_id: str = "",
+        deadline: float | None = None,
     ) -> set[Key]:
         """Add ``tasks`` (signed django-q2 packages) all or none, and record the
         event ids ``ids`` in the same atomic step, unless one of them was
@@ -70,9 +71,10 @@ class QueueBroker(Protocol):
 
         ``commit_id`` (unique per commit): a marker of it is written in the same
         atomic step, and a commit whose id was voided by :meth:`commit_outcome`
-        adds nothing (raises). Raises :class:`CommitFailed` when it certainly
-        did not land; any other error leaves the outcome to
-        :meth:`commit_outcome`."""
+        adds nothing (raises). ``deadline`` (``time.monotonic()``): how long its
+        answer may be waited for, less a moment left to resolve it. Raises
+        :class:`CommitFailed` when it certainly did not land; any other error
+        leaves the outcome to :meth:`commit_outcome`."""
         ...
 
     def commit_outcome(self, commit_id: str, *, deadline: float) -> bool | None:

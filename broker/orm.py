@@ -217,6 +217,7 @@ class OrmBroker(LeasedBroker):
         ids: Sequence[Key] = (),
         window_s: float = 0,
         commit_id: str = "",
+        deadline: float | None = None,
     ) -> set[Key]:
         connection = self._connection()
         try:

@@ -45,6 +45,7 @@ import redis
 from django_q.conf import Conf
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.utils import SENTINEL
 
 from broker.base import Claimed, LeasedBroker
 from broker.coalesce import ack_ids
@@ -227,9 +228,13 @@ class RedisStreamsBroker(LeasedBroker):
         ids: Sequence[Key] = (),
         window_s: float = 0,
         commit_id: str = "",
+        deadline: float | None = None,
     ) -> set[Key]:
         """One script run (_COMMIT) on a connection taken from the pool first: an
-        error taking it means nothing was sent (CommitFailed)."""
+        error taking it means nothing was sent (CommitFailed). Its answer is
+        waited for until ``deadline`` less ``_RESOLVE_RESERVE_S`` (a frozen Redis
+        answers when it wakes: the exact outcome, in order); a connection that
+        fails before leaves the outcome to ``commit_outcome``."""
         names = [self.seen_key(source_id, message_id) for source_id, message_id in ids]
         keys = [self.commit_key(commit_id or uuid.uuid4().hex), *names, self.stream]
         args = [_MARKER_TTL_MS, max(int(window_s * 1000), 1), *tasks]
@@ -239,7 +244,8 @@ class RedisStreamsBroker(LeasedBroker):
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise CommitFailed(f"Redis not reached: {exc}") from exc
         try:
-            seen = _run_script(connection, _COMMIT, _COMMIT_SHA, keys, args)
+            wait = None if deadline is None else _answer_wait(deadline, self._timeout)
+            seen = _run_script(connection, _COMMIT, _COMMIT_SHA, keys, args, wait)
         except redis.ResponseError:
             raise  # a refusal, or a script error: answered, not lost
         except BaseException:
@@ -264,7 +270,6 @@ class RedisStreamsBroker(LeasedBroker):
                 socket_timeout=left,
                 socket_connect_timeout=min(left, self._timeout),
                 retry=Retry(NoBackoff(), 0),
-                single_connection_client=True,
             )
             try:
                 return bool(client.eval(_RESOLVE, 1, key, _MARKER_TTL_MS))
@@ -391,6 +396,7 @@ _COMMIT_SHA = hashlib.sha1(_COMMIT.encode()).hexdigest()
 _MARKER_TTL_MS = 15 * 60 * 1000
 _RESOLVE_CONNECT_S = 2.0  # the resolver's connect timeout when no bound is set
 _RESOLVE_PAUSE_S = 0.1  # between a failed connection and the next
+_RESOLVE_RESERVE_S = 1.0  # of a commit's deadline, left for its resolution
 
 
 def _run_script(
@@ -399,14 +405,23 @@ def _run_script(
     sha: str,
     keys: list[str],
     args: list[Any],
+    wait: float | None = None,
 ) -> Any:
-    """EVALSHA on ``connection``; EVAL the first time Redis lacks the script."""
+    """EVALSHA on ``connection``; EVAL the first time Redis lacks the script.
+    ``wait``: seconds its answer is waited for (default: the socket timeout)."""
+    timeout: Any = SENTINEL if wait is None else wait
     connection.send_command("EVALSHA", sha, len(keys), *keys, *args)
     try:
-        return connection.read_response()
+        return connection.read_response(timeout=timeout)
     except redis.exceptions.NoScriptError:
         connection.send_command("EVAL", source, len(keys), *keys, *args)
-        return connection.read_response()
+        return connection.read_response(timeout=timeout)
+
+
+def _answer_wait(deadline: float, floor: float) -> float:
+    """How long a commit's answer is waited for: until ``deadline`` less the
+    time its resolution may take, and at least ``floor``."""
+    return max(floor, deadline - time.monotonic() - _RESOLVE_RESERVE_S)
 
 
 def _pause(deadline: float) -> None:
