@@ -11,18 +11,21 @@ BufferedBatcher: bounded buffer (503 when full), flush at ``batch_size`` or
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.errors import ServiceUnavailable
+from broker.commit import CommitOutcomeUnknown
+from core.errors import OutcomeUnknown, ServiceUnavailable
 from ingest.batcher import BufferedBatcher, GroupCommitBatcher
 from tests.support.procs import ROOT, wait_until
 
@@ -218,6 +221,29 @@ def test_a_failed_commit_gives_every_waiter_service_unavailable(
     # The batcher goes on: the next commit works.
     batcher.submit([ev(9)])
     assert commit.committed[-1] == [ev(9)]
+
+
+def test_a_commit_of_unknown_outcome_answers_every_waiter_outcome_unknown() -> None:
+    """The broker could not tell whether the commit landed: every request of it
+    gets its own answer, not the "nothing taken" 503."""
+    deadlines: list[float | None] = []
+
+    def commit(batches: list[list[WireEvent]], *, deadline: float | None = None) -> None:
+        deadlines.append(deadline)
+        raise CommitOutcomeUnknown("commit abc: TimeoutError")
+
+    for events in ([ev(1)], [ev(i) for i in range(20)]):  # a batch; a split request
+        with pytest.raises(OutcomeUnknown) as raised:
+            durable(commit, retry_after=4, wait_timeout_s=5).submit(events)
+        response = raised.value.response()
+        assert response.status_code == 503
+        assert response["Retry-After"] == "4"
+        body = json.loads(response.content)
+        assert body["error"].startswith("Commit outcome unknown")
+        assert "same event ids" in body["error"]
+        assert body["details"] == [{"outcome": "unknown"}]
+    # The commit is given the request's deadline: its commit_timeout from now.
+    assert all(d is not None and 0 < d - time.monotonic() <= 5 for d in deadlines)
 
 
 def test_a_failed_commit_of_a_split_submit_fails_that_submit() -> None:
