@@ -191,6 +191,7 @@ class RedisStreamsBroker(LeasedBroker):
         self.stream = f"django_q:{self.list_key}:stream"
         self.leases = f"django_q:{self.list_key}:leases"
         self._group_ready = False
+        self._store_away = False  # the last claim found Redis not answering
         self._version: str | None = None
         self._timeout = getattr(self, "_timeout", _RESOLVE_CONNECT_S)
         self._scripts = {
@@ -296,6 +297,24 @@ class RedisStreamsBroker(LeasedBroker):
                 raise
         self._group_ready = True
 
+    def dequeue(self) -> list[tuple[Any, str]] | None:
+        """A claim (LeasedBroker.dequeue); while Redis does not answer (frozen,
+        restarting, cut off), nothing, after a short pause, instead of an
+        exception: django-q2's pusher would die on it and be replaced only
+        about 10 s later, delaying every batch by as much after a short freeze."""
+        try:
+            claimed = super().dequeue()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if not self._store_away:
+                log.warning("Redis does not answer the claims (%s); trying again", exc)
+            self._store_away = True
+            time.sleep(_CLAIM_PAUSE_S)
+            return None
+        if self._store_away:
+            log.warning("Redis answers the claims again")
+            self._store_away = False
+        return claimed
+
     def _claim(self, me: str, *, take_over: bool) -> list[Claimed]:
         self._ensure_group()
         args = [GROUP, me, Conf.BULK, self._dead_after, int(Conf.RETRY * 1000), LEASE_CLEANUP_S]
@@ -397,6 +416,7 @@ _MARKER_TTL_MS = 15 * 60 * 1000
 _RESOLVE_CONNECT_S = 2.0  # the resolver's connect timeout when no bound is set
 _RESOLVE_PAUSE_S = 0.1  # between a failed connection and the next
 _RESOLVE_RESERVE_S = 1.0  # of a commit's deadline, left for its resolution
+_CLAIM_PAUSE_S = 0.5  # between claims while Redis does not answer
 
 
 def _run_script(

@@ -27,6 +27,7 @@ from broker.orm import OrmBroker
 from broker.redis_streams import RedisStreamsBroker
 from core.metrics.series import COMMIT_OUTCOME_UNKNOWN
 from tests.faults.services import OwnRedis
+from tests.support.procs import wait_until
 
 STORE_TIMEOUT_S = 0.5
 
@@ -175,6 +176,22 @@ def test_a_commit_to_an_unreachable_redis_certainly_failed_at_once(
     with pytest.raises(CommitFailed):
         broker_commit([[_event(1)]], deadline=time.monotonic() + 10)
     assert time.monotonic() - started < 2  # no resolution: nothing was sent
+
+
+def test_a_claim_while_redis_is_frozen_finds_nothing_instead_of_raising(
+    own_redis: OwnRedis, streams: RedisStreamsBroker
+) -> None:
+    """django-q2's pusher dies on an exception of ``dequeue`` and is replaced
+    about 10 s later: after a short freeze, every batch would wait that long."""
+    broker_commit([[_event(1)]], deadline=time.monotonic() + 10)
+    assert own_redis.process is not None
+    own_redis.process.send_signal(signal.SIGSTOP)
+    try:
+        assert streams.dequeue() is None  # its socket timeout, then a pause
+    finally:
+        own_redis.process.send_signal(signal.SIGCONT)
+    claimed = wait_until(streams.dequeue, timeout=10, interval=0.01)
+    assert len(claimed) == 1
 
 
 # --- the ORM broker (SQLite and PostgreSQL) -------------------------------------------
