@@ -37,7 +37,6 @@ empty, instead of on every call; one that failed is closed at once.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -52,7 +51,8 @@ from broker.base import Claimed, LeasedBroker
 from broker.coalesce import ack_ids
 from broker.interface import CommitFailed, Depth, Key
 from broker.leases import LEASE_CLEANUP_S, Lease
-from broker.models import ClusterLease, CommitMarker, QueuedTask, SeenMessage
+from broker.models import ClusterLease, QueuedTask, SeenMessage
+from broker.orm_commit import commit_resolve, marker_statements
 from core.config import get_config
 from core.fields import BIAS
 
@@ -63,7 +63,6 @@ _SEEN_PURGE_S = 60.0  # a web process purges old event ids at most this often
 _SEEN_CHUNK = 300  # rows per dedup INSERT (3 parameters each)
 _IDS_CHUNK = 500  # ids per DELETE or UPDATE (SQLite's parameter limit)
 _MARKER_KEEP_S = 15 * 60.0  # a commit's marker outlives any resolution of it
-_RESOLVE_PAUSE_S = 0.2  # between a resolver's failed connection and the next
 
 _NOW = {
     "postgresql": "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS DOUBLE PRECISION)",
@@ -76,7 +75,6 @@ def _statements(connection: Any) -> dict[str, str]:
     now = _NOW[connection.vendor]
     tq, tl = q(QueuedTask._meta.db_table), q(ClusterLease._meta.db_table)
     ts = q(SeenMessage._meta.db_table)
-    tm = q(CommitMarker._meta.db_table)
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
     # Params: me, dead_after, me, dead_after. A task is claimable when its claim
     # expired, or its owner (another cluster) has no live lease: none, marked
@@ -103,12 +101,6 @@ def _statements(connection: Any) -> dict[str, str]:
         # The same without looking for dead clusters' tasks (params: no <claimable>).
         "claim_waiting": claim.format(f"t.claimed_until < {now}"),
         "purge": f"DELETE FROM {tq} WHERE queue = %s",
-        # Params: commit id, now (the commit's marker; the resolver's is "void").
-        "mark": f"INSERT INTO {tm} (commit_id, landed, at) VALUES (%s, TRUE, %s)",
-        "void": f"INSERT INTO {tm} (commit_id, landed, at) VALUES (%s, FALSE, %s)"
-        " ON CONFLICT (commit_id) DO NOTHING RETURNING commit_id",
-        "marker": f"SELECT landed FROM {tm} WHERE commit_id = %s",
-        "marker_purge": f"DELETE FROM {tm} WHERE at < %s",
         "depth": f"SELECT COALESCE(SUM(CASE WHEN claimed_until < {now} THEN 1 ELSE 0 END), 0),"
         f" COALESCE(SUM(CASE WHEN claimed_until >= {now} THEN 1 ELSE 0 END), 0)"
         f" FROM {tq} WHERE queue = %s",
@@ -137,11 +129,6 @@ def _statements(connection: Any) -> dict[str, str]:
         "acknowledge": f"DELETE FROM {tq} WHERE",
         "release": f"UPDATE {tq} SET claimed_until = 0, owner = '' WHERE",
     }
-
-
-def _connect_timeout(deadline: float) -> int:
-    """libpq's connect_timeout (whole seconds, at least 2) within ``deadline``."""
-    return max(2, int(deadline - time.monotonic()))
 
 
 class _Seen(Exception):
@@ -178,7 +165,7 @@ class OrmBroker(LeasedBroker):
     def _cursor(self) -> Iterator[Any]:
         connection = self._connection()
         if self._sql is None:
-            self._sql = _statements(connection)
+            self._sql = {**_statements(connection), **marker_statements(connection)}
         try:
             with connection.cursor() as cursor:
                 yield cursor
@@ -246,45 +233,7 @@ class OrmBroker(LeasedBroker):
         return seen
 
     def commit_outcome(self, commit_id: str, *, deadline: float) -> bool | None:
-        """Asked from a thread of its own, on a connection of its own: a frozen
-        database holds that thread, not the request, which gets None at
-        ``deadline`` (the thread ends when the database answers it)."""
-        outcome: list[bool | None] = []
-        done = threading.Event()
-
-        def resolve() -> None:
-            try:
-                outcome.append(self._resolve(commit_id, deadline))
-            finally:
-                done.set()
-
-        threading.Thread(target=resolve, name="commit-resolver", daemon=True).start()
-        done.wait(max(0.0, deadline - time.monotonic()))
-        return outcome[0] if outcome else None
-
-    def _resolve(self, commit_id: str, deadline: float) -> bool | None:
-        while time.monotonic() < deadline:
-            connection = connections.create_connection(Conf.ORM)
-            if connection.vendor == "postgresql":
-                options = connection.settings_dict.get("OPTIONS", {})
-                connection.settings_dict = {
-                    **connection.settings_dict,
-                    "OPTIONS": {**options, "connect_timeout": _connect_timeout(deadline)},
-                }
-            try:
-                sql = _statements(connection)
-                with connection.cursor() as cursor:
-                    cursor.execute(sql["void"], [commit_id, time.time()])
-                    if cursor.fetchone() is not None:
-                        return False  # voided: the commit can no longer land
-                    cursor.execute(sql["marker"], [commit_id])
-                    row = cursor.fetchone()
-                    return bool(row and row[0])
-            except DatabaseError:
-                time.sleep(_RESOLVE_PAUSE_S)
-            finally:
-                connection.close()
-        return None
+        return commit_resolve(Conf.ORM, commit_id, deadline=deadline)
 
     def _housekeeping(self, *, window_s: float) -> None:
         """Purge old event ids (``window_s`` > 0) and old commit markers at most

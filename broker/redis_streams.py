@@ -33,7 +33,6 @@ costs, measured, are in bench/RESULTS.md ("Redis broker").
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -45,12 +44,12 @@ import redis
 from django_q.conf import Conf
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from redis.utils import SENTINEL
 
 from broker.base import Claimed, LeasedBroker
 from broker.coalesce import ack_ids
-from broker.interface import CommitFailed, Depth, Key
+from broker.interface import Depth, Key
 from broker.leases import LEASE_CLEANUP_S, Lease
+from broker.redis_commit import RESOLVE_CONNECT_S, answer_wait, commit_resolve, commit_run
 
 __all__ = ["RedisStreamsBroker"]
 
@@ -131,38 +130,6 @@ return {again, new}
 """
 )
 
-# KEYS: the commit's marker, the dedup keys of event ids, then the stream.
-# ARGV: marker ttl ms, dedup window ms, then the tasks.
-# A commit whose marker says "landed" ran already (a resend): nothing to do. One
-# voided by its resolver (_RESOLVE) is refused. Else, when none of the ids is
-# seen: records them all (expiring after the window), adds the tasks and sets
-# the marker, in one atomic step; when some are seen, adds nothing and returns
-# their 1-based indexes.
-_COMMIT = """
-local marker = redis.call('GET', KEYS[1])
-if marker == 'landed' then return {} end
-if marker then return redis.error_reply('VOIDED this commit was voided by its resolver') end
-local n = #KEYS - 1
-local seen = {}
-for i = 2, n do
-  if redis.call('EXISTS', KEYS[i]) == 1 then seen[#seen + 1] = i - 1 end
-end
-if #seen > 0 then return seen end
-for i = 2, n do redis.call('SET', KEYS[i], '1', 'PX', ARGV[2]) end
-for i = 3, #ARGV do redis.call('XADD', KEYS[n + 1], '*', 't', ARGV[i]) end
-redis.call('SET', KEYS[1], 'landed', 'PX', ARGV[1])
-return seen
-"""
-
-# KEYS: a commit's marker. ARGV: marker ttl ms. 1 when the commit landed; else
-# voids it (the commit, if it arrives later, is refused) and returns 0.
-_RESOLVE = """
-local marker = redis.call('GET', KEYS[1])
-if marker == 'landed' then return 1 end
-if not marker then redis.call('SET', KEYS[1], 'void', 'PX', ARGV[1]) end
-return 0
-"""
-
 # KEYS: stream. ARGV: group, entry ids.
 _ACK = (
     "redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))"
@@ -179,6 +146,7 @@ return {redis.call('XLEN', KEYS[1]) - claimed, claimed}
 """
 
 
+_CLAIM_PAUSE_S = 0.5  # between claims while Redis does not answer
 _RELEASED_IDLE_MS = 10 * 365 * 86400 * 1000  # idle "since long ago": past any queue.retry
 
 
@@ -193,7 +161,7 @@ class RedisStreamsBroker(LeasedBroker):
         self._group_ready = False
         self._store_away = False  # the last claim found Redis not answering
         self._version: str | None = None
-        self._timeout = getattr(self, "_timeout", _RESOLVE_CONNECT_S)
+        self._timeout = getattr(self, "_timeout", RESOLVE_CONNECT_S)
         self._scripts = {
             name: self.connection.register_script(source)
             for name, source in (
@@ -231,29 +199,11 @@ class RedisStreamsBroker(LeasedBroker):
         commit_id: str = "",
         deadline: float | None = None,
     ) -> set[Key]:
-        """One script run (_COMMIT) on a connection taken from the pool first: an
-        error taking it means nothing was sent (CommitFailed). Its answer is
-        waited for until ``deadline`` less ``_RESOLVE_RESERVE_S`` (a frozen Redis
-        answers when it wakes: the exact outcome, in order); a connection that
-        fails before leaves the outcome to ``commit_outcome``."""
+        """One script run on a connection of the pool (broker/redis_commit.py)."""
         names = [self.seen_key(source_id, message_id) for source_id, message_id in ids]
         keys = [self.commit_key(commit_id or uuid.uuid4().hex), *names, self.stream]
-        args = [_MARKER_TTL_MS, max(int(window_s * 1000), 1), *tasks]
-        pool = self.connection.connection_pool
-        try:
-            connection = pool.get_connection()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise CommitFailed(f"Redis not reached: {exc}") from exc
-        try:
-            wait = None if deadline is None else _answer_wait(deadline, self._timeout)
-            seen = _run_script(connection, _COMMIT, _COMMIT_SHA, keys, args, wait)
-        except redis.ResponseError:
-            raise  # a refusal, or a script error: answered, not lost
-        except BaseException:
-            connection.disconnect()  # an answer may still come: never read it as another's
-            raise
-        finally:
-            pool.release(connection)
+        wait = None if deadline is None else answer_wait(deadline, self._timeout)
+        seen = commit_run(self.connection, keys, max(int(window_s * 1000), 1), tasks, wait)
         return {ids[int(i) - 1] for i in seen or []}
 
     def commit_key(self, commit_id: str) -> str:
@@ -261,24 +211,12 @@ class RedisStreamsBroker(LeasedBroker):
         return f"django_q:{self.list_key}:commit:{commit_id}"
 
     def commit_outcome(self, commit_id: str, *, deadline: float) -> bool | None:
-        """_RESOLVE on a connection of its own, sent once and its answer awaited
-        until ``deadline`` (a frozen Redis runs it when it wakes, after the
-        commit if the commit reached it first); sent again on a new connection
-        when a connection fails."""
-        key = self.commit_key(commit_id)
-        while (left := deadline - time.monotonic()) > 0:
-            client = self.get_connection(
-                socket_timeout=left,
-                socket_connect_timeout=min(left, self._timeout),
-                retry=Retry(NoBackoff(), 0),
-            )
-            try:
-                return bool(client.eval(_RESOLVE, 1, key, _MARKER_TTL_MS))
-            except (redis.ConnectionError, redis.TimeoutError):
-                _pause(deadline)  # a connect that failed or timed out: again
-            finally:
-                client.close()
-        return None
+        return commit_resolve(
+            lambda **options: self.get_connection(**options),
+            self.commit_key(commit_id),
+            deadline=deadline,
+            connect_timeout=self._timeout,
+        )
 
     def seen_key(self, source_id: int, message_id: str) -> str:
         """The key recording an event id (it expires after the dedup window)."""
@@ -407,45 +345,6 @@ class RedisStreamsBroker(LeasedBroker):
             for cluster_id, lease in self._leases().items()
             if lease.get("stat") and lease["stat_exp"] >= now
         }
-
-
-_COMMIT_SHA = hashlib.sha1(_COMMIT.encode()).hexdigest()
-# A commit's marker outlives any resolution of it (a request waits at most
-# ingest.commit_timeout, its connection to Redis is then closed).
-_MARKER_TTL_MS = 15 * 60 * 1000
-_RESOLVE_CONNECT_S = 2.0  # the resolver's connect timeout when no bound is set
-_RESOLVE_PAUSE_S = 0.1  # between a failed connection and the next
-_RESOLVE_RESERVE_S = 1.0  # of a commit's deadline, left for its resolution
-_CLAIM_PAUSE_S = 0.5  # between claims while Redis does not answer
-
-
-def _run_script(
-    connection: redis.connection.AbstractConnection,
-    source: str,
-    sha: str,
-    keys: list[str],
-    args: list[Any],
-    wait: float | None = None,
-) -> Any:
-    """EVALSHA on ``connection``; EVAL the first time Redis lacks the script.
-    ``wait``: seconds its answer is waited for (default: the socket timeout)."""
-    timeout: Any = SENTINEL if wait is None else wait
-    connection.send_command("EVALSHA", sha, len(keys), *keys, *args)
-    try:
-        return connection.read_response(timeout=timeout)
-    except redis.exceptions.NoScriptError:
-        connection.send_command("EVAL", source, len(keys), *keys, *args)
-        return connection.read_response(timeout=timeout)
-
-
-def _answer_wait(deadline: float, floor: float) -> float:
-    """How long a commit's answer is waited for: until ``deadline`` less the
-    time its resolution may take, and at least ``floor``."""
-    return max(floor, deadline - time.monotonic() - _RESOLVE_RESERVE_S)
-
-
-def _pause(deadline: float) -> None:
-    time.sleep(max(0.0, min(_RESOLVE_PAUSE_S, deadline - time.monotonic())))
 
 
 def _text(value: Any) -> str:

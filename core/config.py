@@ -1,3 +1,4 @@
+# Long: every section of the configuration, typed, in one place (README, "Configuration").
 """The typed configuration: ``config.toml`` (or ``$TELEMETRON_CONFIG``) plus
 ``TELEMETRON_<SECTION>__<KEY>`` environment overrides, loaded once into a frozen
 pydantic-settings object.

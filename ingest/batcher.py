@@ -1,3 +1,4 @@
+# Long: both acknowledgement modes, whose answers the README defines together.
 """The per-process batcher: turns accepted events into django-q2 tasks, one task
 per batch of at most ``processor.batch_size`` events (README, "Acknowledgements and backpressure").
 
