@@ -55,7 +55,12 @@ _ROUNDS = 50
 
 class CommitOutcomeUnknown(Exception):
     """A commit whose answer was lost and whose store did not say, before the
-    deadline, whether it landed: its events may or may not be queued."""
+    deadline, whether it landed: its events may or may not be queued.
+    ``ask(deadline)`` asks the store again (True, False, or None as before)."""
+
+    def __init__(self, message: str, ask: Callable[[float], bool | None]) -> None:
+        super().__init__(message)
+        self.ask = ask
 
 
 def broker_commit(batches: Batches, *, deadline: float | None = None) -> None:
@@ -109,7 +114,10 @@ def _commit_resolved(
                 commit_id,
                 error,
             )
-            raise CommitOutcomeUnknown(f"commit {commit_id}: {error}") from exc
+            raise CommitOutcomeUnknown(
+                f"commit {commit_id}: {error}",
+                lambda until: queue.commit_outcome(commit_id, deadline=until),
+            ) from exc
         log.warning("commit %s: its answer was lost (%s); it did not land", commit_id, error)
         raise
 

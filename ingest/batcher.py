@@ -20,8 +20,10 @@ per batch of at most ``processor.batch_size`` events (README, "Acknowledgements 
   landed, 503 if it did not, 503 "outcome unknown" if the store did not tell.
 * :class:`BufferedBatcher` (``ingest.ack = "buffered"``): the request returns
   once its events are in a bounded in-memory buffer; a flusher thread commits at
-  ``batch_size`` events or ``batch_timeout`` ms; a full buffer answers 503; the
-  buffer is flushed when the process exits (:meth:`BufferedBatcher.close_at_exit`).
+  ``batch_size`` events or ``batch_timeout`` ms (a commit that failed is tried
+  again; one of unknown outcome is asked about until the store tells, and tried
+  again only if it did not land); a full buffer answers 503; the buffer is
+  flushed when the process exits (:meth:`BufferedBatcher.close_at_exit`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ __all__ = ["Batcher", "BufferedBatcher", "GroupCommitBatcher", "get_batcher"]
 log = logging.getLogger("telemetron.ingest")
 
 _EXIT_WATCH_S = 1.0  # how often the exit watcher looks whether it was closed before
+_ASK_S = 10.0  # how long one question about a commit's outcome waits for the store
 
 
 class Commit(Protocol):
@@ -277,7 +280,11 @@ class BufferedBatcher:
         while (batch := self._take()) is not None:
             try:
                 self._commit([batch])
-            except Exception:
+            except Exception as exc:
+                if isinstance(exc, CommitOutcomeUnknown) and self._landed(exc):
+                    with self._cond:
+                        self._inflight = 0
+                    continue
                 log.exception("batch commit of %d events failed; will retry", len(batch))
                 with self._cond:
                     self._buffer[0:0] = batch  # accepted events are never dropped
@@ -286,6 +293,14 @@ class BufferedBatcher:
             else:
                 with self._cond:
                     self._inflight = 0
+
+    def _landed(self, unknown: CommitOutcomeUnknown) -> bool:
+        """Whether a commit of unknown outcome landed, asked until the store
+        tells: retrying it blindly could count its events twice."""
+        while (landed := unknown.ask(time.monotonic() + _ASK_S)) is None:
+            log.warning("the outcome of a batch commit is still unknown; asking again")
+            time.sleep(self._backoff)
+        return landed
 
     def close_at_exit(self) -> None:
         """Close once the main thread is done (unless closed before), from a thread

@@ -230,7 +230,7 @@ def test_a_commit_of_unknown_outcome_answers_every_waiter_outcome_unknown() -> N
 
     def commit(batches: list[list[WireEvent]], *, deadline: float | None = None) -> None:
         deadlines.append(deadline)
-        raise CommitOutcomeUnknown("commit abc: TimeoutError")
+        raise CommitOutcomeUnknown("commit abc: TimeoutError", lambda until: None)
 
     for events in ([ev(1)], [ev(i) for i in range(20)]):  # a batch; a split request
         with pytest.raises(OutcomeUnknown) as raised:
@@ -432,6 +432,33 @@ def test_a_failing_commit_keeps_the_events_and_retries(
     assert commit.calls == [[[ev(0), ev(1)]]] * 3  # two failures, then committed
     assert commit.committed == [[ev(0), ev(1)]]  # once
     assert caplog.text.count("batch commit of 2 events failed; will retry") == 2
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["landed", "not-landed"])
+def test_a_commit_of_unknown_outcome_is_asked_about_not_retried_blindly(
+    buffered: Callable[..., BufferedBatcher], landed: bool
+) -> None:
+    """Buffered: the store tells the outcome only on the third question. A batch
+    that landed is not committed again (its events would count twice); one
+    that did not is."""
+    asked: list[float] = []
+
+    def ask(until: float) -> bool | None:
+        asked.append(until)
+        return None if len(asked) < 3 else landed
+
+    calls: list[list[list[WireEvent]]] = []
+
+    def commit(batches: list[list[WireEvent]]) -> None:
+        calls.append(batches)
+        if len(calls) == 1:
+            raise CommitOutcomeUnknown("commit abc: TimeoutError", ask)
+
+    batcher = buffered(commit, batch_size=2)
+    batcher.submit([ev(0), ev(1)])
+    wait_until(lambda: len(asked) == 3, timeout=30, interval=0.005)
+    batcher.close(timeout_s=5)
+    assert calls == [[[ev(0), ev(1)]]] * (1 if landed else 2)
 
 
 def test_events_arriving_during_failures_keep_their_order(
