@@ -38,7 +38,7 @@ __all__ = ["DEADLINE_S", "Check", "readiness_checks", "readyz"]
 
 log = logging.getLogger("telemetron.readiness")
 
-DEADLINE_S = 0.8  # every check's answer within it, /readyz's within a second
+DEADLINE_S = 0.5  # every check's answer within it, /readyz's within a second (loaded machines too)
 
 
 @dataclass(frozen=True)
