@@ -46,9 +46,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from broker.base import Claimed, LeasedBroker
-from broker.coalesce import ack_ids
+from broker.coalesce import ack_ids, coalesce
 from broker.interface import Depth, Key
 from broker.leases import LEASE_CLEANUP_S, Lease
+from broker.packages import mark_redelivered
 from broker.redis_commit import RESOLVE_CONNECT_S, answer_wait, commit_resolve, commit_run
 
 __all__ = ["RedisStreamsBroker"]
@@ -76,10 +77,12 @@ return tostring(now)
 """
 )
 
-# KEYS: stream, leases. ARGV: group, me, count, dead_after, retry ms, cleanup s,
-# take over ('1': look for dead clusters' and expired entries first).
+# KEYS: stream, leases, this claim's record. ARGV: group, me, count, dead_after,
+# retry ms, cleanup s, take over ('1': look for dead clusters' and expired
+# entries first), record ttl ms.
 # Returns {taken over: {id, fields}..., new: {id, fields}...}, or false when this
-# cluster's lease is not alive.
+# cluster's lease is not alive. The ids claimed are recorded (a list expiring
+# after the ttl): a claim whose answer was lost is found again (dequeue).
 _CLAIM = (
     _NOW
     + """
@@ -126,6 +129,13 @@ if #again < count then
     'STREAMS', KEYS[1], '>')
   if r then new = r[1][2] end
 end
+local taken = {}
+for _, e in ipairs(again) do taken[#taken + 1] = e[1] end
+for _, e in ipairs(new) do taken[#taken + 1] = e[1] end
+if #taken > 0 then
+  redis.call('RPUSH', KEYS[3], unpack(taken))
+  redis.call('PEXPIRE', KEYS[3], ARGV[8])
+end
 return {again, new}
 """
 )
@@ -147,6 +157,7 @@ return {redis.call('XLEN', KEYS[1]) - claimed, claimed}
 
 
 _CLAIM_PAUSE_S = 0.5  # between claims while Redis does not answer
+_CLAIM_RECORD_MS = 10 * 60 * 1000  # how long a claim's record is kept
 _RELEASED_IDLE_MS = 10 * 365 * 86400 * 1000  # idle "since long ago": past any queue.retry
 
 
@@ -160,13 +171,19 @@ class RedisStreamsBroker(LeasedBroker):
         self.leases = f"django_q:{self.list_key}:leases"
         self._group_ready = False
         self._store_away = False  # the last claim found Redis not answering
+        self._claim_record = f"django_q:{self.list_key}:claim:"
+        self._lost_claims: list[str] = []  # records of claims whose answers were lost
+        # Claims never sent twice by redis-py's retries: a lost answer is looked up.
+        self._bounds: dict[str, Any] = getattr(self, "_bounds", {})
+        self._claim_script = self.get_connection(
+            **self._bounds, retry=Retry(NoBackoff(), 0)
+        ).register_script(_CLAIM)
         self._version: str | None = None
         self._timeout = getattr(self, "_timeout", RESOLVE_CONNECT_S)
         self._scripts = {
             name: self.connection.register_script(source)
             for name, source in (
                 ("heartbeat", _HEARTBEAT),
-                ("claim", _CLAIM),
                 ("ack", _ACK),
                 ("sizes", _SIZES),
             )
@@ -181,9 +198,8 @@ class RedisStreamsBroker(LeasedBroker):
     def bound_timeouts(self, seconds: float) -> None:
         """The request path's broker: every round trip bounded, never retried
         (redis-py would resend a command whose answer timed out)."""
-        bounded = self.get_connection(
-            socket_timeout=seconds, socket_connect_timeout=seconds, retry=Retry(NoBackoff(), 0)
-        )
+        self._bounds = {"socket_timeout": seconds, "socket_connect_timeout": seconds}
+        bounded = self.get_connection(**self._bounds, retry=Retry(NoBackoff(), 0))
         self.connection = cast(Any, bounded)  # django-q2's attribute, untyped
         self._timeout = seconds
         self._setup()
@@ -239,10 +255,20 @@ class RedisStreamsBroker(LeasedBroker):
         """A claim (LeasedBroker.dequeue); while Redis does not answer (frozen,
         restarting, cut off), nothing, after a short pause, instead of an
         exception: django-q2's pusher would die on it and be replaced only
-        about 10 s later, delaying every batch by as much after a short freeze."""
+        about 10 s later, delaying every batch by as much after a short freeze.
+        A claim whose answer was lost (Redis may have run it, on waking) is
+        looked up by its record first, and its entries handed out: else they
+        would stay claimed by this live cluster until ``queue.retry``."""
+        self._claim_record = f"django_q:{self.list_key}:claim:{uuid.uuid4().hex}"
         try:
+            if self._lost_claims:
+                found = self._claims_found()
+                if found:
+                    return self._handed(found)
             claimed = super().dequeue()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if self._claim_record not in self._lost_claims:
+                self._lost_claims.append(self._claim_record)
             if not self._store_away:
                 log.warning("Redis does not answer the claims (%s); trying again", exc)
             self._store_away = True
@@ -253,18 +279,35 @@ class RedisStreamsBroker(LeasedBroker):
             self._store_away = False
         return claimed
 
+    def _claims_found(self) -> list[Claimed]:
+        """The entries of the claims whose answers were lost, claimed again by
+        this cluster (those acknowledged since are gone)."""
+        ids = [_text(i) for key in self._lost_claims for i in self.connection.lrange(key, 0, -1)]
+        entries = self.connection.xclaim(self.stream, GROUP, self._owner(), 0, ids) if ids else []
+        self.connection.delete(*self._lost_claims)
+        self._lost_claims = []
+        if ids:
+            log.warning("%d batches of a claim whose answer was lost handed out", len(entries))
+        return [(_text(i), _text(f[b"t"]), True) for i, f in entries if f]
+
+    def _handed(self, claimed: list[Claimed]) -> list[tuple[Any, str]]:
+        """Claimed tasks as the pusher takes them (LeasedBroker.dequeue)."""
+        tasks = [(ack, mark_redelivered(body) if again else body) for ack, body, again in claimed]
+        return coalesce(tasks) if self.coalesce else tasks
+
     def _claim(self, me: str, *, take_over: bool) -> list[Claimed]:
         self._ensure_group()
         args = [GROUP, me, Conf.BULK, self._dead_after, int(Conf.RETRY * 1000), LEASE_CLEANUP_S]
-        args.append("1" if take_over else "0")
+        args += ["1" if take_over else "0", _CLAIM_RECORD_MS]
+        keys = [self.stream, self.leases, self._claim_record]
         try:
-            result = self._scripts["claim"](keys=[self.stream, self.leases], args=args)
+            result = self._claim_script(keys=keys, args=args)
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             self._group_ready = False  # the stream was deleted: make it again
             self._ensure_group()
-            result = self._scripts["claim"](keys=[self.stream, self.leases], args=args)
+            result = self._claim_script(keys=keys, args=args)
         if not result:
             return []
         again, new = result

@@ -194,6 +194,32 @@ def test_a_claim_while_redis_is_frozen_finds_nothing_instead_of_raising(
     assert len(claimed) == 1
 
 
+def test_a_claim_whose_answer_was_lost_is_handed_out_at_the_next_claim(
+    own_redis: OwnRedis, streams: RedisStreamsBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding 2's missing events: the claim times out in a frozen Redis, which
+    runs it on waking: its entries are claimed by this live cluster, handed to
+    nobody. The next claim finds them by the claim's record (not after
+    ``queue.retry``)."""
+    monkeypatch.setattr(Conf, "RETRY", 3600)
+    # A cluster's pusher: its sentinel renews the lease (here, once), it claims.
+    streams.set_stat(f"{Conf.Q_STAT}:cluster-{uuid.uuid4().hex[:8]}", "", 30)
+    assert streams.dequeue() is None  # its claims' connection open
+    broker_commit([[_event(1)]], deadline=time.monotonic() + 10)
+    assert own_redis.process is not None
+    own_redis.process.send_signal(signal.SIGSTOP)
+    try:
+        assert streams.dequeue() is None  # sent; its answer times out
+    finally:
+        own_redis.process.send_signal(signal.SIGCONT)
+    claimed = wait_until(streams.dequeue, timeout=10, interval=0.01)
+    assert len(claimed) == 1
+    assert streams.depth().claimed == 1
+    streams.acknowledge(claimed[0][0])
+    assert streams.depth().claimed == 0
+    assert streams.dequeue() is None
+
+
 # --- the ORM broker (SQLite and PostgreSQL) -------------------------------------------
 
 
