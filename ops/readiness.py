@@ -9,7 +9,7 @@ or two, so a load balancer may probe every second:
 
 ``200`` with the checks, or ``503`` naming the failing ones, always within a
 second, whatever a dependency does: each check runs in a thread of its own
-(one per check, so a probe during a freeze adds no thread) and is given
+(one at a time per check, so a probe during a freeze adds no thread) and is given
 ``DEADLINE_S``; one that has not answered by then fails as "did not answer"
 (it may still be running from an earlier probe: that run is waited for, not
 another one started).
@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,11 +92,11 @@ _CHECKS: dict[str, Callable[[], dict[str, Any]]] = {
 
 
 class _Runner:
-    """One thread per check; the run under way, if any."""
+    """The run of each check under way, if any: one daemon thread per run (a
+    check stuck on a frozen store must not hold the process at exit)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._executors: dict[str, ThreadPoolExecutor] = {}
         self._running: dict[str, tuple[Future[Check], float]] = {}
 
     def start(self, name: str, check: Callable[[], dict[str, Any]]) -> tuple[Future[Check], float]:
@@ -104,12 +104,17 @@ class _Runner:
         with self._lock:
             run = self._running.get(name)
             if run is None or run[0].done():
-                executor = self._executors.get(name)
-                if executor is None:
-                    executor = self._executors[name] = ThreadPoolExecutor(
-                        1, thread_name_prefix=f"readyz-{name}"
-                    )
-                run = self._running[name] = (executor.submit(_run, check), time.monotonic())
+                future: Future[Check] = Future()
+
+                def target() -> None:
+                    try:
+                        future.set_result(_run(check))
+                    except BaseException as exc:  # never a run that never ends
+                        future.set_exception(exc)
+
+                thread = threading.Thread(target=target, name=f"readyz-{name}", daemon=True)
+                run = self._running[name] = (future, time.monotonic())
+                thread.start()
             return run
 
 
@@ -138,6 +143,8 @@ def readiness_checks(deadline_s: float = DEADLINE_S) -> dict[str, Check]:
         except TimeoutError:
             waited = time.monotonic() - since
             results[name] = Check(ok=False, error=f"did not answer within {waited:.1f} s")
+        except Exception as exc:
+            results[name] = Check(ok=False, error=f"{type(exc).__name__}: {exc}".strip())
     return results
 
 
