@@ -13,7 +13,7 @@ from django.db import models
 from core.fields import U64Field
 from plugins.base import MAX_ID_LENGTH
 
-__all__ = ["ClusterLease", "QueuedTask", "SeenMessage"]
+__all__ = ["ClusterLease", "CommitMarker", "QueuedTask", "SeenMessage"]
 
 
 class QueuedTask(models.Model):
@@ -87,3 +87,21 @@ class SeenMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_id}/{self.message_id}"
+
+
+class CommitMarker(models.Model):
+    """A commit of the queue (broker/commit.py), inserted first in its
+    transaction (``landed``), or, when its answer was lost and it did not land,
+    by its resolver on another connection (``landed`` false: the commit can no
+    longer land, its insert of the same id would fail). ``at``: seconds since
+    the epoch; markers older than a few minutes are purged."""
+
+    commit_id = models.CharField(max_length=32, primary_key=True)
+    landed = models.BooleanField()
+    at = models.FloatField(db_index=True)
+
+    class Meta:
+        verbose_name = "commit marker"
+
+    def __str__(self) -> str:
+        return f"commit {self.commit_id} ({'landed' if self.landed else 'void'})"

@@ -1,12 +1,13 @@
 """The Redis broker's Lua scripts (broker/redis_streams.py), each one atomic step
-on the stream of tasks and the hash of the clusters' leases."""
+on the stream of tasks and the hash of the clusters' leases. The commit's own
+scripts (the commit with its marker, its resolution) are in broker/redis_commit.py."""
 
 from __future__ import annotations
 
 __all__ = [
     "ACK",
     "CLAIM",
-    "ENQUEUE_UNSEEN",
+    "FOUND",
     "GIVE_BACK",
     "HEARTBEAT",
     "MOVE",
@@ -34,14 +35,16 @@ return tostring(now)
 """
 )
 
-# KEYS: stream, leases. ARGV: group, me, count, dead_after, retry ms, cleanup s,
-# take over ('1': look for dead clusters' and expired entries first).
+# KEYS: stream, leases, this claim's record. ARGV: group, me, count, dead_after,
+# retry ms, cleanup s, take over ('1': look for dead clusters' and expired
+# entries first), record ttl ms.
 # Consumers: a cluster (named by its id: what its pusher claimed) and its queue
 # workers ("<cluster>|<pid>|<start>": what each adopted). Entries of a dead
 # cluster (of its workers too) are taken over; a cluster's entries expire after
 # queue.retry, a worker's never (the sentinel gives a dead worker's back).
 # Returns {taken over: {id, fields}..., new: {id, fields}...}, or false when this
-# cluster's lease is not alive.
+# cluster's lease is not alive. The ids claimed are recorded (a list expiring
+# after the ttl): a claim whose answer was lost is found again (FOUND).
 CLAIM = (
     _NOW
     + """
@@ -100,9 +103,37 @@ if #again < count then
     'STREAMS', KEYS[1], '>')
   if r then new = r[1][2] end
 end
+local taken = {}
+for _, e in ipairs(again) do taken[#taken + 1] = e[1] end
+for _, e in ipairs(new) do taken[#taken + 1] = e[1] end
+if #taken > 0 then
+  redis.call('RPUSH', KEYS[3], unpack(taken))
+  redis.call('PEXPIRE', KEYS[3], ARGV[8])
+end
 return {again, new}
 """
 )
+
+# KEYS: stream, the records of claims whose answers were lost. ARGV: group, me.
+# Their entries this cluster still holds itself (not acknowledged since, not
+# adopted by one of its workers, not taken over by another cluster) claimed
+# again, as {id, fields}...; the records deleted.
+FOUND = """
+local ids = {}
+for i = 2, #KEYS do
+  for _, id in ipairs(redis.call('LRANGE', KEYS[i], 0, -1)) do
+    local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], id, id, 1)
+    if ok and p[1] and p[1][2] == ARGV[2] then ids[#ids + 1] = id end
+  end
+  redis.call('DEL', KEYS[i])
+end
+local found = {}
+if #ids == 0 then return found end
+for _, e in ipairs(redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(ids))) do
+  if e then found[#found + 1] = e end
+end
+return found
+"""
 
 # KEYS: stream. ARGV: group, from, to, idle ms, entry ids. The entries still pending
 # for consumer ``from`` moved to ``to`` (idle for that long: 0 = from now), without
@@ -141,22 +172,6 @@ for i = 4, #ARGV do
   end
 end
 return n
-"""
-
-# KEYS: the dedup keys of event ids, then the stream. ARGV: window ms, then the tasks.
-# When none of the ids is seen: records them all (expiring after the window) and
-# adds the tasks, in one atomic step; else adds nothing and returns the 1-based
-# indexes of the ids already seen.
-ENQUEUE_UNSEEN = """
-local n = #KEYS - 1
-local seen = {}
-for i = 1, n do
-  if redis.call('EXISTS', KEYS[i]) == 1 then seen[#seen + 1] = i end
-end
-if #seen > 0 then return seen end
-for i = 1, n do redis.call('SET', KEYS[i], '1', 'PX', ARGV[1]) end
-for i = 2, #ARGV do redis.call('XADD', KEYS[n + 1], '*', 't', ARGV[i]) end
-return seen
 """
 
 # KEYS: stream. ARGV: group, entry ids.

@@ -1,13 +1,14 @@
+# Long: the broker and its claim path (lost claims found again, the workers' side) read as one.
 """Our django-q2 broker on Redis: at-least-once, on a stream with a consumer group.
 
 django-q2's own Redis broker takes a task with ``BLPOP``: a task a cluster had
 fetched (up to ``queue.queue_limit`` of them) is gone if the cluster dies. Here
 (:mod:`broker.base` for what both brokers share):
 
-* ``commit``: ``XADD`` to the stream ``django_q:<queue>:stream``, several in one
-  ``MULTI``/``EXEC``; with event ids, one script checks the ids, sets them
-  (expiring after ``ingest.dedup_window``) and adds the tasks, or adds nothing
-  when one was seen;
+* ``commit``: one script (:mod:`broker.redis_commit`) checks the event ids, sets
+  them (expiring after ``ingest.dedup_window``), adds the tasks to the stream
+  ``django_q:<queue>:stream`` and sets the commit's marker, or adds nothing when
+  one id was seen; a commit whose answer was lost is resolved by its marker;
 * ``dequeue`` (``_claim``): one Lua script, atomic: if this cluster's lease is
   alive, take over the entries of dead clusters (``XCLAIM``; see
   :mod:`broker.leases`) and those a cluster (not a worker) held unacknowledged
@@ -16,7 +17,11 @@ fetched (up to ``queue.queue_limit`` of them) is gone if the cluster dies. Here
   group, named by its cluster id, and each of its queue workers another
   (``<cluster>|<pid>|<start>``), to which a worker moves the entries it adopts
   (:mod:`broker.workers`); the sentinel moves a dead worker's back to its
-  cluster, claimable at once;
+  cluster, claimable at once. The ids a claim took are recorded (a list expiring
+  after a few minutes): a claim whose answer was lost (a frozen Redis runs it on
+  waking) is found again at the next claim, its entries still held by this
+  cluster handed out then. While Redis does not answer, a claim finds nothing
+  after a short pause (django-q2's pusher would die on the error);
 * ``acknowledge``: ``XACK`` + ``XDEL`` of a task's entries in one script (an
   acknowledged entry leaves the stream: its length is what is waiting or
   claimed); ``release``: the entries' idle time set past ``queue.retry``
@@ -37,17 +42,23 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+import uuid
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django_q.conf import Conf
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from broker import redis_scripts as scripts
 from broker.base import Claimed, LeasedBroker
-from broker.coalesce import ack_ids
+from broker.coalesce import ack_ids, coalesce
 from broker.interface import Depth, Key, StoredTask
 from broker.leases import LEASE_CLEANUP_S, Lease
+from broker.packages import mark_redelivered
+from broker.redis_commit import RESOLVE_CONNECT_S, answer_wait, commit_resolve, commit_run
 
 __all__ = ["RedisStreamsBroker"]
 
@@ -55,7 +66,8 @@ log = logging.getLogger("telemetron.processing")
 
 GROUP = "workers"
 _ACK_CHUNK = 1000  # ids per script call (Lua's unpack)
-
+_CLAIM_PAUSE_S = 0.5  # between claims while Redis does not answer
+_CLAIM_RECORD_MS = 10 * 60 * 1000  # how long a claim's record is kept
 _RELEASED_IDLE_MS = 10 * 365 * 86400 * 1000  # idle "since long ago": past any queue.retry
 
 
@@ -68,15 +80,23 @@ class RedisStreamsBroker(LeasedBroker):
         self.stream = f"django_q:{self.list_key}:stream"
         self.leases = f"django_q:{self.list_key}:leases"
         self._group_ready = False
+        self._store_away = False  # the last claim found Redis not answering
+        self._claim_record = f"django_q:{self.list_key}:claim:"
+        self._lost_claims: list[str] = []  # records of claims whose answers were lost
+        # Claims never sent twice by redis-py's retries: a lost answer is looked up.
+        self._bounds: dict[str, Any] = getattr(self, "_bounds", {})
+        self._claim_script = self.get_connection(
+            **self._bounds, retry=Retry(NoBackoff(), 0)
+        ).register_script(scripts.CLAIM)
         self._version: str | None = None
+        self._timeout = getattr(self, "_timeout", RESOLVE_CONNECT_S)
         self._scripts = {
             name: self.connection.register_script(source)
             for name, source in (
                 ("heartbeat", scripts.HEARTBEAT),
-                ("claim", scripts.CLAIM),
                 ("ack", scripts.ACK),
                 ("sizes", scripts.SIZES),
-                ("enqueue_unseen", scripts.ENQUEUE_UNSEEN),
+                ("found", scripts.FOUND),
                 ("move", scripts.MOVE),
                 ("give_back", scripts.GIVE_BACK),
                 ("replace", scripts.REPLACE),
@@ -84,30 +104,49 @@ class RedisStreamsBroker(LeasedBroker):
         }
 
     @staticmethod
-    def get_connection(list_key: str | None = None) -> redis.Redis:
-        return (
-            redis.from_url(Conf.REDIS) if isinstance(Conf.REDIS, str) else redis.Redis(**Conf.REDIS)
-        )
+    def get_connection(list_key: str | None = None, **options: Any) -> redis.Redis:
+        if isinstance(Conf.REDIS, str):
+            return redis.from_url(Conf.REDIS, **options)
+        return redis.Redis(**{**Conf.REDIS, **options})
+
+    def bound_timeouts(self, seconds: float) -> None:
+        """The request path's broker: every round trip bounded, never retried
+        (redis-py would resend a command whose answer timed out)."""
+        self._bounds = {"socket_timeout": seconds, "socket_connect_timeout": seconds}
+        bounded = self.get_connection(**self._bounds, retry=Retry(NoBackoff(), 0))
+        self.connection = cast(Any, bounded)  # django-q2's attribute, untyped
+        self._timeout = seconds
+        self._setup()
 
     # --- the queue ----------------------------------------------------------------------
 
     def commit(
-        self, tasks: Sequence[str], *, ids: Sequence[Key] = (), window_s: float = 0
+        self,
+        tasks: Sequence[str],
+        *,
+        ids: Sequence[Key] = (),
+        window_s: float = 0,
+        commit_id: str = "",
+        deadline: float | None = None,
     ) -> set[Key]:
-        if ids:
-            names = [self.seen_key(source_id, message_id) for source_id, message_id in ids]
-            seen = self._scripts["enqueue_unseen"](
-                keys=[*names, self.stream], args=[max(int(window_s * 1000), 1), *tasks]
-            )
-            return {ids[int(i) - 1] for i in seen or []}
-        if len(tasks) == 1:
-            self.enqueue(tasks[0])
-            return set()
-        pipe = self.connection.pipeline(transaction=True)
-        for task in tasks:
-            pipe.xadd(self.stream, {"t": task})
-        pipe.execute()
-        return set()
+        """One script run on a connection of the pool (broker/redis_commit.py)."""
+        names = [self.seen_key(source_id, message_id) for source_id, message_id in ids]
+        keys = [self.commit_key(commit_id or uuid.uuid4().hex), *names, self.stream]
+        wait = None if deadline is None else answer_wait(deadline, self._timeout)
+        seen = commit_run(self.connection, keys, max(int(window_s * 1000), 1), tasks, wait)
+        return {ids[int(i) - 1] for i in seen or []}
+
+    def commit_key(self, commit_id: str) -> str:
+        """The marker of a commit (it expires after a few minutes)."""
+        return f"django_q:{self.list_key}:commit:{commit_id}"
+
+    def commit_outcome(self, commit_id: str, *, deadline: float) -> bool | None:
+        return commit_resolve(
+            lambda **options: self.get_connection(**options),
+            self.commit_key(commit_id),
+            deadline=deadline,
+            connect_timeout=self._timeout,
+        )
 
     def seen_key(self, source_id: int, message_id: str) -> str:
         """The key recording an event id (it expires after the dedup window)."""
@@ -126,18 +165,63 @@ class RedisStreamsBroker(LeasedBroker):
                 raise
         self._group_ready = True
 
+    def dequeue(self) -> list[tuple[Any, str]] | None:
+        """A claim (LeasedBroker.dequeue); while Redis does not answer (frozen,
+        restarting, cut off), nothing, after a short pause, instead of an
+        exception: django-q2's pusher would die on it and be replaced only
+        about 10 s later, delaying every batch by as much after a short freeze.
+        A claim whose answer was lost (Redis may have run it, on waking) is
+        looked up by its record first, and its entries handed out: else they
+        would stay claimed by this live cluster until ``queue.retry``."""
+        self._claim_record = f"django_q:{self.list_key}:claim:{uuid.uuid4().hex}"
+        try:
+            if self._lost_claims:
+                found = self._claims_found()
+                if found:
+                    return self._handed(found)
+            claimed = super().dequeue()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if self._claim_record not in self._lost_claims:
+                self._lost_claims.append(self._claim_record)
+            if not self._store_away:
+                log.warning("Redis does not answer the claims (%s); trying again", exc)
+            self._store_away = True
+            time.sleep(_CLAIM_PAUSE_S)
+            return None
+        if self._store_away:
+            log.warning("Redis answers the claims again")
+            self._store_away = False
+        return claimed
+
+    def _claims_found(self) -> list[Claimed]:
+        """The entries of the claims whose answers were lost, claimed again by
+        this cluster: those it still holds (not acknowledged since, not adopted
+        by a worker, not taken over by another cluster)."""
+        records, self._lost_claims = self._lost_claims, []
+        keys = [self.stream, *records]
+        entries = self._scripts["found"](keys=keys, args=[GROUP, self._owner()])
+        if entries:
+            log.warning("%d batches of a claim whose answer was lost handed out", len(entries))
+        return [(_text(i), _payload(f), True) for i, f in entries]
+
+    def _handed(self, claimed: list[Claimed]) -> list[tuple[Any, str]]:
+        """Claimed tasks as the pusher takes them (LeasedBroker.dequeue)."""
+        tasks = [(ack, mark_redelivered(body) if again else body) for ack, body, again in claimed]
+        return coalesce(tasks) if self.coalesce else tasks
+
     def _claim(self, me: str, *, take_over: bool) -> list[Claimed]:
         self._ensure_group()
         args = [GROUP, me, Conf.BULK, self._dead_after, int(Conf.RETRY * 1000), LEASE_CLEANUP_S]
-        args.append("1" if take_over else "0")
+        args += ["1" if take_over else "0", _CLAIM_RECORD_MS]
+        keys = [self.stream, self.leases, self._claim_record]
         try:
-            result = self._scripts["claim"](keys=[self.stream, self.leases], args=args)
+            result = self._claim_script(keys=keys, args=args)
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             self._group_ready = False  # the stream was deleted: make it again
             self._ensure_group()
-            result = self._scripts["claim"](keys=[self.stream, self.leases], args=args)
+            result = self._claim_script(keys=keys, args=args)
         if not result:
             return []
         again, new = result

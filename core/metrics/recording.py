@@ -10,6 +10,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from core.metrics.series import (
     BATCH_SIZE,
+    COMMIT_OUTCOME_UNKNOWN,
     EVENT_LAG,
     EVENTS_ACCEPTED,
     EVENTS_DEDUPLICATED,
@@ -27,6 +28,7 @@ from core.metrics.series import (
 
 __all__ = [
     "batch_observe",
+    "commit_outcome_unknown",
     "events_accepted",
     "events_deduplicated",
     "events_rejected",
@@ -49,6 +51,10 @@ def _child(metric: MetricWrapperBase, *labels: str) -> MetricWrapperBase:
 
 def events_accepted(count: int) -> None:
     EVENTS_ACCEPTED.inc(count)
+
+
+def commit_outcome_unknown() -> None:
+    COMMIT_OUTCOME_UNKNOWN.inc()
 
 
 def events_deduplicated(count: int) -> None:

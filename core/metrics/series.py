@@ -15,6 +15,7 @@ from prometheus_client import Counter, Histogram, disable_created_metrics
 
 __all__ = [
     "BATCH_SIZE",
+    "COMMIT_OUTCOME_UNKNOWN",
     "EVENTS_ACCEPTED",
     "EVENTS_DEDUPLICATED",
     "EVENTS_PROCESSED",
@@ -69,6 +70,11 @@ EVENTS_PROCESSED = Counter(
 EVENTS_ACCEPTED = Counter(
     "telemetron_events_accepted",
     "Events accepted by /ingest and /ingest/batch (answered 202).",
+)
+COMMIT_OUTCOME_UNKNOWN = Counter(
+    "telemetron_commit_outcome_unknown",
+    'Requests answered 503 "outcome unknown": a broker commit whose answer was lost and'
+    " whose store did not tell within ingest.commit_timeout whether it landed.",
 )
 EVENTS_DEDUPLICATED = Counter(
     "telemetron_events_deduplicated",

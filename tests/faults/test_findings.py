@@ -1,7 +1,7 @@
 """Issue 21's four findings, each as a test of the promise it breaks, against
-real processes. Each failed on the code it was found on. Those not fixed yet are
-marked ``faults_known`` (deselected by default: ``pytest -m faults_known
-tests/faults/test_findings.py`` runs them) until their fixes land.
+real processes. Each failed on the code of the findings; those whose fix has
+not landed yet are marked ``faults_known`` (deselected by default: ``pytest -m
+faults_known tests/faults/test_findings.py`` runs them).
 
 1. One queue worker SIGKILLed mid-batch, its cluster alive: the batch is counted
    only after ``queue.retry`` (both brokers). Beside it, found by the fault
@@ -148,7 +148,6 @@ def _repeated(
     return run_configuration(options, services=services, workdir=workdir)[0]
 
 
-@pytest.mark.faults_known
 @postgres_pass_only("the run's own PostgreSQL and Redis")
 def test_2_redis_frozen_6_s_under_load_counts_no_503_and_readyz_answers(
     fault_services: FaultServices, tmp_path: Path
