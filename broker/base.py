@@ -34,6 +34,7 @@ from broker.leases import (
 )
 from broker.packages import mark_redelivered
 from core.config import get_config
+from core.outage import Backoff, store_unavailable
 
 __all__ = ["Claimed", "LeasedBroker"]
 
@@ -68,6 +69,7 @@ class LeasedBroker(Broker):
         self._dead_after = cfg.dead_after
         self.coalesce = cfg.coalesce  # broker/coalesce.py
         self.host = host_id()  # a test may place the broker on another host
+        self._outage = Backoff()  # the store unreachable: claims pause (core/outage.py)
 
     # --- what a store writes ------------------------------------------------------------
 
@@ -107,20 +109,33 @@ class LeasedBroker(Broker):
 
     def dequeue(self) -> list[tuple[Any, str]] | None:
         """django-q2's pusher asks for tasks: a claim (see QueueBroker.dequeue)."""
-        me = self._owner()
         # Dead clusters' and expired claims are looked for after an empty poll and
         # at least once a second; in between, the waiting tasks only.
         now = time.monotonic()
         full = self._idle or now >= self._next_full_claim
+        try:
+            claimed = self._claim(self._owner(), take_over=full)
+        except Exception as exc:
+            self._pause(exc)
+            return None
+        self._outage.succeeded()
         if full:
             self._next_full_claim = now + FULL_CLAIM_INTERVAL_S
-        claimed = self._claim(me, take_over=full)
         self._idle = not claimed
         if not claimed:
             self._wait()
             return None
         tasks = [(ack, mark_redelivered(body) if again else body) for ack, body, again in claimed]
         return coalesce(tasks) if self.coalesce else tasks
+
+    def _pause(self, error: Exception) -> None:
+        """A claim failed: if the store is unreachable, wait (backoff, a log line
+        at the outage's start and end) and let the pusher poll again, rather
+        than end the pusher (django-q2's pusher sleeps 10 s, then is replaced)."""
+        store = store_unavailable(error)
+        if store is None:
+            raise error
+        self._outage.wait(store, self._outage.failed(store, error, doing="claim"))
 
     def _owner(self) -> str:
         if self.cluster_id is None:
