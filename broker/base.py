@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django_q.brokers import Broker
 from django_q.conf import Conf
@@ -34,7 +35,7 @@ from broker.leases import (
 )
 from broker.packages import mark_redelivered
 from core.config import get_config
-from core.outage import Backoff, store_unavailable
+from core.outage import Backoff, outage_retry, store_unavailable
 
 __all__ = ["Claimed", "LeasedBroker"]
 
@@ -45,6 +46,13 @@ _CLEANUP_S = 60.0  # the store's cleanup (_cleanup) at most this often
 
 # A claimed task: (ack id, its package, delivered before).
 Claimed = tuple[Any, str, bool]
+
+# The share of queue.timeout an acknowledgement waits for an unreachable store
+# (django-q2's monitor, which acknowledges, would otherwise die on the error and
+# leave the batch claimed until queue.retry).
+_ACK_WAIT_SHARE = 0.8
+
+T = TypeVar("T")
 
 
 class LeasedBroker(Broker):
@@ -127,6 +135,12 @@ class LeasedBroker(Broker):
             return None
         tasks = [(ack, mark_redelivered(body) if again else body) for ack, body, again in claimed]
         return coalesce(tasks) if self.coalesce else tasks
+
+    def _outage_waited(self, fn: Callable[[], T], *, doing: str) -> T:
+        """``fn()``, an unreachable store waited out (backoff, core/outage.py) for
+        up to ``_ACK_WAIT_SHARE`` of queue.timeout."""
+        wait_s = _ACK_WAIT_SHARE * get_config().queue.timeout
+        return outage_retry(fn, deadline=time.monotonic() + wait_s, doing=doing)
 
     def _pause(self, error: Exception) -> None:
         """A claim failed: if the store is unreachable, wait (backoff, a log line

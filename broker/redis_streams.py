@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import redis
@@ -247,7 +248,10 @@ class RedisStreamsBroker(LeasedBroker):
         """One entry, or a coalesced task's tuple of them (broker/coalesce.py)."""
         ids = ack_ids(task_id)
         for start in range(0, len(ids), _ACK_CHUNK):
-            self._scripts["ack"](keys=[self.stream], args=[GROUP, *ids[start : start + _ACK_CHUNK]])
+            args = [GROUP, *ids[start : start + _ACK_CHUNK]]
+            self._outage_waited(
+                partial(self._scripts["ack"], keys=[self.stream], args=args), doing="acknowledge"
+            )
 
     def release(self, task_id: Any) -> None:
         assert self.cluster_id is not None, "release what this broker claimed"

@@ -29,6 +29,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.utils import timezone
@@ -169,9 +170,7 @@ def bisect_and_dead_letter(
     )
     result = bisect(batch=batch, error=error, run=lambda part: waiting(lambda: run(part), plugin))
     for part in result.failed:
-        waiting(
-            lambda part=part: _part_dead_letter(plugin, part, wire_events, attempts), "dead letter"
-        )  # type: ignore[misc]
+        waiting(partial(_part_dead_letter, plugin, part, wire_events, attempts), "dead letter")
     waiting(
         lambda: bisection_finish(
             batch_id=batch.id,
