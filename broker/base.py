@@ -183,7 +183,17 @@ class LeasedBroker(Broker):
         """The sentinel's heartbeat: renew this cluster's lease (with its status)."""
         if self.cluster_id is None:
             self.cluster_id = cluster_id_of(key)
-        self._heartbeat(stat=value, ttl=timeout, stopped=stat_stopped(value))
+        try:
+            self._heartbeat(stat=value, ttl=timeout, stopped=stat_stopped(value))
+        except Exception as exc:
+            store = store_unavailable(exc)
+            if store is None:
+                raise
+            # Said once per outage (django-q2 would log each beat, twice a second);
+            # the next beat tries again.
+            self._outage.failed(store, exc, doing="heartbeat")
+            return
+        self._outage.succeeded()
 
     def _heartbeat(self, *, stat: str, ttl: float, stopped: bool = False) -> None:
         self._renew(stat=stat, ttl=ttl, stopped=stopped)
