@@ -1,3 +1,4 @@
+# Long: a claim's whole life (claim, adoption, give-back, outage pause) in one base class.
 """The half of our two brokers that does not depend on the store, written once:
 claims leased to a cluster (:mod:`broker.leases`), the heartbeat that renews
 the lease, the housekeeping of this host's dead clusters, and the shape of a
@@ -13,6 +14,9 @@ not mistaken for the worker): a dead worker's tasks are handed out again at
 once, a live worker's never, however long its batch takes. Claims the cluster
 took but no worker adopted yet expire after ``queue.retry``, or come back at
 once when the sentinel restarts its processes (:meth:`LeasedBroker.release_cluster`).
+While the store is unreachable, claims, heartbeats and acknowledgements wait it
+out with a bounded backoff (:mod:`core.outage`) instead of ending django-q2's
+pusher, or spending a batch's attempts.
 
 A store (:class:`~broker.orm.OrmBroker`, :class:`~broker.redis_streams.RedisStreamsBroker`)
 writes the rest: its statements for a claim (``_claim``), a heartbeat
@@ -27,7 +31,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django_q.brokers import Broker
 from django_q.conf import Conf
@@ -45,6 +50,7 @@ from broker.leases import (
 )
 from broker.packages import mark_redelivered
 from core.config import get_config
+from core.outage import Backoff, outage_retry, store_unavailable
 
 __all__ = ["Claimed", "LeasedBroker"]
 
@@ -59,6 +65,13 @@ _CLEANUP_S = 60.0  # the store's cleanup (_cleanup) at most this often
 
 # A claimed task: (ack id, its package, delivered before).
 Claimed = tuple[Any, str, bool]
+
+# The share of queue.timeout an acknowledgement waits for an unreachable store
+# (django-q2's monitor, which acknowledges, would otherwise die on the error and
+# leave the batch claimed until queue.retry).
+_ACK_WAIT_SHARE = 0.8
+
+T = TypeVar("T")
 
 
 class LeasedBroker(Broker):
@@ -83,6 +96,7 @@ class LeasedBroker(Broker):
         self._dead_after = cfg.dead_after
         self.coalesce = cfg.coalesce  # broker/coalesce.py
         self.host = host_id()  # a test may place the broker on another host
+        self._outage = Backoff()  # the store unreachable: claims pause (core/outage.py)
 
     # --- what a store writes ------------------------------------------------------------
 
@@ -145,14 +159,18 @@ class LeasedBroker(Broker):
 
     def dequeue(self) -> list[tuple[Any, str]] | None:
         """django-q2's pusher asks for tasks: a claim (see QueueBroker.dequeue)."""
-        me = self._owner()
         # Dead clusters' and expired claims are looked for after an empty poll and
         # at least once a second; in between, the waiting tasks only.
         now = time.monotonic()
         full = self._idle or now >= self._next_full_claim
+        try:
+            claimed = self._claim(self._owner(), take_over=full)
+        except Exception as exc:
+            self._pause(exc)
+            return None
+        self._outage.succeeded()
         if full:
             self._next_full_claim = now + FULL_CLAIM_INTERVAL_S
-        claimed = self._claim(me, take_over=full)
         self._idle = not claimed
         if not claimed:
             self._wait()
@@ -213,6 +231,21 @@ class LeasedBroker(Broker):
                         extra={"dead_worker": pid, "released": released},
                     )
 
+    def _outage_waited(self, fn: Callable[[], T], *, doing: str) -> T:
+        """``fn()``, an unreachable store waited out (backoff, core/outage.py) for
+        up to ``_ACK_WAIT_SHARE`` of queue.timeout."""
+        wait_s = _ACK_WAIT_SHARE * get_config().queue.timeout
+        return outage_retry(fn, deadline=time.monotonic() + wait_s, doing=doing)
+
+    def _pause(self, error: Exception) -> None:
+        """A claim failed: if the store is unreachable, wait (backoff, a log line
+        at the outage's start and end) and let the pusher poll again, rather
+        than end the pusher (django-q2's pusher sleeps 10 s, then is replaced)."""
+        store = store_unavailable(error)
+        if store is None:
+            raise error
+        self._outage.wait(store, self._outage.failed(store, error, doing="claim"))
+
     def _owner(self) -> str:
         if self.cluster_id is None:
             self.cluster_id = f"standalone-{os.urandom(8).hex()}"
@@ -246,7 +279,17 @@ class LeasedBroker(Broker):
         if self.cluster_id is None:
             self.cluster_id = cluster_id_of(key)
             _process_cluster.append(self.cluster_id)
-        self._heartbeat(stat=value, ttl=timeout, stopped=stat_stopped(value))
+        try:
+            self._heartbeat(stat=value, ttl=timeout, stopped=stat_stopped(value))
+        except Exception as exc:
+            store = store_unavailable(exc)
+            if store is None:
+                raise
+            # Said once per outage (django-q2 would log each beat, twice a second);
+            # the next beat tries again.
+            self._outage.failed(store, exc, doing="heartbeat")
+            return
+        self._outage.succeeded()
 
     def _heartbeat(self, *, stat: str, ttl: float, stopped: bool = False) -> None:
         self._renew(stat=stat, ttl=ttl, stopped=stopped)

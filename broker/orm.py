@@ -253,7 +253,8 @@ class OrmBroker(LeasedBroker):
 
     def acknowledge(self, task_id: Any) -> None:
         """One task, or a coalesced task's tuple of them (broker/coalesce.py)."""
-        self._by_ids("acknowledge", ack_ids(task_id))
+        ids = ack_ids(task_id)
+        self._outage_waited(lambda: self._by_ids("acknowledge", ids), doing="acknowledge")
 
     def release(self, task_id: Any) -> None:
         self._by_ids("release", ack_ids(task_id))

@@ -114,13 +114,14 @@ return {again, new}
 """
 )
 
-# KEYS: stream, the records of claims whose answers were lost. ARGV: group, me.
-# Their entries this cluster still holds itself (not acknowledged since, not
-# adopted by one of its workers, not taken over by another cluster) claimed
-# again, as {id, fields}...; the records deleted.
+# KEYS: stream, this claim's record, the records of claims whose answers were
+# lost. ARGV: group, me, record ttl ms. Their entries this cluster still holds
+# itself (not acknowledged since, not adopted by one of its workers, not taken
+# over by another cluster) claimed again and recorded as this claim's, as
+# {id, fields}...; the old records deleted.
 FOUND = """
 local ids = {}
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   for _, id in ipairs(redis.call('LRANGE', KEYS[i], 0, -1)) do
     local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], id, id, 1)
     if ok and p[1] and p[1][2] == ARGV[2] then ids[#ids + 1] = id end
@@ -131,6 +132,12 @@ local found = {}
 if #ids == 0 then return found end
 for _, e in ipairs(redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(ids))) do
   if e then found[#found + 1] = e end
+end
+if #found > 0 then
+  local taken = {}
+  for _, e in ipairs(found) do taken[#taken + 1] = e[1] end
+  redis.call('RPUSH', KEYS[2], unpack(taken))
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
 return found
 """

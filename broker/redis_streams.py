@@ -42,9 +42,9 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import uuid
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any, cast
 
 import redis
@@ -66,7 +66,6 @@ log = logging.getLogger("telemetron.processing")
 
 GROUP = "workers"
 _ACK_CHUNK = 1000  # ids per script call (Lua's unpack)
-_CLAIM_PAUSE_S = 0.5  # between claims while Redis does not answer
 _CLAIM_RECORD_MS = 10 * 60 * 1000  # how long a claim's record is kept
 _RELEASED_IDLE_MS = 10 * 365 * 86400 * 1000  # idle "since long ago": past any queue.retry
 
@@ -80,14 +79,15 @@ class RedisStreamsBroker(LeasedBroker):
         self.stream = f"django_q:{self.list_key}:stream"
         self.leases = f"django_q:{self.list_key}:leases"
         self._group_ready = False
-        self._store_away = False  # the last claim found Redis not answering
         self._claim_record = f"django_q:{self.list_key}:claim:"
         self._lost_claims: list[str] = []  # records of claims whose answers were lost
         # Claims never sent twice by redis-py's retries: a lost answer is looked up.
         self._bounds: dict[str, Any] = getattr(self, "_bounds", {})
-        self._claim_script = self.get_connection(
-            **self._bounds, retry=Retry(NoBackoff(), 0)
-        ).register_script(scripts.CLAIM)
+        once = self.get_connection(**self._bounds, retry=Retry(NoBackoff(), 0))
+        self._claims_conn = {
+            "claim": once.register_script(scripts.CLAIM),
+            "found": once.register_script(scripts.FOUND),
+        }
         self._version: str | None = None
         self._timeout = getattr(self, "_timeout", RESOLVE_CONNECT_S)
         self._scripts = {
@@ -96,7 +96,6 @@ class RedisStreamsBroker(LeasedBroker):
                 ("heartbeat", scripts.HEARTBEAT),
                 ("ack", scripts.ACK),
                 ("sizes", scripts.SIZES),
-                ("found", scripts.FOUND),
                 ("move", scripts.MOVE),
                 ("give_back", scripts.GIVE_BACK),
                 ("replace", scripts.REPLACE),
@@ -166,43 +165,45 @@ class RedisStreamsBroker(LeasedBroker):
         self._group_ready = True
 
     def dequeue(self) -> list[tuple[Any, str]] | None:
-        """A claim (LeasedBroker.dequeue); while Redis does not answer (frozen,
-        restarting, cut off), nothing, after a short pause, instead of an
-        exception: django-q2's pusher would die on it and be replaced only
-        about 10 s later, delaying every batch by as much after a short freeze.
-        A claim whose answer was lost (Redis may have run it, on waking) is
-        looked up by its record first, and its entries handed out: else they
-        would stay claimed by this live cluster until ``queue.retry``."""
+        """A claim (LeasedBroker.dequeue, which pauses while Redis does not
+        answer). A claim whose answer was lost (Redis may have run it, on
+        waking) is looked up by its record first, and its entries this cluster
+        still holds handed out: else they would stay claimed by this live
+        cluster until ``queue.retry``."""
         self._claim_record = f"django_q:{self.list_key}:claim:{uuid.uuid4().hex}"
-        try:
-            if self._lost_claims:
+        if self._lost_claims:
+            try:
                 found = self._claims_found()
-                if found:
-                    return self._handed(found)
-            claimed = super().dequeue()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            if self._claim_record not in self._lost_claims:
-                self._lost_claims.append(self._claim_record)
-            if not self._store_away:
-                log.warning("Redis does not answer the claims (%s); trying again", exc)
-            self._store_away = True
-            time.sleep(_CLAIM_PAUSE_S)
-            return None
-        if self._store_away:
-            log.warning("Redis answers the claims again")
-            self._store_away = False
-        return claimed
+            except Exception as exc:
+                self._pause(exc)
+                return None
+            if found:
+                return self._handed(found)
+        return super().dequeue()
 
     def _claims_found(self) -> list[Claimed]:
         """The entries of the claims whose answers were lost, claimed again by
         this cluster: those it still holds (not acknowledged since, not adopted
-        by a worker, not taken over by another cluster)."""
-        records, self._lost_claims = self._lost_claims, []
-        keys = [self.stream, *records]
-        entries = self._scripts["found"](keys=keys, args=[GROUP, self._owner()])
+        by a worker, not taken over by another cluster), recorded as this
+        claim's own (its answer may be lost too)."""
+        records = list(self._lost_claims)
+        keys = [self.stream, self._claim_record, *records]
+        args: list[str | int] = [GROUP, self._owner(), _CLAIM_RECORD_MS]
+        entries = self._lost(lambda: self._claims_conn["found"](keys=keys, args=args))
+        self._lost_claims = [r for r in self._lost_claims if r not in records]
         if entries:
             log.warning("%d batches of a claim whose answer was lost handed out", len(entries))
         return [(_text(i), _payload(f), True) for i, f in entries]
+
+    def _lost(self, run: Any) -> Any:
+        """``run()``, a claim: when its answer is lost (Redis may still run it),
+        its record is kept to be looked up at the next claim."""
+        try:
+            return run()
+        except (redis.ConnectionError, redis.TimeoutError):
+            if self._claim_record not in self._lost_claims:
+                self._lost_claims.append(self._claim_record)
+            raise
 
     def _handed(self, claimed: list[Claimed]) -> list[tuple[Any, str]]:
         """Claimed tasks as the pusher takes them (LeasedBroker.dequeue)."""
@@ -214,14 +215,15 @@ class RedisStreamsBroker(LeasedBroker):
         args = [GROUP, me, Conf.BULK, self._dead_after, int(Conf.RETRY * 1000), LEASE_CLEANUP_S]
         args += ["1" if take_over else "0", _CLAIM_RECORD_MS]
         keys = [self.stream, self.leases, self._claim_record]
+        claim = self._claims_conn["claim"]
         try:
-            result = self._claim_script(keys=keys, args=args)
+            result = self._lost(lambda: claim(keys=keys, args=args))
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             self._group_ready = False  # the stream was deleted: make it again
             self._ensure_group()
-            result = self._claim_script(keys=keys, args=args)
+            result = self._lost(lambda: claim(keys=keys, args=args))
         if not result:
             return []
         again, new = result
@@ -233,7 +235,10 @@ class RedisStreamsBroker(LeasedBroker):
         """One entry, or a coalesced task's tuple of them (broker/coalesce.py)."""
         ids = ack_ids(task_id)
         for start in range(0, len(ids), _ACK_CHUNK):
-            self._scripts["ack"](keys=[self.stream], args=[GROUP, *ids[start : start + _ACK_CHUNK]])
+            args = [GROUP, *ids[start : start + _ACK_CHUNK]]
+            self._outage_waited(
+                partial(self._scripts["ack"], keys=[self.stream], args=args), doing="acknowledge"
+            )
 
     def release(self, task_id: Any) -> None:
         assert self.cluster_id is not None, "release what this broker claimed"

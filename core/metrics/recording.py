@@ -24,6 +24,9 @@ from core.metrics.series import (
     PLUGIN_ERRORS,
     PLUGIN_STATUSES,
     REJECTION_REASONS,
+    STORE_OUTAGE_RETRIES,
+    STORE_UNAVAILABLE_SECONDS,
+    STORES,
 )
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "known_series_init",
     "plugin_failed",
     "plugin_observe",
+    "store_outage_retried",
 ]
 
 _rejected_invalid = EVENTS_REJECTED.labels(reason=INVALID)
@@ -87,6 +91,13 @@ def batch_observe(*, size: int, lag_s: float, processed: int) -> None:
         EVENTS_PROCESSED.inc(processed)
 
 
+def store_outage_retried(store: str, waited_s: float) -> None:
+    """The queue's process waited ``waited_s`` for an unreachable ``store`` and
+    tries again."""
+    _child(STORE_UNAVAILABLE_SECONDS, store).inc(waited_s)  # type: ignore[attr-defined]
+    _child(STORE_OUTAGE_RETRIES, store).inc()  # type: ignore[attr-defined]
+
+
 def known_series_init(
     *, validators: Iterable[str], processors: Iterable[str], endpoints: Iterable[str]
 ) -> None:
@@ -103,6 +114,9 @@ def known_series_init(
         _child(PLUGIN_ERRORS, plugin)
         for status in PLUGIN_STATUSES:
             _child(PLUGIN_DURATION, plugin, status)
+    for store in STORES:
+        _child(STORE_UNAVAILABLE_SECONDS, store)
+        _child(STORE_OUTAGE_RETRIES, store)
     for endpoint in endpoints:
         _child(HTTP_REQUESTS, endpoint)
         for status_class in HTTP_STATUS_CLASSES:
