@@ -9,6 +9,7 @@ database: the test database, a commit's transaction held open by a thread."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -22,6 +23,7 @@ from django_q.conf import Conf
 
 from broker.commit import CommitOutcomeUnknown, broker_commit
 from broker.interface import CommitFailed, queue_broker
+from broker.leases import process_start
 from broker.models import CommitMarker, QueuedTask
 from broker.orm import OrmBroker
 from broker.redis_streams import RedisStreamsBroker
@@ -218,6 +220,50 @@ def test_a_claim_whose_answer_was_lost_is_handed_out_at_the_next_claim(
     streams.acknowledge(claimed[0][0])
     assert streams.depth().claimed == 0
     assert streams.dequeue() is None
+
+
+def test_a_lost_claims_entry_held_by_a_worker_since_is_not_handed_out_again(
+    own_redis: OwnRedis, streams: RedisStreamsBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim whose answer was lost is looked up by its record; an entry of it
+    that a queue worker holds by then (claims belong to the worker running
+    them, broker/workers.py) stays that worker's: handing it out again would
+    run the batch twice at once."""
+    monkeypatch.setattr(Conf, "RETRY", 3600)
+    cluster = f"cluster-{uuid.uuid4().hex[:8]}"
+    streams.set_stat(f"{Conf.Q_STAT}:{cluster}", "", 30)
+    assert streams.dequeue() is None  # its claims' connection open
+    broker_commit([[_event(1)], [_event(2)]], deadline=time.monotonic() + 10)
+    assert own_redis.process is not None
+    own_redis.process.send_signal(signal.SIGSTOP)
+    try:
+        assert streams.dequeue() is None  # sent; its answer times out
+    finally:
+        own_redis.process.send_signal(signal.SIGCONT)
+    wait_until(lambda: streams.depth().claimed == 2, timeout=10, interval=0.01)
+    first = _text_id(own_redis, streams)
+    worker = subprocess.Popen(["sleep", "60"])
+    try:
+        start = wait_until(lambda: process_start(worker.pid), timeout=5, interval=0.01)
+        assert streams._adopt([first], cluster, worker.pid, start) == 1
+        claimed = wait_until(streams.dequeue, timeout=10, interval=0.01)
+        assert [task_id for task_id, _ in claimed] != [first]
+        assert len(claimed) == 1  # the other entry, still the cluster's own
+        assert streams.dequeue() is None
+        assert streams._holders() == [(worker.pid, start)]
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+def _text_id(own_redis: OwnRedis, broker: RedisStreamsBroker) -> str:
+    """The oldest entry of the stream."""
+    client = redis.Redis.from_url(own_redis.direct_url(), socket_timeout=10)
+    try:
+        entry_id = client.xrange(broker.stream, count=1)[0][0]
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    finally:
+        client.close()
 
 
 # --- the ORM broker (SQLite and PostgreSQL) -------------------------------------------
