@@ -77,10 +77,7 @@ class QueueConfig(_Section):
     name: str = "telemetron"
     timeout: int = Field(300, ge=1, description="seconds a batch task may run")
     retry: int = Field(
-        360,
-        ge=2,
-        description="seconds before a batch claimed by a live cluster and not started"
-        " by a queue worker (or failed unacknowledged) is redelivered",
+        360, ge=2, description="seconds before a batch no queue worker holds is redelivered"
     )
     max_attempts: int = Field(10, ge=1, description="deliveries of a batch whose task crashes")
     bulk: int = Field(40, ge=1)

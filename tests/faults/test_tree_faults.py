@@ -30,7 +30,7 @@ from tests.support.queues import QueueView, broker_config
 
 pytestmark = pytest.mark.e2e
 
-DEADLINE_S = 10.0  # DESIGN: counted within 10 s of the fault's end
+DEADLINE_S = 10.0  # the promise: counted within 10 s of the fault's end
 GRACE_S = 30.0  # serve --shutdown-timeout in these tests
 
 
