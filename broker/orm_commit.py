@@ -19,7 +19,7 @@ from typing import Any
 
 from django.db import DatabaseError, connections
 
-from broker.models import CommitMarker
+from broker.models import CommitMarker, QueuedTask
 
 __all__ = ["commit_resolve", "marker_statements"]
 
@@ -29,7 +29,13 @@ _RESOLVE_PAUSE_S = 0.2  # between a resolver's failed connection and the next
 def marker_statements(connection: Any) -> dict[str, str]:
     """The statements of commit markers on ``connection``'s database."""
     tm = connection.ops.quote_name(CommitMarker._meta.db_table)
+    tq = connection.ops.quote_name(QueuedTask._meta.db_table)
     return {
+        # PostgreSQL: the commit of one task, its marker with it (params: commit
+        # id, now, queue, payload).
+        "enqueue_marked": f"WITH m AS (INSERT INTO {tm} (commit_id, landed, at)"
+        f" VALUES (%s, TRUE, %s)) INSERT INTO {tq} (queue, payload, claimed_until, owner,"
+        " deliveries) VALUES (%s, %s, 0, '', 0)",
         # Params: commit id, now (the commit's marker; the resolver's is "void").
         "mark": f"INSERT INTO {tm} (commit_id, landed, at) VALUES (%s, TRUE, %s)",
         "void": f"INSERT INTO {tm} (commit_id, landed, at) VALUES (%s, FALSE, %s)"

@@ -14,7 +14,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -289,7 +288,8 @@ class _HeldCommit(OrmBroker):
 def _commit_in_thread(broker: OrmBroker, commit_id: str) -> threading.Thread:
     def run() -> None:
         try:
-            broker.commit(["task"], commit_id=commit_id)
+            # Two tasks: one transaction (a single task on PostgreSQL is one statement).
+            broker.commit(["task", "task"], commit_id=commit_id)
         finally:
             connections.close_all()
 
@@ -307,7 +307,7 @@ def test_orm_a_commit_in_flight_is_found_landed_once_it_commits() -> None:
     _later(1.0, broker.release.set)
     assert broker.commit_outcome(commit_id, deadline=time.monotonic() + 20) is True
     thread.join(30)
-    assert QueuedTask.objects.filter(queue=broker.list_key).count() == 1
+    assert QueuedTask.objects.filter(queue=broker.list_key).count() == 2
 
 
 @pytest.mark.django_db(transaction=True)
@@ -322,7 +322,7 @@ def test_orm_a_commit_held_past_the_deadline_is_unknown_then_landed() -> None:
     broker.release.set()
     thread.join(30)
     assert broker.commit_outcome(commit_id, deadline=time.monotonic() + 20) is True
-    assert QueuedTask.objects.filter(queue=broker.list_key).count() == 1
+    assert QueuedTask.objects.filter(queue=broker.list_key).count() == 2
 
 
 @pytest.mark.django_db(transaction=True)
@@ -337,9 +337,11 @@ def test_orm_a_commit_that_never_came_is_voided_and_can_never_land() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_orm_a_commit_marks_itself_in_its_transaction(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tasks", [["a"], ["a", "b"]], ids=["one-task", "two-tasks"])
+def test_orm_a_commit_marks_itself_with_its_tasks(tasks: list[str]) -> None:
     broker = OrmBroker(list_key=f"mark-{uuid.uuid4().hex[:8]}")
     commit_id = uuid.uuid4().hex
-    assert broker.commit(["a", "b"], commit_id=commit_id) == set()
+    assert broker.commit(tasks, commit_id=commit_id) == set()
     assert CommitMarker.objects.get(commit_id=commit_id).landed is True
+    assert QueuedTask.objects.filter(queue=broker.list_key).count() == len(tasks)
     assert broker.commit_outcome(commit_id, deadline=time.monotonic() + 20) is True

@@ -30,7 +30,7 @@ from tests.support.procs import Project, Server, wait_until
 
 pytestmark = [pytest.mark.e2e, postgres_pass_only("the run's own PostgreSQL and Redis")]
 
-READYZ_S = 1.0  # DESIGN §13: /readyz answers within 1 s
+READYZ_S = 1.0  # the promise (README, Monitoring): /readyz answers within 1 s
 FREEZE_S = 4.0
 
 
