@@ -50,8 +50,14 @@ T = TypeVar("T")
 
 
 def _deadline() -> float:
-    """Until when (``time.monotonic()``) a task starting now waits out an outage."""
-    return time.monotonic() + PAUSE_SHARE * get_config().queue.timeout
+    """Until when (``time.monotonic()``) a task starting now waits out an outage.
+    Inline (``queue.workers = 0``) the task runs inside its request, which must
+    answer within ``ingest.commit_timeout``: it waits half of that at most."""
+    cfg = get_config()
+    wait = PAUSE_SHARE * cfg.queue.timeout
+    if cfg.queue.workers == 0:
+        wait = min(wait, cfg.ingest.commit_timeout / 2)
+    return time.monotonic() + wait
 
 
 @dataclass

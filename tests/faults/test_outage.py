@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.e2e, postgres_pass_only("the run's own PostgreSQL and 
 BATCHES = 24
 EVENTS_PER_BATCH = 50
 OUTAGE_S = 5.0
-DEADLINE_S = 10.0  # DESIGN §13: counted within 10 s of the fault's end
+DEADLINE_S = 10.0  # the promise: counted within 10 s of the fault's end
 PROCESSES = 6  # of a serve tree that may meet the store: 2 queue workers, pusher, monitor, 2 web
 
 

@@ -86,6 +86,19 @@ def test_an_outage_longer_than_the_task_may_wait_ends_it_writing_nothing(
     assert get_store().totals() == (0, 0)
 
 
+def test_inline_a_task_waits_at_most_half_the_requests_commit_timeout(
+    use_processors: UseProcessors, use_config: UseConfig
+) -> None:
+    # queue.workers = 0: the batch is processed inside its request.
+    use_config(queue={"workers": 0, "timeout": 300}, ingest={"commit_timeout": 1.0})
+    use_processors(("UnreachableStoreProcessor", {"fail_times": -1}), ("StorageProcessor", {}))
+    start = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        process_batch("b1", json.dumps(wire_events(2)), time.time())
+    assert time.monotonic() - start < 1.0
+    assert not DeadLetter.objects.exists()
+
+
 def test_a_dead_letter_write_meeting_an_outage_waits_for_the_database(
     use_processors: UseProcessors, one_attempt: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
