@@ -27,11 +27,17 @@ from typing import Any, Protocol, runtime_checkable
 
 from django.core.exceptions import ImproperlyConfigured
 
+from core.config import get_config
 from core.process_wide import process_wide
 
-__all__ = ["Depth", "Key", "QueueBroker", "StoredTask", "queue_broker"]
+__all__ = ["CommitFailed", "Depth", "Key", "QueueBroker", "StoredTask", "queue_broker"]
 
 Key = tuple[int, str]  # an event id of a source: (source id, event id)
+
+
+class CommitFailed(Exception):
+    """A commit that certainly did not land (no connection to its store, or an
+    error before its final step was sent): no outcome to resolve."""
 
 
 @dataclass(frozen=True)
@@ -62,13 +68,33 @@ class QueueBroker(Protocol):
     list_key: str
 
     def commit(
-        self, tasks: Sequence[str], *, ids: Sequence[Key] = (), window_s: float = 0
+        self,
+        tasks: Sequence[str],
+        *,
+        ids: Sequence[Key] = (),
+        window_s: float = 0,
+        commit_id: str = "",
+        deadline: float | None = None,
     ) -> set[Key]:
         """Add ``tasks`` (signed django-q2 packages) all or none, and record the
         event ids ``ids`` in the same atomic step, unless one of them was
         recorded within ``window_s`` seconds: then add and record nothing and
         return the ids found (the caller drops their events and commits again).
-        Returns an empty set when the tasks were added."""
+        Returns an empty set when the tasks were added.
+
+        ``commit_id`` (unique per commit): a marker of it is written in the same
+        atomic step, and a commit whose id was voided by :meth:`commit_outcome`
+        adds nothing (raises). ``deadline`` (``time.monotonic()``): how long its
+        answer may be waited for, less a moment left to resolve it. Raises
+        :class:`CommitFailed` when it certainly did not land; any other error
+        leaves the outcome to :meth:`commit_outcome`."""
+        ...
+
+    def commit_outcome(self, commit_id: str, *, deadline: float) -> bool | None:
+        """Whether the commit ``commit_id``, whose answer was lost, landed: True
+        (its marker is there), False (it did not, and now never will: its id is
+        voided), None when the store did not answer before ``deadline``
+        (``time.monotonic()``). Asked on a connection of its own."""
         ...
 
     def dequeue(self) -> list[tuple[Any, str]] | None:
@@ -113,6 +139,12 @@ class QueueBroker(Protocol):
         """One line naming the broker and its store, for /readyz."""
         ...
 
+    def bound_timeouts(self, seconds: float) -> None:
+        """Bound each round trip to the store to ``seconds`` (connect, send,
+        answer), without retries: the request path's broker. The cluster's own
+        broker keeps waiting for its store."""
+        ...
+
 
 @process_wide
 def queue_broker() -> QueueBroker:
@@ -127,4 +159,5 @@ def queue_broker() -> QueueBroker:
             " which is not a Telemetron broker (broker.orm.OrmBroker or"
             " broker.redis_streams.RedisStreamsBroker)"
         )
+    made.bound_timeouts(get_config().ingest.store_timeout)
     return made

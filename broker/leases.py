@@ -7,8 +7,11 @@ first heartbeat its sentinel saves (``set_stat``, before the sentinel forks the
 pusher and the monitor, so they inherit it). Every heartbeat (0.5 s) renews the
 cluster's lease. A task claimed by a cluster is handed out again:
 
-* when its claim expires (``queue.retry`` after the claim: a worker died inside
-  a cluster that lives on), as django-q2's brokers do;
+* when the queue worker that adopted it is gone (the cluster's sentinel looks
+  at its workers every second: :mod:`broker.base`), never while it lives;
+* when its claim expires (``queue.retry`` after the claim) and no worker adopted
+  it, as django-q2's brokers do, or at once when the cluster restarts its
+  processes (``ops/cluster.py``);
 * at once when its cluster ran on this host (same :func:`host_id`) and its
   sentinel process is gone: a crash, seen by the next cluster to start here or
   by any other cluster of this host;

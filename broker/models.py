@@ -13,19 +13,24 @@ from django.db import models
 from core.fields import U64Field
 from plugins.base import MAX_ID_LENGTH
 
-__all__ = ["ClusterLease", "QueuedTask", "SeenMessage"]
+__all__ = ["ClusterLease", "CommitMarker", "QueuedTask", "SeenMessage"]
 
 
 class QueuedTask(models.Model):
     """A django-q2 task in the ORM broker (broker/orm.py): waiting
     (``owner`` empty), or claimed by the cluster ``owner`` until ``claimed_until``
-    (seconds since the epoch, by the database's clock). Deleted when acknowledged."""
+    (seconds since the epoch, by the database's clock), and once a queue worker
+    started it, held by that worker process (``holder_pid``, ``holder_start``:
+    its pid and start time on the cluster's host; 0 while the cluster holds it).
+    Deleted when acknowledged."""
 
     queue = models.CharField(max_length=100)
     payload = models.TextField()
     claimed_until = models.FloatField(default=0)
     owner = models.CharField(max_length=64, default="", blank=True)
     deliveries = models.PositiveIntegerField(default=0)
+    holder_pid = models.IntegerField(db_default=0)
+    holder_start = models.BigIntegerField(db_default=0)
 
     class Meta:
         db_table = "processing_queuedtask"
@@ -82,3 +87,21 @@ class SeenMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_id}/{self.message_id}"
+
+
+class CommitMarker(models.Model):
+    """A commit of the queue (broker/commit.py), inserted first in its
+    transaction (``landed``), or, when its answer was lost and it did not land,
+    by its resolver on another connection (``landed`` false: the commit can no
+    longer land, its insert of the same id would fail). ``at``: seconds since
+    the epoch; markers older than a few minutes are purged."""
+
+    commit_id = models.CharField(max_length=32, primary_key=True)
+    landed = models.BooleanField()
+    at = models.FloatField(db_index=True)
+
+    class Meta:
+        verbose_name = "commit marker"
+
+    def __str__(self) -> str:
+        return f"commit {self.commit_id} ({'landed' if self.landed else 'void'})"

@@ -1,4 +1,4 @@
-# Long: the ORM broker's statements and their one-line reasons belong together.
+# Long: the ORM broker's round trips (commit, claim, the workers' side, leases) in one class.
 """Our django-q2 broker on the database: at-least-once, with each round trip one
 SQL statement, and a crashed cluster's tasks handed out again within seconds.
 
@@ -8,44 +8,54 @@ Tasks live in our own table (:class:`~broker.models.QueuedTask`: django-q2's
 claim is taken over; :mod:`broker.base` for what both brokers share). Every
 time is the database's clock, so the nodes' clocks never matter.
 
-* ``commit``: one INSERT per task, in one transaction; with event ids, one
-  upsert per 300 ids of :class:`~broker.models.SeenMessage` first, in the same
-  transaction (rolled back when one was seen);
+* ``commit``: the commit's marker (:class:`~broker.models.CommitMarker`), then
+  one INSERT per task, in one transaction; with event ids, one upsert per 300
+  ids of :class:`~broker.models.SeenMessage` first, in the same transaction
+  (rolled back when one was seen). A commit whose answer was lost is resolved
+  on a connection of its own (``commit_outcome``): inserting the same marker as
+  void either conflicts with the commit's (it landed; on PostgreSQL the insert
+  waits for the commit's transaction to end) or voids it (it did not, and
+  never will: its own insert would now conflict);
 * ``dequeue`` (``_claim``): one ``UPDATE … WHERE id IN (SELECT … ORDER BY id
-  LIMIT bulk) RETURNING``: the oldest claimable tasks (waiting, claim expired,
-  or claimed by a dead cluster), FIFO, claimed atomically for this cluster
+  LIMIT bulk) RETURNING``: the oldest claimable tasks (waiting, claim expired
+  and held by no worker, or claimed by a dead cluster), FIFO, claimed atomically for this cluster
   (PostgreSQL adds ``FOR UPDATE SKIP LOCKED``; SQLite runs one writer at a
   time), and only while this cluster's own lease is alive. After an empty poll,
   the same condition is read first, so an idle cluster does not take SQLite's
   write lock every ``queue.poll``;
 * ``acknowledge``: one DELETE (of a coalesced task's tasks too); ``release``:
-  one UPDATE;
+  one UPDATE; a worker's ``adopt`` (holder: its pid and start time) and a
+  sentinel's give-back of a dead worker's tasks: one UPDATE each;
 * ``set_stat`` (the sentinel's heartbeat, every 0.5 s): one upsert of the lease,
   which also holds django-q2's status of the cluster for /readyz (the last one,
   of a clean stop, marks the lease dead: nothing is left to take over); once a minute
   old leases and the event ids older than ``ingest.dedup_window`` are deleted.
 
 Stale connections are closed at most once a second and whenever the queue is
-empty, instead of on every call; one that failed is closed at once.
+empty, instead of on every call; one that failed is closed at once. The
+statements, each with its reason, are in :mod:`broker.orm_sql`.
 ``RETURNING`` needs SQLite 3.35 or later (Debian 12's Python has 3.40).
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from django import db
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, IntegrityError, connections, transaction
 from django_q.conf import Conf
 
 from broker.base import Claimed, LeasedBroker
 from broker.coalesce import ack_ids
-from broker.interface import Depth, Key, StoredTask
+from broker.interface import CommitFailed, Depth, Key, StoredTask
 from broker.leases import LEASE_CLEANUP_S, Lease
-from broker.models import ClusterLease, QueuedTask, SeenMessage
+from broker.models import SeenMessage
+from broker.orm_commit import commit_resolve, marker_statements
+from broker.orm_sql import orm_statements
 from core.config import get_config
 from core.fields import BIAS
 
@@ -55,85 +65,7 @@ _CHECK_INTERVAL_S = 1.0
 _SEEN_PURGE_S = 60.0  # a web process purges old event ids at most this often
 _SEEN_CHUNK = 300  # rows per dedup INSERT (3 parameters each)
 _IDS_CHUNK = 500  # ids per DELETE or UPDATE (SQLite's parameter limit)
-
-_NOW = {
-    "postgresql": "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS DOUBLE PRECISION)",
-    "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
-}
-
-
-def _statements(connection: Any) -> dict[str, str]:
-    q = connection.ops.quote_name
-    now = _NOW[connection.vendor]
-    tq, tl = q(QueuedTask._meta.db_table), q(ClusterLease._meta.db_table)
-    ts = q(SeenMessage._meta.db_table)
-    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
-    # Params: me, dead_after, me, dead_after. A task is claimable when its claim
-    # expired, or its owner (another cluster) has no live lease: none, marked
-    # dead, or stale while this cluster's own heartbeats have been regular.
-    claimable = (
-        f"(t.claimed_until < {now} OR (t.owner <> '' AND t.owner <> %s AND NOT EXISTS ("
-        f"SELECT 1 FROM {tl} o WHERE o.cluster_id = t.owner AND NOT o.dead AND ("
-        f"o.heartbeat >= {now} - %s OR NOT EXISTS (SELECT 1 FROM {tl} m"
-        f" WHERE m.cluster_id = %s AND m.fresh_since <= {now} - %s)))))"
-    )
-    claim = (
-        f"UPDATE {tq} SET claimed_until = {now} + %s, owner = %s,"
-        f" deliveries = deliveries + 1 WHERE id IN (SELECT t.id FROM {tq} t"
-        f" WHERE t.queue = %s AND {{}} ORDER BY t.id LIMIT %s{skip_locked})"
-        f" AND EXISTS (SELECT 1 FROM {tl} WHERE cluster_id = %s AND NOT dead"
-        f" AND heartbeat >= {now} - %s) RETURNING id, payload, deliveries"
-    )
-    return {
-        "enqueue": f"INSERT INTO {tq} (queue, payload, claimed_until, owner, deliveries)"
-        " VALUES (%s, %s, 0, '', 0) RETURNING id",
-        "peek": f"SELECT 1 FROM {tq} t WHERE t.queue = %s AND {claimable} LIMIT 1",
-        # Params: retry, me, queue, <claimable>, bulk, me, dead_after.
-        "claim": claim.format(claimable),
-        # The same without looking for dead clusters' tasks (params: no <claimable>).
-        "claim_waiting": claim.format(f"t.claimed_until < {now}"),
-        "purge": f"DELETE FROM {tq} WHERE queue = %s",
-        "depth": f"SELECT COALESCE(SUM(CASE WHEN claimed_until < {now} THEN 1 ELSE 0 END), 0),"
-        f" COALESCE(SUM(CASE WHEN claimed_until >= {now} THEN 1 ELSE 0 END), 0)"
-        f" FROM {tq} WHERE queue = %s",
-        "oldest": f"SELECT payload FROM {tq} WHERE queue = %s ORDER BY id LIMIT 1",
-        **_erasure_statements(tq, now),
-        # Params: id, queue, host, pid, pid_start, stopped, stat, stat ttl, dead_after.
-        # A clean stop's last heartbeat marks the lease dead (broker/leases.py).
-        "heartbeat": f"INSERT INTO {tl} (cluster_id, queue, host, pid, pid_start, heartbeat,"
-        " fresh_since, dead, stat, stat_expires)"
-        f" VALUES (%s, %s, %s, %s, %s, {now}, {now}, %s, %s, {now} + %s)"
-        " ON CONFLICT (cluster_id) DO UPDATE SET"
-        f" fresh_since = CASE WHEN {tl}.dead OR {tl}.heartbeat < excluded.heartbeat - %s"
-        f" THEN excluded.heartbeat ELSE {tl}.fresh_since END,"
-        " heartbeat = excluded.heartbeat, dead = excluded.dead, pid = excluded.pid,"
-        " pid_start = excluded.pid_start, stat = excluded.stat,"
-        " stat_expires = excluded.stat_expires",
-        "same_host": f"SELECT cluster_id, pid, pid_start FROM {tl}"
-        " WHERE host = %s AND NOT dead AND cluster_id <> %s",
-        "mark_dead": f"UPDATE {tl} SET dead = TRUE"
-        " WHERE cluster_id = %s AND pid = %s AND pid_start = %s",
-        "cleanup": f"DELETE FROM {tl} WHERE (dead OR heartbeat < {now} - %s)"
-        f" AND NOT EXISTS (SELECT 1 FROM {tq} WHERE owner = {tl}.cluster_id)",
-        "seen_purge": f"DELETE FROM {ts} WHERE seen_at < %s",
-        "stats": f"SELECT cluster_id, stat FROM {tl} WHERE queue = %s AND stat <> ''"
-        f" AND stat_expires >= {now}",
-        # Followed by "id IN (...)" (_by_ids).
-        "acknowledge": f"DELETE FROM {tq} WHERE",
-        "release": f"UPDATE {tq} SET claimed_until = 0, owner = '' WHERE",
-    }
-
-
-def _erasure_statements(tq: str, now: str) -> dict[str, str]:
-    """An erasure's reads (params: queue, after id, up to id, chunk) and writes of
-    a waiting task (broker/erasure.py)."""
-    return {
-        "scan": f"SELECT id, payload, claimed_until >= {now} FROM {tq}"
-        " WHERE queue = %s AND id > %s AND id <= %s ORDER BY id LIMIT %s",
-        "last_id": f"SELECT MAX(id) FROM {tq} WHERE queue = %s",
-        "replace": f"UPDATE {tq} SET payload = %s WHERE id = %s AND claimed_until < {now}",
-        "remove": f"DELETE FROM {tq} WHERE id = %s AND claimed_until < {now}",
-    }
+_MARKER_KEEP_S = 15 * 60.0  # a commit's marker outlives any resolution of it
 
 
 class _Seen(Exception):
@@ -170,7 +102,7 @@ class OrmBroker(LeasedBroker):
     def _cursor(self) -> Iterator[Any]:
         connection = self._connection()
         if self._sql is None:
-            self._sql = _statements(connection)
+            self._sql = {**orm_statements(connection), **marker_statements(connection)}
         try:
             with connection.cursor() as cursor:
                 yield cursor
@@ -188,14 +120,18 @@ class OrmBroker(LeasedBroker):
                 return cursor.fetchone()
             return cursor.fetchall() if fetch == "all" else None
 
-    def _by_ids(self, name: str, task_ids: list[Any]) -> None:
-        """Statement ``name`` on the tasks ``task_ids``, a chunk at a time."""
+    def _by_ids(self, name: str, task_ids: list[Any], params: Sequence[Any] = ()) -> int:
+        """Statement ``name`` (with ``params`` first) on the tasks ``task_ids``, a
+        chunk at a time; the rows it changed."""
+        changed = 0
         with self._cursor() as cursor:
             assert self._sql is not None
             for start in range(0, len(task_ids), _IDS_CHUNK):
                 chunk = task_ids[start : start + _IDS_CHUNK]
                 marks = ", ".join(["%s"] * len(chunk))
-                cursor.execute(f"{self._sql[name]} id IN ({marks})", chunk)
+                cursor.execute(f"{self._sql[name]} id IN ({marks})", [*params, *chunk])
+                changed += max(cursor.rowcount, 0)
+        return changed
 
     def _claimable(self, me: str) -> list[Any]:
         return [me, self._dead_after, me, self._dead_after]
@@ -203,25 +139,72 @@ class OrmBroker(LeasedBroker):
     # --- the queue ----------------------------------------------------------------------
 
     def commit(
-        self, tasks: Sequence[str], *, ids: Sequence[Key] = (), window_s: float = 0
+        self,
+        tasks: Sequence[str],
+        *,
+        ids: Sequence[Key] = (),
+        window_s: float = 0,
+        commit_id: str = "",
+        deadline: float | None = None,
     ) -> set[Key]:
-        if len(tasks) == 1 and not ids:
-            self.enqueue(tasks[0])  # one statement: no transaction to open
+        connection = self._connection()
+        try:
+            connection.ensure_connection()
+        except DatabaseError as exc:
+            raise CommitFailed(f"database not reached: {exc}") from exc
+        commit_id = commit_id or uuid.uuid4().hex
+        if len(tasks) == 1 and not ids and self._one_statement(connection):
+            # The marker and the task in one statement (its own transaction):
+            # one round trip instead of four. Whatever fails may have landed.
+            try:
+                self._run("enqueue_marked", [commit_id, time.time(), self.list_key, tasks[0]])
+            except IntegrityError as exc:  # refused (its id voided): certainly not landed
+                raise CommitFailed(f"{type(exc).__name__}: {exc}") from exc
+            self._housekeeping(window_s=0)
             return set()
         seen: set[Key] = set()
+        committing = False
         try:
             with transaction.atomic(using=Conf.ORM):
+                self._run("mark", [commit_id, time.time()])
                 if ids:
                     fresh = self._seen_record(ids, window_s=window_s)
                     if len(fresh) < len(ids):
                         raise _Seen(set(ids) - fresh)
                 for task in tasks:
                     self.enqueue(task)
+                committing = True  # what fails from here on may have landed
         except _Seen as found:
             seen = found.keys
-        if ids:
-            self._seen_housekeeping(window_s=window_s)  # after the commit, not in it
+        except DatabaseError as exc:
+            if committing:
+                raise
+            raise CommitFailed(f"{type(exc).__name__}: {exc}") from exc
+        self._housekeeping(window_s=window_s if ids else 0)  # after the commit, not in it
         return seen
+
+    @staticmethod
+    def _one_statement(connection: Any) -> bool:
+        """PostgreSQL outside a transaction: a statement's CTE can insert too."""
+        return bool(connection.vendor == "postgresql" and connection.get_autocommit())
+
+    def commit_outcome(self, commit_id: str, *, deadline: float) -> bool | None:
+        return commit_resolve(Conf.ORM, commit_id, deadline=deadline)
+
+    def _housekeeping(self, *, window_s: float) -> None:
+        """Purge old event ids (``window_s`` > 0) and old commit markers at most
+        once a minute per process: the web processes' share (with
+        ``queue.workers = 0`` no cluster runs to do it)."""
+        now = time.monotonic()
+        if now >= self._next_seen_purge:
+            self._next_seen_purge = now + _SEEN_PURGE_S
+            if window_s:
+                self.seen_purge(window_s=window_s)
+            self._run("marker_purge", [time.time() - _MARKER_KEEP_S])
+
+    def bound_timeouts(self, seconds: float) -> None:
+        """Nothing to bound here: a database round trip takes what it takes (a
+        commit whose answer is late is resolved by ``commit_outcome``)."""
 
     def _seen_record(self, keys: Sequence[Key], *, window_s: float) -> set[Key]:
         """Record the event ids ``keys`` (distinct (source, id) pairs) as seen now;
@@ -250,14 +233,6 @@ class OrmBroker(LeasedBroker):
                 )
                 fresh.update((int(sid) + BIAS, str(mid)) for sid, mid in cursor.fetchall())
         return fresh
-
-    def _seen_housekeeping(self, *, window_s: float) -> None:
-        """Purge old event ids at most once a minute per process: the web
-        processes' share (with ``queue.workers = 0`` no cluster runs to do it)."""
-        now = time.monotonic()
-        if now >= self._next_seen_purge:
-            self._next_seen_purge = now + _SEEN_PURGE_S
-            self.seen_purge(window_s=window_s)
 
     def seen_purge(self, *, window_s: float) -> None:
         """Delete the event ids older than the dedup window."""
@@ -293,10 +268,35 @@ class OrmBroker(LeasedBroker):
 
     def acknowledge(self, task_id: Any) -> None:
         """One task, or a coalesced task's tuple of them (broker/coalesce.py)."""
-        self._by_ids("acknowledge", ack_ids(task_id))
+        ids = ack_ids(task_id)
+        self._outage_waited(lambda: self._by_ids("acknowledge", ids), doing="acknowledge")
 
     def release(self, task_id: Any) -> None:
         self._by_ids("release", ack_ids(task_id))
+
+    # --- the workers' side of a claim ---------------------------------------------------
+
+    def _adopt(self, ids: list[Any], owner: str, pid: int, start: int) -> int:
+        return self._by_ids("adopt", ids, [pid, start, owner])
+
+    def _disown(self, ids: list[Any], owner: str, pid: int, start: int) -> None:
+        self._by_ids("disown", ids, [Conf.RETRY, owner, pid, start])
+
+    def _holders(self) -> list[tuple[int, int]]:
+        rows = self._run("holders", [self.list_key, self.cluster_id], fetch="all")
+        return [(int(pid), int(start)) for pid, start in rows]
+
+    def _release_holder(self, pid: int, start: int) -> int:
+        return self._rowcount("release_holder", [self.list_key, self.cluster_id, pid, start])
+
+    def _release_owner(self) -> int:
+        return self._rowcount("release_owner", [self.list_key, self.cluster_id])
+
+    def _rowcount(self, name: str, params: list[Any]) -> int:
+        with self._cursor() as cursor:
+            assert self._sql is not None
+            cursor.execute(self._sql[name], params)
+            return max(cursor.rowcount, 0)
 
     def depth(self) -> Depth:
         waiting, claimed = self._run("depth", [self.list_key], fetch="one")

@@ -1,20 +1,27 @@
-# Long: the broker and its three Lua scripts read best side by side.
+# Long: the broker and its claim path (lost claims found again, the workers' side) read as one.
 """Our django-q2 broker on Redis: at-least-once, on a stream with a consumer group.
 
 django-q2's own Redis broker takes a task with ``BLPOP``: a task a cluster had
 fetched (up to ``queue.queue_limit`` of them) is gone if the cluster dies. Here
 (:mod:`broker.base` for what both brokers share):
 
-* ``commit``: ``XADD`` to the stream ``django_q:<queue>:stream``, several in one
-  ``MULTI``/``EXEC``; with event ids, one script checks the ids, sets them
-  (expiring after ``ingest.dedup_window``) and adds the tasks, or adds nothing
-  when one was seen;
+* ``commit``: one script (:mod:`broker.redis_commit`) checks the event ids, sets
+  them (expiring after ``ingest.dedup_window``), adds the tasks to the stream
+  ``django_q:<queue>:stream`` and sets the commit's marker, or adds nothing when
+  one id was seen; a commit whose answer was lost is resolved by its marker;
 * ``dequeue`` (``_claim``): one Lua script, atomic: if this cluster's lease is
   alive, take over the entries of dead clusters (``XCLAIM``; see
-  :mod:`broker.leases`) and those unacknowledged past ``queue.retry``
-  (``XAUTOCLAIM``), then read new entries (``XREADGROUP``), up to
-  ``queue.bulk``; each cluster is one consumer of the group, named by its
-  cluster id;
+  :mod:`broker.leases`) and those a cluster (not a worker) held unacknowledged
+  past ``queue.retry`` (``XPENDING … IDLE``, ``XCLAIM``), then read new entries
+  (``XREADGROUP``), up to ``queue.bulk``; each cluster is one consumer of the
+  group, named by its cluster id, and each of its queue workers another
+  (``<cluster>|<pid>|<start>``), to which a worker moves the entries it adopts
+  (:mod:`broker.workers`); the sentinel moves a dead worker's back to its
+  cluster, claimable at once. The ids a claim took are recorded (a list expiring
+  after a few minutes): a claim whose answer was lost (a frozen Redis runs it on
+  waking) is found again at the next claim, its entries still held by this
+  cluster handed out then. While Redis does not answer, a claim finds nothing
+  after a short pause (django-q2's pusher would die on the error);
 * ``acknowledge``: ``XACK`` + ``XDEL`` of a task's entries in one script (an
   acknowledged entry leaves the stream: its length is what is waiting or
   claimed); ``release``: the entries' idle time set past ``queue.retry``
@@ -35,139 +42,31 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Iterator, Sequence
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import redis
 from django_q.conf import Conf
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from broker import redis_scripts as scripts
 from broker.base import Claimed, LeasedBroker
-from broker.coalesce import ack_ids
+from broker.coalesce import ack_ids, coalesce
 from broker.interface import Depth, Key, StoredTask
 from broker.leases import LEASE_CLEANUP_S, Lease
+from broker.packages import mark_redelivered
+from broker.redis_commit import RESOLVE_CONNECT_S, answer_wait, commit_resolve, commit_run
 
 __all__ = ["RedisStreamsBroker"]
 
 log = logging.getLogger("telemetron.processing")
 
 GROUP = "workers"
-_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 "
-
-# KEYS: leases. ARGV: cluster id, host, pid, pid start, stat, stat ttl, dead_after,
-# stopped ('1': a clean stop's last heartbeat, which marks the lease dead).
-_HEARTBEAT = (
-    _NOW
-    + """
-local fresh = now
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if old then
-  local o = cjson.decode(old)
-  if not o.dead and o.hb >= now - tonumber(ARGV[7]) then fresh = o.fresh end
-end
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({host = ARGV[2], pid = tonumber(ARGV[3]),
-  start = tonumber(ARGV[4]), hb = now, fresh = fresh, dead = ARGV[8] == '1', stat = ARGV[5],
-  stat_exp = now + tonumber(ARGV[6])}))
-return tostring(now)
-"""
-)
-
-# KEYS: stream, leases. ARGV: group, me, count, dead_after, retry ms, cleanup s,
-# take over ('1': look for dead clusters' and expired entries first).
-# Returns {taken over: {id, fields}..., new: {id, fields}...}, or false when this
-# cluster's lease is not alive.
-_CLAIM = (
-    _NOW
-    + """
-local group, me, count, grace = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local mine = redis.call('HGET', KEYS[2], me)
-if not mine then return false end
-mine = cjson.decode(mine)
-if mine.dead or mine.hb < now - grace then return false end
-local regular = mine.fresh <= now - grace
-local again = {}
-local consumers = {}
-if ARGV[7] == '1' then consumers = redis.call('XINFO', 'CONSUMERS', KEYS[1], group) end
-for _, c in ipairs(consumers) do
-  local name, pending = c[2], c[4]
-  if name ~= me then
-    local l = redis.call('HGET', KEYS[2], name)
-    local dead, gone = not l and regular, not l
-    if l then
-      l = cjson.decode(l)
-      dead = l.dead or (regular and l.hb < now - grace)
-      gone = dead and (l.dead or l.hb < now - tonumber(ARGV[6]))
-    end
-    if dead and pending > 0 and #again < count then
-      local ids = {}
-      for _, p in ipairs(redis.call('XPENDING', KEYS[1], group, '-', '+', count - #again, name)) do
-        ids[#ids + 1] = p[1]
-      end
-      for _, e in ipairs(redis.call('XCLAIM', KEYS[1], group, me, 0, unpack(ids))) do
-        if e then again[#again + 1] = e end
-      end
-    elseif gone and pending == 0 then
-      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], group, name)
-      redis.call('HDEL', KEYS[2], name)
-    end
-  end
-end
-if ARGV[7] == '1' and #again < count then
-  local r = redis.call('XAUTOCLAIM', KEYS[1], group, me, ARGV[5], '0-0', 'COUNT', count - #again)
-  for _, e in ipairs(r[2]) do if e then again[#again + 1] = e end end
-end
-local new = {}
-if #again < count then
-  local r = redis.call('XREADGROUP', 'GROUP', group, me, 'COUNT', count - #again,
-    'STREAMS', KEYS[1], '>')
-  if r then new = r[1][2] end
-end
-return {again, new}
-"""
-)
-
-# KEYS: the dedup keys of event ids, then the stream. ARGV: window ms, then the tasks.
-# When none of the ids is seen: records them all (expiring after the window) and
-# adds the tasks, in one atomic step; else adds nothing and returns the 1-based
-# indexes of the ids already seen.
-_ENQUEUE_UNSEEN = """
-local n = #KEYS - 1
-local seen = {}
-for i = 1, n do
-  if redis.call('EXISTS', KEYS[i]) == 1 then seen[#seen + 1] = i end
-end
-if #seen > 0 then return seen end
-for i = 1, n do redis.call('SET', KEYS[i], '1', 'PX', ARGV[1]) end
-for i = 2, #ARGV do redis.call('XADD', KEYS[n + 1], '*', 't', ARGV[i]) end
-return seen
-"""
-
-# KEYS: stream. ARGV: group, entry ids.
-_ACK = (
-    "redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))"
-    " return redis.call('XDEL', KEYS[1], unpack(ARGV, 2))"
-)
 _ACK_CHUNK = 1000  # ids per script call (Lua's unpack)
-
-# KEYS: stream. ARGV: group. Waiting = in the stream and not claimed.
-_SIZES = """
-local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1])
-local claimed = 0
-if ok then claimed = p[1] end
-return {redis.call('XLEN', KEYS[1]) - claimed, claimed}
-"""
-
-
-# KEYS: stream. ARGV: group, entry id, package ('': remove). A waiting entry (in the
-# stream, held by no consumer) is deleted and, with a package, added again at the end.
-_REPLACE = """
-local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
-if ok and #p > 0 then return 0 end
-if #redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2]) == 0 then return 0 end
-redis.call('XDEL', KEYS[1], ARGV[2])
-if ARGV[3] ~= '' then redis.call('XADD', KEYS[1], '*', 't', ARGV[3]) end
-return 1
-"""
-
+_CLAIM_RECORD_MS = 10 * 60 * 1000  # how long a claim's record is kept
 _RELEASED_IDLE_MS = 10 * 365 * 86400 * 1000  # idle "since long ago": past any queue.retry
 
 
@@ -180,44 +79,73 @@ class RedisStreamsBroker(LeasedBroker):
         self.stream = f"django_q:{self.list_key}:stream"
         self.leases = f"django_q:{self.list_key}:leases"
         self._group_ready = False
+        self._claim_record = f"django_q:{self.list_key}:claim:"
+        self._lost_claims: list[str] = []  # records of claims whose answers were lost
+        # Claims never sent twice by redis-py's retries: a lost answer is looked up.
+        self._bounds: dict[str, Any] = getattr(self, "_bounds", {})
+        once = self.get_connection(**self._bounds, retry=Retry(NoBackoff(), 0))
+        self._claims_conn = {
+            "claim": once.register_script(scripts.CLAIM),
+            "found": once.register_script(scripts.FOUND),
+        }
         self._version: str | None = None
+        self._timeout = getattr(self, "_timeout", RESOLVE_CONNECT_S)
         self._scripts = {
             name: self.connection.register_script(source)
             for name, source in (
-                ("heartbeat", _HEARTBEAT),
-                ("claim", _CLAIM),
-                ("ack", _ACK),
-                ("sizes", _SIZES),
-                ("enqueue_unseen", _ENQUEUE_UNSEEN),
-                ("replace", _REPLACE),
+                ("heartbeat", scripts.HEARTBEAT),
+                ("ack", scripts.ACK),
+                ("sizes", scripts.SIZES),
+                ("move", scripts.MOVE),
+                ("give_back", scripts.GIVE_BACK),
+                ("replace", scripts.REPLACE),
             )
         }
 
     @staticmethod
-    def get_connection(list_key: str | None = None) -> redis.Redis:
-        return (
-            redis.from_url(Conf.REDIS) if isinstance(Conf.REDIS, str) else redis.Redis(**Conf.REDIS)
-        )
+    def get_connection(list_key: str | None = None, **options: Any) -> redis.Redis:
+        if isinstance(Conf.REDIS, str):
+            return redis.from_url(Conf.REDIS, **options)
+        return redis.Redis(**{**Conf.REDIS, **options})
+
+    def bound_timeouts(self, seconds: float) -> None:
+        """The request path's broker: every round trip bounded, never retried
+        (redis-py would resend a command whose answer timed out)."""
+        self._bounds = {"socket_timeout": seconds, "socket_connect_timeout": seconds}
+        bounded = self.get_connection(**self._bounds, retry=Retry(NoBackoff(), 0))
+        self.connection = cast(Any, bounded)  # django-q2's attribute, untyped
+        self._timeout = seconds
+        self._setup()
 
     # --- the queue ----------------------------------------------------------------------
 
     def commit(
-        self, tasks: Sequence[str], *, ids: Sequence[Key] = (), window_s: float = 0
+        self,
+        tasks: Sequence[str],
+        *,
+        ids: Sequence[Key] = (),
+        window_s: float = 0,
+        commit_id: str = "",
+        deadline: float | None = None,
     ) -> set[Key]:
-        if ids:
-            names = [self.seen_key(source_id, message_id) for source_id, message_id in ids]
-            seen = self._scripts["enqueue_unseen"](
-                keys=[*names, self.stream], args=[max(int(window_s * 1000), 1), *tasks]
-            )
-            return {ids[int(i) - 1] for i in seen or []}
-        if len(tasks) == 1:
-            self.enqueue(tasks[0])
-            return set()
-        pipe = self.connection.pipeline(transaction=True)
-        for task in tasks:
-            pipe.xadd(self.stream, {"t": task})
-        pipe.execute()
-        return set()
+        """One script run on a connection of the pool (broker/redis_commit.py)."""
+        names = [self.seen_key(source_id, message_id) for source_id, message_id in ids]
+        keys = [self.commit_key(commit_id or uuid.uuid4().hex), *names, self.stream]
+        wait = None if deadline is None else answer_wait(deadline, self._timeout)
+        seen = commit_run(self.connection, keys, max(int(window_s * 1000), 1), tasks, wait)
+        return {ids[int(i) - 1] for i in seen or []}
+
+    def commit_key(self, commit_id: str) -> str:
+        """The marker of a commit (it expires after a few minutes)."""
+        return f"django_q:{self.list_key}:commit:{commit_id}"
+
+    def commit_outcome(self, commit_id: str, *, deadline: float) -> bool | None:
+        return commit_resolve(
+            lambda **options: self.get_connection(**options),
+            self.commit_key(commit_id),
+            deadline=deadline,
+            connect_timeout=self._timeout,
+        )
 
     def seen_key(self, source_id: int, message_id: str) -> str:
         """The key recording an event id (it expires after the dedup window)."""
@@ -236,18 +164,66 @@ class RedisStreamsBroker(LeasedBroker):
                 raise
         self._group_ready = True
 
+    def dequeue(self) -> list[tuple[Any, str]] | None:
+        """A claim (LeasedBroker.dequeue, which pauses while Redis does not
+        answer). A claim whose answer was lost (Redis may have run it, on
+        waking) is looked up by its record first, and its entries this cluster
+        still holds handed out: else they would stay claimed by this live
+        cluster until ``queue.retry``."""
+        self._claim_record = f"django_q:{self.list_key}:claim:{uuid.uuid4().hex}"
+        if self._lost_claims:
+            try:
+                found = self._claims_found()
+            except Exception as exc:
+                self._pause(exc)
+                return None
+            if found:
+                return self._handed(found)
+        return super().dequeue()
+
+    def _claims_found(self) -> list[Claimed]:
+        """The entries of the claims whose answers were lost, claimed again by
+        this cluster: those it still holds (not acknowledged since, not adopted
+        by a worker, not taken over by another cluster), recorded as this
+        claim's own (its answer may be lost too)."""
+        records = list(self._lost_claims)
+        keys = [self.stream, self._claim_record, *records]
+        args: list[str | int] = [GROUP, self._owner(), _CLAIM_RECORD_MS]
+        entries = self._lost(lambda: self._claims_conn["found"](keys=keys, args=args))
+        self._lost_claims = [r for r in self._lost_claims if r not in records]
+        if entries:
+            log.warning("%d batches of a claim whose answer was lost handed out", len(entries))
+        return [(_text(i), _payload(f), True) for i, f in entries]
+
+    def _lost(self, run: Any) -> Any:
+        """``run()``, a claim: when its answer is lost (Redis may still run it),
+        its record is kept to be looked up at the next claim."""
+        try:
+            return run()
+        except (redis.ConnectionError, redis.TimeoutError):
+            if self._claim_record not in self._lost_claims:
+                self._lost_claims.append(self._claim_record)
+            raise
+
+    def _handed(self, claimed: list[Claimed]) -> list[tuple[Any, str]]:
+        """Claimed tasks as the pusher takes them (LeasedBroker.dequeue)."""
+        tasks = [(ack, mark_redelivered(body) if again else body) for ack, body, again in claimed]
+        return coalesce(tasks) if self.coalesce else tasks
+
     def _claim(self, me: str, *, take_over: bool) -> list[Claimed]:
         self._ensure_group()
         args = [GROUP, me, Conf.BULK, self._dead_after, int(Conf.RETRY * 1000), LEASE_CLEANUP_S]
-        args.append("1" if take_over else "0")
+        args += ["1" if take_over else "0", _CLAIM_RECORD_MS]
+        keys = [self.stream, self.leases, self._claim_record]
+        claim = self._claims_conn["claim"]
         try:
-            result = self._scripts["claim"](keys=[self.stream, self.leases], args=args)
+            result = self._lost(lambda: claim(keys=keys, args=args))
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
             self._group_ready = False  # the stream was deleted: make it again
             self._ensure_group()
-            result = self._scripts["claim"](keys=[self.stream, self.leases], args=args)
+            result = self._lost(lambda: claim(keys=keys, args=args))
         if not result:
             return []
         again, new = result
@@ -259,13 +235,57 @@ class RedisStreamsBroker(LeasedBroker):
         """One entry, or a coalesced task's tuple of them (broker/coalesce.py)."""
         ids = ack_ids(task_id)
         for start in range(0, len(ids), _ACK_CHUNK):
-            self._scripts["ack"](keys=[self.stream], args=[GROUP, *ids[start : start + _ACK_CHUNK]])
+            args = [GROUP, *ids[start : start + _ACK_CHUNK]]
+            self._outage_waited(
+                partial(self._scripts["ack"], keys=[self.stream], args=args), doing="acknowledge"
+            )
 
     def release(self, task_id: Any) -> None:
         assert self.cluster_id is not None, "release what this broker claimed"
         self.connection.xclaim(
             self.stream, GROUP, self.cluster_id, 0, ack_ids(task_id), idle=_RELEASED_IDLE_MS
         )
+
+    # --- the workers' side of a claim ---------------------------------------------------
+
+    def _adopt(self, ids: list[Any], owner: str, pid: int, start: int) -> int:
+        args = [GROUP, owner, _worker(owner, pid, start), 0, *ids]
+        return int(self._scripts["move"](keys=[self.stream], args=args))
+
+    def _disown(self, ids: list[Any], owner: str, pid: int, start: int) -> None:
+        args = [GROUP, _worker(owner, pid, start), owner, 0, *ids]
+        self._scripts["move"](keys=[self.stream], args=args)
+
+    def _consumers(self) -> list[str]:
+        """The consumers of this cluster: itself and its workers."""
+        assert self.cluster_id is not None
+        try:
+            found = self.connection.xinfo_consumers(self.stream, GROUP)
+        except redis.ResponseError:  # no stream or group yet
+            return []
+        names = [_text(c["name"]) for c in found]
+        return [n for n in names if n == self.cluster_id or n.startswith(f"{self.cluster_id}|")]
+
+    def _holders(self) -> list[tuple[int, int]]:
+        holders = []
+        for name in self._consumers():
+            if "|" in name:
+                _, pid, start = name.rsplit("|", 2)
+                holders.append((int(pid), int(start)))
+        return holders
+
+    def _give_back(self, consumers: list[str]) -> int:
+        if not consumers:
+            return 0
+        args = [GROUP, self.cluster_id, _RELEASED_IDLE_MS, *consumers]
+        return int(self._scripts["give_back"](keys=[self.stream], args=args))
+
+    def _release_holder(self, pid: int, start: int) -> int:
+        assert self.cluster_id is not None
+        return self._give_back([_worker(self.cluster_id, pid, start)])
+
+    def _release_owner(self) -> int:
+        return self._give_back(self._consumers())
 
     def depth(self) -> Depth:
         waiting, claimed = self._scripts["sizes"](keys=[self.stream], args=[GROUP])
@@ -350,6 +370,11 @@ class RedisStreamsBroker(LeasedBroker):
             for cluster_id, lease in self._leases().items()
             if lease.get("stat") and lease["stat_exp"] >= now
         }
+
+
+def _worker(cluster: str, pid: int, start: int) -> str:
+    """The consumer name of a queue worker of ``cluster``."""
+    return f"{cluster}|{pid}|{start}"
 
 
 def _text(value: Any) -> str:

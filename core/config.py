@@ -85,7 +85,7 @@ class QueueConfig(_Section):
     name: str = "telemetron"
     timeout: int = Field(300, ge=1, description="seconds a batch task may run")
     retry: int = Field(
-        360, ge=2, description="seconds before an unacknowledged batch is redelivered"
+        360, ge=2, description="seconds before a batch no queue worker holds is redelivered"
     )
     max_attempts: int = Field(10, ge=1, description="deliveries of a batch whose task crashes")
     bulk: int = Field(40, ge=1)
@@ -128,7 +128,19 @@ class IngestConfig(_Section):
     linger_ms: float = Field(5, ge=0, le=1000)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_batch_events: int = Field(1000, ge=1)
-    commit_timeout: float = Field(30.0, gt=0, description="seconds a request waits for its commit")
+    commit_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="seconds a request waits for its commit, the resolution of a commit"
+        " whose answer was lost included",
+    )
+    store_timeout: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="seconds one round trip of the request path to Redis may take (connect,"
+        " send, answer) before the connection is given up",
+    )
     retry_after: int = Field(1, ge=1, description="Retry-After seconds on 503")
     # Backpressure: batches waiting for a worker before ingest answers 503; 0 = no limit.
     max_queue_batches: int = Field(10000, ge=0)

@@ -23,6 +23,7 @@ __all__ = [
     "Loc",
     "MethodNotAllowed",
     "NotFound",
+    "OutcomeUnknown",
     "PayloadTooLarge",
     "ServiceUnavailable",
     "TooManyRequests",
@@ -139,6 +140,21 @@ class ServiceUnavailable(ApiError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class OutcomeUnknown(ServiceUnavailable):
+    """A commit whose answer was lost and whose store did not tell in time whether
+    it landed: the events may be queued or not. Retrying with the same event ids
+    is safe (an id is taken once); events without ids may count twice."""
+
+    MESSAGE = (
+        "Commit outcome unknown: the queue did not tell in time whether the events were"
+        " taken; retry with the same event ids (an id is counted once)"
+    )
+
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__(self.MESSAGE, retry_after)
+        self.details = [{"outcome": "unknown"}]
 
 
 class TooManyRequests(ApiError):

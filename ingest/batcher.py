@@ -1,3 +1,4 @@
+# Long: both acknowledgement modes, whose answers the README defines together.
 """The per-process batcher: turns accepted events into django-q2 tasks, one task
 per batch of at most ``processor.batch_size`` events (README, "Acknowledgements and backpressure").
 
@@ -13,11 +14,16 @@ per batch of at most ``processor.batch_size`` events (README, "Acknowledgements 
   exact: 202 when all of them are committed, 503 when none is. A request over
   ``batch_size`` events commits its batches alone, in one transaction; a joiner
   whose batch is not yet sealed when ``ingest.commit_timeout`` runs out takes
-  its events back (503); once sealed, the commit's outcome is its answer.
+  its events back (503), and so does a leader still waiting for the flush lock;
+  once sealed, the commit's outcome is its answer. A commit whose answer was lost
+  is resolved within the leader's ``commit_timeout`` (broker/commit.py): 202 if it
+  landed, 503 if it did not, 503 "outcome unknown" if the store did not tell.
 * :class:`BufferedBatcher` (``ingest.ack = "buffered"``): the request returns
   once its events are in a bounded in-memory buffer; a flusher thread commits at
-  ``batch_size`` events or ``batch_timeout`` ms; a full buffer answers 503; the
-  buffer is flushed when the process exits (:meth:`BufferedBatcher.close_at_exit`).
+  ``batch_size`` events or ``batch_timeout`` ms (a commit that failed is tried
+  again; one of unknown outcome is asked about until the store tells, and tried
+  again only if it did not land); a full buffer answers 503; the buffer is
+  flushed when the process exits (:meth:`BufferedBatcher.close_at_exit`).
 """
 
 from __future__ import annotations
@@ -28,10 +34,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from broker.commit import broker_commit
+from broker.commit import CommitOutcomeUnknown, broker_commit
 from broker.packages import WireEvent
 from core.config import get_config
-from core.errors import ServiceUnavailable
+from core.errors import OutcomeUnknown, ServiceUnavailable
 from core.process_wide import process_wide
 
 __all__ = ["Batcher", "BufferedBatcher", "GroupCommitBatcher", "get_batcher"]
@@ -39,9 +45,16 @@ __all__ = ["Batcher", "BufferedBatcher", "GroupCommitBatcher", "get_batcher"]
 log = logging.getLogger("telemetron.ingest")
 
 _EXIT_WATCH_S = 1.0  # how often the exit watcher looks whether it was closed before
+_ASK_S = 10.0  # how long one question about a commit's outcome waits for the store
 
-# Commits batches (each one queue task) all or none, or raises.
-Commit = Callable[[list[list[WireEvent]]], None]
+
+class Commit(Protocol):
+    def __call__(self, batches: list[list[WireEvent]], *, deadline: float | None = None) -> None:
+        """Commit batches (each one queue task) all or none, or raise; its outcome
+        known by ``deadline`` (``time.monotonic()``) or CommitOutcomeUnknown."""
+
+
+BufferedCommit = Callable[[list[list[WireEvent]]], None]
 
 
 class Batcher(Protocol):
@@ -87,8 +100,9 @@ class GroupCommitBatcher:
         self._ready: list[_Pending] = []  # batches whose leaders wait for the flush lock
 
     def submit(self, events: list[WireEvent]) -> None:
+        deadline = time.monotonic() + self._wait_timeout
         if len(events) > self._batch_size:
-            self._commit_alone(events)
+            self._commit_alone(events, deadline)
             return
         with self._lock:
             pending = self._open
@@ -98,7 +112,7 @@ class GroupCommitBatcher:
             assert pending is not None
             pending.events.extend(events)
         if leading:
-            self._lead(pending)
+            self._lead(pending, deadline)
         elif not self._wait(pending.done, self._wait_timeout):
             with self._lock:
                 if not pending.sealed:
@@ -109,56 +123,83 @@ class GroupCommitBatcher:
                     )
             pending.done.wait()  # its commit is under way: the outcome is this request's too
         if pending.error is not None:
-            raise self._refused()
+            raise self._refused(pending.error)
 
-    def _lead(self, pending: _Pending) -> None:
+    def _lead(self, pending: _Pending, deadline: float) -> None:
         if self._linger and len(pending.events) < self._batch_size:
             time.sleep(self._linger)
         with self._lock:
             self._ready.append(pending)
-        with self._flush_lock:
+        if not self._flush_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             with self._lock:
-                # Group commit: every batch whose leader is waiting for the flush
-                # lock goes in this one commit (each its own task, in one
-                # transaction), so under load a commit carries several batches.
-                group, self._ready = self._ready, []
-                for batch in group:
-                    if self._open is batch:
+                if not pending.sealed:  # nobody took it: it is not committed, give it up
+                    self._ready.remove(pending)
+                    if self._open is pending:
                         self._open = None
-                    batch.sealed = True
-            if not group:
-                return  # an earlier leader committed this batch with its own
-            try:
-                self._commit([batch.events for batch in group])
-            except Exception as exc:
-                events = sum(len(batch.events) for batch in group)
-                if len(group) == 1:
-                    log.exception("batch commit of %d events failed", events)
-                else:
-                    log.exception(
-                        "batch commit of %d events in %d batches failed", events, len(group)
+                    pending.sealed = True
+                    pending.error = ServiceUnavailable(
+                        "Timed out waiting for the queue; retry later", self._retry_after
                     )
-                for batch in group:
-                    batch.error = exc
-            finally:
-                for batch in group:
-                    batch.done.set()
+                    pending.done.set()
+                    return
+            pending.done.wait()  # another leader's commit carries it: its outcome is ours
+            return
+        try:
+            self._flush(deadline)
+        finally:
+            self._flush_lock.release()
 
-    def _commit_alone(self, events: list[WireEvent]) -> None:
+    def _flush(self, deadline: float) -> None:
+        """The flush lock held: commit every batch ready."""
+        with self._lock:
+            # Group commit: every batch whose leader is waiting for the flush
+            # lock goes in this one commit (each its own task, in one
+            # transaction), so under load a commit carries several batches.
+            group, self._ready = self._ready, []
+            for batch in group:
+                if self._open is batch:
+                    self._open = None
+                batch.sealed = True
+        if not group:
+            return  # an earlier leader committed this batch with its own
+        try:
+            self._commit([batch.events for batch in group], deadline=deadline)
+        except Exception as exc:
+            events = sum(len(batch.events) for batch in group)
+            if len(group) == 1:
+                log.exception("batch commit of %d events failed", events)
+            else:
+                log.exception("batch commit of %d events in %d batches failed", events, len(group))
+            for batch in group:
+                batch.error = exc
+        finally:
+            for batch in group:
+                batch.done.set()
+
+    def _commit_alone(self, events: list[WireEvent], deadline: float) -> None:
         """A request over batch_size events: its batches, in one commit."""
         size = self._batch_size
         batches = [events[i : i + size] for i in range(0, len(events), size)]
-        with self._flush_lock:
-            try:
-                self._commit(batches)
-            except Exception:
-                log.exception(
-                    "batch commit of %d events in %d batches failed", len(events), len(batches)
-                )
-                raise self._refused() from None
+        if not self._flush_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise ServiceUnavailable(
+                "Timed out waiting for the queue; retry later", self._retry_after
+            )
+        try:
+            self._commit(batches, deadline=deadline)
+        except Exception as exc:
+            log.exception(
+                "batch commit of %d events in %d batches failed", len(events), len(batches)
+            )
+            raise self._refused(exc) from None
+        finally:
+            self._flush_lock.release()
 
-    def _refused(self) -> ServiceUnavailable:
-        """The answer to the requests of a failed commit."""
+    def _refused(self, error: BaseException) -> ServiceUnavailable:
+        """The answer to the requests of a failed commit (``error``)."""
+        if isinstance(error, ServiceUnavailable):
+            return error
+        if isinstance(error, CommitOutcomeUnknown):
+            return OutcomeUnknown(self._retry_after)
         return ServiceUnavailable(
             "The queue cannot take events right now; retry later", self._retry_after
         )
@@ -170,7 +211,7 @@ class GroupCommitBatcher:
 class BufferedBatcher:
     def __init__(
         self,
-        commit: Commit,
+        commit: BufferedCommit,
         *,
         batch_size: int,
         batch_timeout_s: float,
@@ -239,7 +280,11 @@ class BufferedBatcher:
         while (batch := self._take()) is not None:
             try:
                 self._commit([batch])
-            except Exception:
+            except Exception as exc:
+                if isinstance(exc, CommitOutcomeUnknown) and self._landed(exc):
+                    with self._cond:
+                        self._inflight = 0
+                    continue
                 log.exception("batch commit of %d events failed; will retry", len(batch))
                 with self._cond:
                     self._buffer[0:0] = batch  # accepted events are never dropped
@@ -248,6 +293,14 @@ class BufferedBatcher:
             else:
                 with self._cond:
                     self._inflight = 0
+
+    def _landed(self, unknown: CommitOutcomeUnknown) -> bool:
+        """Whether a commit of unknown outcome landed, asked until the store
+        tells: retrying it blindly could count its events twice."""
+        while (landed := unknown.ask(time.monotonic() + _ASK_S)) is None:
+            log.warning("the outcome of a batch commit is still unknown; asking again")
+            time.sleep(self._backoff)
+        return landed
 
     def close_at_exit(self) -> None:
         """Close once the main thread is done (unless closed before), from a thread

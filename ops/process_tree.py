@@ -7,8 +7,10 @@ unless web-only, a django-q2 cluster, supervised as one.
   stop when its parent dies), stops them all when one exits on its own or when
   :meth:`ProcessTree.stop` is called (``serve``'s SIGTERM/SIGINT handler), waits
   for them up to a deadline and kills what is left: each child's whole process
-  group, so no granian worker or cluster process outlives the tree. No Django in
-  here: a test can run a tree of any commands.
+  group, so no granian worker or cluster process outlives the tree. A child's
+  group is killed too as soon as the child is gone (a granian main process
+  SIGKILLed leaves its workers serving otherwise). No Django in here: a test can
+  run a tree of any commands.
 
 The deadline is the tree's alone: granian gets no ``--workers-kill-timeout``.
 With one, granian (2.8) joins each worker for the timeout, then asks
@@ -49,6 +51,7 @@ __all__ = [
     "GranianThreadsFilter",
     "ProcessTree",
     "TreeResult",
+    "die_with_parent",
     "granian_command",
 ]
 
@@ -106,14 +109,24 @@ def granian_command(
     return [*cmd, target]
 
 
-def _die_with_parent() -> None:
-    """In a child: get SIGTERM if the tree's parent dies without forwarding it (Linux)."""
+def die_with_parent(sig: int = signal.SIGTERM, *, parent: int | None = None) -> None:
+    """In a child process: get ``sig`` when its parent dies (Linux's
+    PR_SET_PDEATHSIG), so no process of the tree outlives the one that started
+    it, whichever dies first. ``parent``: the pid the child was forked by; if it
+    is gone already (it died before this call), the signal comes at once."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if parent is not None and os.getppid() != parent:
+        os.kill(os.getpid(), sig)
+
+
+def _die_with_parent() -> None:
+    """In a child: get SIGTERM if the tree's parent dies without forwarding it."""
+    die_with_parent(signal.SIGTERM)
 
 
 def _signal_children(pid: int, sig: int) -> None:
@@ -129,11 +142,12 @@ def _signal_children(pid: int, sig: int) -> None:
 def _kill_group(child: subprocess.Popen[bytes]) -> None:
     """SIGKILL a child and its process group (it leads one: started in a session
     of its own), so its own children (granian's workers, a cluster's sentinel and
-    workers) go with it."""
+    workers) go with it, even when the child itself is gone already."""
     try:
         os.killpg(child.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        child.kill()
+        if child.returncode is None:
+            child.kill()
 
 
 @dataclass
@@ -201,6 +215,7 @@ class ProcessTree:
                 if child.poll() is not None:
                     if self._stopping.is_set():  # stopped meanwhile: the exit was asked for
                         return None
+                    _kill_group(child)  # its own children (granian's workers) go with it
                     self.stop()
                     return f"{name} process exited with code {child.returncode}"
             self._stopping.wait(self._poll)
@@ -218,6 +233,7 @@ class ProcessTree:
                 step = min(left, self._resignal_s) if name in self._resignal else left
                 try:
                     result.codes[name] = child.wait(max(0.1, step))
+                    _kill_group(child)  # none of its processes outlives it
                     break
                 except subprocess.TimeoutExpired:
                     if time.monotonic() < deadline:

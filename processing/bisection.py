@@ -17,7 +17,9 @@ back whole, to be dead-lettered with its events: nothing is ever dropped.
 Each bisection is recorded (:class:`~processing.models.Bisection`) before its
 first part runs, so a redelivered batch resumes it instead of running the whole
 batch again (see :mod:`processing.tasks`); :func:`bisect_and_dead_letter` does the
-three steps for the task.
+three steps for the task. A store unreachable meanwhile is waited out
+(:func:`core.outage.outage_retry`): a part does not fail for it, and no dead
+letter is written for it.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.utils import timezone
 
+from core.outage import StoreUnavailable, outage_retry
 from plugins.base import Batch
 from processing.dead_letters import dead_letter_create
 from processing.models import Bisection
@@ -94,6 +98,8 @@ def bisect(*, batch: Batch, error: BaseException, run: Callable[[Batch], None]) 
             result.runs += 1
             try:
                 run(sub)
+            except StoreUnavailable:
+                raise  # an outage: not the part's failure
             except Exception as exc:
                 pending.append(FailedPart(sub.id, start, stop, part.splits + 1, exc))
     return result
@@ -127,6 +133,19 @@ def bisections_started(*, batch_id: str) -> frozenset[str]:
 # --- for the task ------------------------------------------------------------------
 
 
+def _part_dead_letter(
+    plugin: str, part: FailedPart, wire_events: Sequence[dict[str, Any]], attempts: int
+) -> None:
+    dead_letter_create(
+        batch_id=part.batch_id,
+        plugin=plugin,
+        events=list(wire_events[part.start : part.stop]),
+        error=part.error,
+        attempts=attempts + part.splits,
+        splits=part.splits,
+    )
+
+
 def bisect_and_dead_letter(
     *,
     plugin: str,
@@ -135,27 +154,32 @@ def bisect_and_dead_letter(
     error: BaseException,
     attempts: int,
     run: Callable[[Batch], None],
+    deadline: float,
 ) -> set[int]:
     """Bisect the batch ``plugin`` failed on (``run`` runs it on a part), recorded;
     dead-letter the parts still failing. Returns the indices of the dead-lettered
-    events."""
-    bisection_start(batch_id=batch.id, plugin=plugin, events=len(batch.events))
-    result = bisect(batch=batch, error=error, run=run)
+    events. A store unreachable meanwhile is waited out until ``deadline``
+    (``time.monotonic()``), then :class:`~core.outage.StoreUnavailable`."""
+
+    def waiting(fn: Callable[[], object], doing: str) -> None:
+        outage_retry(fn, deadline=deadline, doing=doing)
+
+    waiting(
+        lambda: bisection_start(batch_id=batch.id, plugin=plugin, events=len(batch.events)),
+        "bisection",
+    )
+    result = bisect(batch=batch, error=error, run=lambda part: waiting(lambda: run(part), plugin))
     for part in result.failed:
-        dead_letter_create(
-            batch_id=part.batch_id,
+        waiting(partial(_part_dead_letter, plugin, part, wire_events, attempts), "dead letter")
+    waiting(
+        lambda: bisection_finish(
+            batch_id=batch.id,
             plugin=plugin,
-            events=list(wire_events[part.start : part.stop]),
-            error=part.error,
-            attempts=attempts + part.splits,
-            splits=part.splits,
-        )
-    bisection_finish(
-        batch_id=batch.id,
-        plugin=plugin,
-        splits=result.splits,
-        runs=result.runs,
-        dead_lettered_events=result.failed_events,
+            splits=result.splits,
+            runs=result.runs,
+            dead_lettered_events=result.failed_events,
+        ),
+        "bisection",
     )
     processed = len(batch.events) - result.failed_events
     log.warning(

@@ -9,28 +9,55 @@ the StorageProcessor's batch-id ledger makes that harmless, and a redelivered
 batch whose bisection had started resumes it (``redelivered=True``, set by our
 brokers; a batch older than ``queue.retry`` is treated alike). A first delivery
 pays no query for it.
+
+A store that is unreachable (the database, or a plugin's own store) is an
+outage, not a failure (:mod:`core.outage`): every plugin run and every write of
+the task waits it out with backoff, spending no attempt and dead-lettering
+nothing, for at most :data:`PAUSE_SHARE` of ``queue.timeout`` from the task's
+start; past that the task ends with
+:class:`~core.outage.StoreUnavailable`, unacknowledged, and its batches are
+handed out again.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic_core import from_json
 
 from core.config import get_config
 from core.metrics.recording import batch_observe, plugin_failed, plugin_observe
+from core.outage import StoreUnavailable, outage_retry
 from plugins.base import Batch, ProcessingError, Processor
 from plugins.live import get_chains
 from processing.bisection import bisect_and_dead_letter, bisections_started
 from processing.dead_letters import dead_letter_create
 from processing.retry import RetryPolicy, run_with_retries
 
-__all__ = ["BatchReport", "plugin_run", "process_batch", "process_batches"]
+__all__ = ["PAUSE_SHARE", "BatchReport", "plugin_run", "process_batch", "process_batches"]
 
 log = logging.getLogger("telemetron.processing")
+
+# The share of queue.timeout a task may wait for an unreachable store, from its
+# start (the rest leaves it time to finish before django-q2's timeout).
+PAUSE_SHARE = 0.8
+
+T = TypeVar("T")
+
+
+def _deadline() -> float:
+    """Until when (``time.monotonic()``) a task starting now waits out an outage.
+    Inline (``queue.workers = 0``) the task runs inside its request, which must
+    answer within ``ingest.commit_timeout``: it waits half of that at most."""
+    cfg = get_config()
+    wait = PAUSE_SHARE * cfg.queue.timeout
+    if cfg.queue.workers == 0:
+        wait = min(wait, cfg.ingest.commit_timeout / 2)
+    return time.monotonic() + wait
 
 
 @dataclass
@@ -67,28 +94,33 @@ def plugin_run(processor: Processor, batch: Batch) -> None:
 
 def _dead_letter(
     processor: Processor,
-    batch: Batch,
-    wire_events: list[dict[str, Any]],
+    run: _BatchRun,
     error: BaseException,
     attempts: int,
 ) -> set[int]:
     """Dead-letter what ``processor`` fails on for good: the batch bisected, or
     its one event. Returns the indices of the dead-lettered events."""
+    batch = run.batch
     if len(batch) > 1:
         return bisect_and_dead_letter(
             plugin=processor.name,
             batch=batch,
-            wire_events=wire_events,
+            wire_events=run.wire,
             error=error,
             attempts=attempts,
             run=lambda part: plugin_run(processor, part),
+            deadline=run.deadline,
         )
-    dead_letter_create(
-        batch_id=batch.id,
-        plugin=processor.name,
-        events=wire_events,
-        error=error,
-        attempts=attempts,
+    outage_retry(
+        lambda: dead_letter_create(
+            batch_id=batch.id,
+            plugin=processor.name,
+            events=run.wire,
+            error=error,
+            attempts=attempts,
+        ),
+        deadline=run.deadline,
+        doing="dead letter",
     )
     return set(range(len(batch)))
 
@@ -101,7 +133,12 @@ class _BatchRun:
     wire: list[dict[str, Any]]
     resume: frozenset[str]
     report: BatchReport
+    deadline: float  # of its task's wait for an unreachable store
     unprocessed: set[int] = field(default_factory=set)
+
+    def waiting(self, fn: Callable[[], T], doing: str) -> T:
+        """``fn()``, an outage waited out (core.outage)."""
+        return outage_retry(fn, deadline=self.deadline, doing=doing)
 
 
 def _plugin_on_batch(processor: Processor, run: _BatchRun, policy: RetryPolicy) -> None:
@@ -111,13 +148,15 @@ def _plugin_on_batch(processor: Processor, run: _BatchRun, policy: RetryPolicy) 
         error: BaseException = ProcessingError("bisection resumed on redelivery")
         attempts = 0
     else:
-        outcome = run_with_retries(lambda: plugin_run(processor, batch), policy)
+        outcome = run_with_retries(
+            lambda: run.waiting(lambda: plugin_run(processor, batch), processor.name), policy
+        )
         if outcome.ok:
             return
         assert outcome.error is not None
         plugin_failed(processor.name)
         error, attempts = outcome.error, outcome.attempts
-    lost = _dead_letter(processor, batch, run.wire, error, attempts)
+    lost = _dead_letter(processor, run, error, attempts)
     if lost:
         run.report.dead_lettered[processor.name] = len(lost)
         run.unprocessed |= lost
@@ -130,8 +169,10 @@ def _plugin_on_batches(processor: Processor, runs: list[_BatchRun]) -> bool:
     start = time.perf_counter()
     ok = False
     try:
-        processor.process_many([run.batch for run in runs])
+        runs[0].waiting(lambda: processor.process_many([run.batch for run in runs]), processor.name)
         ok = True
+    except StoreUnavailable:
+        raise  # the outage outlasted the task's wait: no attempt spent
     except Exception as exc:
         log.info("%s failed %d batches together (%s): each alone now", processor.name,
                  len(runs), exc)  # fmt: skip
@@ -158,12 +199,18 @@ def _chain_run(runs: list[_BatchRun], chain: tuple[Processor, ...]) -> None:
         run.report.processed = len(run.batch) - len(run.unprocessed)
 
 
-def _prepared(batch_id: str, events: str, enqueued_at: float, redelivered: bool) -> _BatchRun:
+def _prepared(
+    batch_id: str, events: str, enqueued_at: float, redelivered: bool, *, deadline: float
+) -> _BatchRun:
     wire: list[dict[str, Any]] = from_json(events)
     batch = Batch(id=batch_id, wire=wire)  # Event objects only if a plugin reads them
     maybe_redelivered = redelivered or time.time() - enqueued_at >= get_config().queue.retry
-    resume = bisections_started(batch_id=batch_id) if maybe_redelivered else frozenset()
-    return _BatchRun(batch, wire, resume, BatchReport(batch_id, len(batch)))
+    resume: frozenset[str] = frozenset()
+    if maybe_redelivered:
+        resume = outage_retry(
+            lambda: bisections_started(batch_id=batch_id), deadline=deadline, doing="bisections"
+        )
+    return _BatchRun(batch, wire, resume, BatchReport(batch_id, len(batch)), deadline)
 
 
 def _observed(run: _BatchRun, enqueued_at: float) -> BatchReport:
@@ -183,7 +230,7 @@ def process_batch(
     django-q2 pickles a task's arguments three times on its way, web → broker →
     worker → monitor, and one string costs a fraction of a hundred dicts).
     ``redelivered``: set by our brokers on a delivery after the first."""
-    run = _prepared(batch_id, events, enqueued_at, redelivered)
+    run = _prepared(batch_id, events, enqueued_at, redelivered, deadline=_deadline())
     _chain_run([run], tuple(get_chains().processors))
     return _observed(run, enqueued_at)
 
@@ -195,6 +242,7 @@ def process_batches(tasks: list[tuple[str, str, float, bool]]) -> list[BatchRepo
     through is the same; processors that take batches together
     (:meth:`~plugins.base.Processor.process_many`, the StorageProcessor) get
     them in one call. The whole task is acknowledged at its end."""
-    runs = [_prepared(*task) for task in tasks]
+    deadline = _deadline()
+    runs = [_prepared(*task, deadline=deadline) for task in tasks]
     _chain_run(runs, tuple(get_chains().processors))
     return [_observed(run, task[2]) for run, task in zip(runs, tasks, strict=True)]

@@ -10,7 +10,9 @@ source (or ``ingest.allowed_origins``) allows. ``read_access_check`` guards
 ``/stats*`` and ``/metrics`` with read tokens (``security.read_auth``).
 
 Everything is read from the process's live directory (:mod:`sources.live`):
-no database query per request.
+no database query per request. A process that could not read it yet (the
+database away since it started) answers ``503`` to a key or token it cannot
+find: the key store is unreachable, the key not necessarily wrong.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from urllib.parse import unquote_plus
 from django.http import HttpRequest
 
 from core.config import get_config
-from core.errors import Forbidden, Unauthorized
+from core.errors import Forbidden, ServiceUnavailable, Unauthorized
 from sources.directory import Directory, SourceEntry
 from sources.keys import digest
 from sources.live import get_directory, live_directory
@@ -145,9 +147,19 @@ def _key_source(directory: Directory, key: str | None) -> SourceEntry:
         raise Unauthorized(_MISSING_KEY)
     entry = directory.keys.get(digest(key))
     if entry is None:
+        _unloaded_check(directory, "write keys")
         raise Unauthorized("Unknown or revoked write key")
     live_directory().used_keys.add(entry.id)
     return entry.source
+
+
+def _unloaded_check(directory: Directory, what: str) -> None:
+    """ServiceUnavailable (503) while the directory could not be read yet."""
+    if not directory.loaded:
+        raise ServiceUnavailable(
+            f"The {what} cannot be checked now (the database is unreachable); retry later",
+            get_config().ingest.retry_after,
+        )
 
 
 def key_access(request: HttpRequest, key: str | None) -> WriteAccess:
@@ -167,8 +179,10 @@ def read_access_check(request: HttpRequest, *, scope: str) -> None:
     scheme, _, token = auth.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized(f"A read token of scope {scope!r} is required: Authorization: Bearer")
-    entry = get_directory().tokens.get(digest(token.strip()))
+    directory = get_directory()
+    entry = directory.tokens.get(digest(token.strip()))
     if entry is None:
+        _unloaded_check(directory, "read tokens")
         raise Unauthorized("Unknown or revoked read token")
     live_directory().used_tokens.add(entry.id)
     if entry.scope != scope:

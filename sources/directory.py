@@ -47,6 +47,9 @@ class Directory:
     # Every enabled source's origins: a preflight that names no key asks this.
     origins: frozenset[str] = frozenset()
     any_origin: bool = False
+    # False: the database could not be read yet (a process started while it is
+    # away): a key not found may well exist, so it is not refused as unknown.
+    loaded: bool = True
 
 
 def _burst(rate: float | None, burst: int | None) -> int:

@@ -52,7 +52,8 @@ class LiveDirectory(LiveValue[Directory]):
     def _unreadable(self, exc: Exception, current: Directory | None, *, first: bool) -> Directory:
         if first:
             log.warning("cannot read sources and keys from the database (%s)", exc)
-        return Directory() if current is None else current  # nothing known: every key refused
+        # Nothing known yet: keys cannot be checked (503), not refused (401).
+        return Directory(loaded=False) if current is None else current
 
     def _checked(self) -> None:
         self._usage_write()

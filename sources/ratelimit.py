@@ -31,10 +31,20 @@ def rate_limiter() -> Buckets:
     cfg = get_config()
     if cfg.ingest.rate_limit == "redis":
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         from sources.redis_buckets import RedisBuckets
 
-        client = redis.Redis.from_url(cfg.queue.redis_url, socket_timeout=1.0)
+        # A request's round trip, bounded and never retried: an unreachable Redis
+        # means no limit (redis_buckets.py), not a request held for seconds.
+        timeout = min(1.0, cfg.ingest.store_timeout)
+        client = redis.Redis.from_url(
+            cfg.queue.redis_url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
         return RedisBuckets(client, prefix=cfg.queue.name)
     return BucketTable(os.environ.get(ENV) or None)
 

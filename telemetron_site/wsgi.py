@@ -19,6 +19,10 @@ bench/RESULTS.md):
   cache, no per-request URLconf and, with ``DEBUG`` off, no query log: the
   database connections in error or past their age are closed, once, when the
   response is closed). With any other receiver connected, the signals are sent.
+
+The process that loads it (a granian worker) gets SIGTERM when its parent (granian's
+main process) dies, so no web worker keeps serving after the server it belongs to
+(``ops.process_tree.die_with_parent``).
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from django.db import close_old_connections, reset_queries
 from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import ResolverMatch, set_script_prefix
+
+from ops.process_tree import die_with_parent
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "telemetron_site.settings")
 
@@ -151,5 +157,6 @@ def _dispatcher(api: WSGIHandler, full: WSGIHandler) -> Callable[..., Iterable[b
     return application
 
 
+die_with_parent()
 _full = get_wsgi_application()  # sets Django up
 application = _dispatcher(ApiHandler(), _full)

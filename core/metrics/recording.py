@@ -10,6 +10,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from core.metrics.series import (
     BATCH_SIZE,
+    COMMIT_OUTCOME_UNKNOWN,
     EVENT_LAG,
     EVENTS_ACCEPTED,
     EVENTS_DEDUPLICATED,
@@ -24,10 +25,14 @@ from core.metrics.series import (
     PLUGIN_ERRORS,
     PLUGIN_STATUSES,
     REJECTION_REASONS,
+    STORE_OUTAGE_RETRIES,
+    STORE_UNAVAILABLE_SECONDS,
+    STORES,
 )
 
 __all__ = [
     "batch_observe",
+    "commit_outcome_unknown",
     "events_accepted",
     "events_deduplicated",
     "events_dropped",
@@ -35,6 +40,7 @@ __all__ = [
     "known_series_init",
     "plugin_failed",
     "plugin_observe",
+    "store_outage_retried",
 ]
 
 _rejected_invalid = EVENTS_REJECTED.labels(reason=INVALID)
@@ -51,6 +57,10 @@ def _child(metric: MetricWrapperBase, *labels: str) -> MetricWrapperBase:
 
 def events_accepted(count: int) -> None:
     EVENTS_ACCEPTED.inc(count)
+
+
+def commit_outcome_unknown() -> None:
+    COMMIT_OUTCOME_UNKNOWN.inc()
 
 
 def events_deduplicated(count: int) -> None:
@@ -88,6 +98,13 @@ def batch_observe(*, size: int, lag_s: float, processed: int) -> None:
         EVENTS_PROCESSED.inc(processed)
 
 
+def store_outage_retried(store: str, waited_s: float) -> None:
+    """The queue's process waited ``waited_s`` for an unreachable ``store`` and
+    tries again."""
+    _child(STORE_UNAVAILABLE_SECONDS, store).inc(waited_s)  # type: ignore[attr-defined]
+    _child(STORE_OUTAGE_RETRIES, store).inc()  # type: ignore[attr-defined]
+
+
 def known_series_init(
     *,
     validators: Iterable[str],
@@ -108,6 +125,9 @@ def known_series_init(
         _child(PLUGIN_ERRORS, plugin)
         for status in PLUGIN_STATUSES:
             _child(PLUGIN_DURATION, plugin, status)
+    for store in STORES:
+        _child(STORE_UNAVAILABLE_SECONDS, store)
+        _child(STORE_OUTAGE_RETRIES, store)
     for endpoint in endpoints:
         _child(HTTP_REQUESTS, endpoint)
         for status_class in HTTP_STATUS_CLASSES:

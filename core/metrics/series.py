@@ -15,6 +15,7 @@ from prometheus_client import Counter, Histogram, disable_created_metrics
 
 __all__ = [
     "BATCH_SIZE",
+    "COMMIT_OUTCOME_UNKNOWN",
     "EVENTS_ACCEPTED",
     "EVENTS_DEDUPLICATED",
     "EVENTS_DROPPED",
@@ -31,6 +32,9 @@ __all__ = [
     "PLUGIN_STATUSES",
     "RATE_LIMITED",
     "REJECTION_REASONS",
+    "STORES",
+    "STORE_OUTAGE_RETRIES",
+    "STORE_UNAVAILABLE_SECONDS",
     "TOO_LARGE",
     "UNAUTHORIZED",
 ]
@@ -71,6 +75,11 @@ EVENTS_ACCEPTED = Counter(
     "telemetron_events_accepted",
     "Events accepted by /ingest and /ingest/batch (answered 202).",
 )
+COMMIT_OUTCOME_UNKNOWN = Counter(
+    "telemetron_commit_outcome_unknown",
+    'Requests answered 503 "outcome unknown": a broker commit whose answer was lost and'
+    " whose store did not tell within ingest.commit_timeout whether it landed.",
+)
 EVENTS_DEDUPLICATED = Counter(
     "telemetron_events_deduplicated",
     "Events acknowledged but not enqueued: their (source, id) was already taken within "
@@ -101,6 +110,17 @@ EVENT_LAG = Histogram(
     "one observation per batch.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
 )
+STORE_UNAVAILABLE_SECONDS = Counter(
+    "telemetron_store_unavailable_seconds",
+    "Seconds the queue's processes waited for an unreachable store (the database, "
+    "Redis) before trying again: processing paused by an outage, no attempt spent.",
+    ["store"],
+)
+STORE_OUTAGE_RETRIES = Counter(
+    "telemetron_store_outage_retries",
+    "Tries again after a store was found unreachable (one per backoff wait).",
+    ["store"],
+)
 
 # The rejection reasons besides the validators' names (telemetron_events_rejected_total):
 INVALID = "invalid"  # not JSON, or not a valid event
@@ -118,3 +138,4 @@ REJECTION_REASONS = (INVALID, FORBIDDEN, RATE_LIMITED, TOO_LARGE, UNAUTHORIZED)
 # on them see a series before the first error.
 HTTP_STATUS_CLASSES = ("2xx", "4xx", "5xx")
 PLUGIN_STATUSES = ("success", "error")
+STORES = ("database", "redis")  # telemetron_store_* series

@@ -11,7 +11,7 @@ from django.db import DatabaseError
 from django_q.conf import Conf
 
 from broker.commit import broker_commit
-from broker.interface import queue_broker
+from broker.interface import CommitFailed, queue_broker
 from broker.models import QueuedTask
 from broker.orm import OrmBroker
 from broker.selectors import oldest_batch_received_at
@@ -37,7 +37,7 @@ def test_broker_commit_writes_several_batches_all_or_none(monkeypatch: pytest.Mo
     batches = [[wire], [wire], [wire]]
     with (
         queue_broker.override(FailsOnSecondTask(list_key="all-or-none")),
-        pytest.raises(DatabaseError),
+        pytest.raises(CommitFailed),  # failed before its COMMIT: certainly not landed
     ):
         broker_commit(batches)
     assert QueuedTask.objects.filter(queue="all-or-none").count() == 0

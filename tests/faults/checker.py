@@ -1,5 +1,5 @@
 """The checker: reads a run's whole history afterwards against the invariants
-(issue 21; DESIGN §13) and sums it up per fault kind.
+(issue 21: the promise kept under faults) and sums it up per fault kind.
 
 Violations (``kind``):
 

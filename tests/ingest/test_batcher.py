@@ -11,18 +11,21 @@ BufferedBatcher: bounded buffer (503 when full), flush at ``batch_size`` or
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.errors import ServiceUnavailable
+from broker.commit import CommitOutcomeUnknown
+from core.errors import OutcomeUnknown, ServiceUnavailable
 from ingest.batcher import BufferedBatcher, GroupCommitBatcher
 from tests.support.procs import ROOT, wait_until
 
@@ -48,7 +51,7 @@ class FakeCommit:
         self.first_started = threading.Event()
         self._lock = threading.Lock()
 
-    def __call__(self, batches: list[list[WireEvent]]) -> None:
+    def __call__(self, batches: list[list[WireEvent]], *, deadline: float | None = None) -> None:
         with self._lock:
             self.calls.append([list(b) for b in batches])
             number = len(self.calls)
@@ -220,6 +223,29 @@ def test_a_failed_commit_gives_every_waiter_service_unavailable(
     assert commit.committed[-1] == [ev(9)]
 
 
+def test_a_commit_of_unknown_outcome_answers_every_waiter_outcome_unknown() -> None:
+    """The broker could not tell whether the commit landed: every request of it
+    gets its own answer, not the "nothing taken" 503."""
+    deadlines: list[float | None] = []
+
+    def commit(batches: list[list[WireEvent]], *, deadline: float | None = None) -> None:
+        deadlines.append(deadline)
+        raise CommitOutcomeUnknown("commit abc: TimeoutError", lambda until: None)
+
+    for events in ([ev(1)], [ev(i) for i in range(20)]):  # a batch; a split request
+        with pytest.raises(OutcomeUnknown) as raised:
+            durable(commit, retry_after=4, wait_timeout_s=5).submit(events)
+        response = raised.value.response()
+        assert response.status_code == 503
+        assert response["Retry-After"] == "4"
+        body = json.loads(response.content)
+        assert body["error"].startswith("Commit outcome unknown")
+        assert "same event ids" in body["error"]
+        assert body["details"] == [{"outcome": "unknown"}]
+    # The commit is given the request's deadline: its commit_timeout from now.
+    assert all(d is not None and 0 < d - time.monotonic() <= 5 for d in deadlines)
+
+
 def test_a_failed_commit_of_a_split_submit_fails_that_submit() -> None:
     commit = FakeCommit(fail=lambda n: n == 1)
     with pytest.raises(ServiceUnavailable):
@@ -238,11 +264,16 @@ def test_a_waiter_whose_commit_takes_too_long_gets_service_unavailable() -> None
     assert isinstance(follower.error, ServiceUnavailable)
     assert follower.error.retry_after == 3
     assert "Timed out" in follower.error.message
+    # Its leader, still waiting for the flush lock, gives its batch up as well: no
+    # request waits past the commit timeout for a commit that has not begun.
+    leader.join(30)
+    assert isinstance(leader.error, ServiceUnavailable)
+    assert "Timed out" in leader.error.message
     commit.release()
     finish([first, leader])
-    assert first.returned and leader.returned
-    # The 503 is exact: the follower's event left the batch before its commit.
-    assert commit.committed == [[ev(0)], [ev(1)]]
+    assert first.returned
+    # The 503s are exact: the batch left before any commit of it.
+    assert commit.committed == [[ev(0)]]
 
 
 def test_a_waiter_whose_batch_is_being_committed_waits_for_the_outcome() -> None:
@@ -253,7 +284,7 @@ def test_a_waiter_whose_batch_is_being_committed_waits_for_the_outcome() -> None
     calls: list[list[list[WireEvent]]] = []
     timed_out = threading.Event()
 
-    def commit(batches: list[list[WireEvent]]) -> None:
+    def commit(batches: list[list[WireEvent]], *, deadline: float | None = None) -> None:
         n = len(calls)
         calls.append(batches)
         started[n].set()
@@ -401,6 +432,33 @@ def test_a_failing_commit_keeps_the_events_and_retries(
     assert commit.calls == [[[ev(0), ev(1)]]] * 3  # two failures, then committed
     assert commit.committed == [[ev(0), ev(1)]]  # once
     assert caplog.text.count("batch commit of 2 events failed; will retry") == 2
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["landed", "not-landed"])
+def test_a_commit_of_unknown_outcome_is_asked_about_not_retried_blindly(
+    buffered: Callable[..., BufferedBatcher], landed: bool
+) -> None:
+    """Buffered: the store tells the outcome only on the third question. A batch
+    that landed is not committed again (its events would count twice); one
+    that did not is."""
+    asked: list[float] = []
+
+    def ask(until: float) -> bool | None:
+        asked.append(until)
+        return None if len(asked) < 3 else landed
+
+    calls: list[list[list[WireEvent]]] = []
+
+    def commit(batches: list[list[WireEvent]]) -> None:
+        calls.append(batches)
+        if len(calls) == 1:
+            raise CommitOutcomeUnknown("commit abc: TimeoutError", ask)
+
+    batcher = buffered(commit, batch_size=2)
+    batcher.submit([ev(0), ev(1)])
+    wait_until(lambda: len(asked) == 3, timeout=30, interval=0.005)
+    batcher.close(timeout_s=5)
+    assert calls == [[[ev(0), ev(1)]]] * (1 if landed else 2)
 
 
 def test_events_arriving_during_failures_keep_their_order(

@@ -34,7 +34,8 @@ def test_batch_of_a_killed_worker_is_redelivered_and_counted_once(
     marker_dir = tmp_path / "markers"
     marker_dir.mkdir()
     config = copy.deepcopy(BASE_CONFIG)
-    # A batch is redelivered `retry` seconds after a worker took it.
+    # The batch comes back once its sentinel sees the worker gone (about a second),
+    # not `retry` seconds after the claim.
     config["queue"].update(timeout=5, retry=7)
     # The stats are merged first, then the batch lingers in the SlowProcessor:
     # the kill lands after the merge and before the broker's acknowledgement.
