@@ -125,8 +125,10 @@ def die_with_parent(sig: int = signal.SIGTERM, *, parent: int | None = None) -> 
 
 
 def _die_with_parent() -> None:
-    """In a child: get SIGTERM if the tree's parent dies without forwarding it."""
-    die_with_parent(signal.SIGTERM)
+    """In a child: killed if the tree's parent dies without stopping it first (a
+    clean stop ends the children before ``serve`` exits; a ``serve`` killed leaves
+    nobody to wait for a graceful stop, which under load outlasted 5 s)."""
+    die_with_parent(signal.SIGKILL)
 
 
 def _signal_children(pid: int, sig: int) -> None:

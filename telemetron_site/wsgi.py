@@ -20,15 +20,17 @@ bench/RESULTS.md):
   database connections in error or past their age are closed, once, when the
   response is closed). With any other receiver connected, the signals are sent.
 
-The process that loads it (a granian worker) gets SIGTERM when its parent (granian's
+The process that loads it (a granian worker) is killed when its parent (granian's
 main process) dies, so no web worker keeps serving after the server it belongs to
-(``ops.process_tree.die_with_parent``).
+(``ops.process_tree.die_with_parent``; a clean stop ends the workers before their
+parent exits, so only a parent's crash sends it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -157,6 +159,6 @@ def _dispatcher(api: WSGIHandler, full: WSGIHandler) -> Callable[..., Iterable[b
     return application
 
 
-die_with_parent()
+die_with_parent(signal.SIGKILL)
 _full = get_wsgi_application()  # sets Django up
 application = _dispatcher(ApiHandler(), _full)
