@@ -1,4 +1,4 @@
-# Long: one case per installed plugin (19), each with its edits and its checks.
+# Long: one case per installed plugin (20), each with its edits and its checks.
 """What tests/e2e/test_plugin_admin_browser.py does with each installed plugin:
 the edits an operator makes on its page (one parameter of each kind it has),
 the parameters stored then, and how the running service shows that the plugin
@@ -293,6 +293,12 @@ def _edit_slow(driver: WebDriver, env: Env) -> None:
 # --- transformers --------------------------------------------------------------------
 
 
+def _outage_retries(env: Env) -> int:
+    """Tries again after an unreachable store (the queue workers' series)."""
+    exp = parse_exposition(env.client.get("/metrics").text)
+    return int(exp.value("telemetron_store_outage_retries_total", store="database"))
+
+
 def _dropped(reason: str, transformer: str) -> Callable[[Env], int]:
     def count(env: Env) -> int:
         exp = parse_exposition(env.client.get("/metrics").text)
@@ -458,6 +464,14 @@ CASES: tuple[Case, ...] = (
         took=_acts(_files("markers")),
         stopped=_idle(_files("markers")),
         edit=_edit_slow,
+    ),
+    Case(
+        "UnreachableStoreProcessor",  # its store away for one run of each batch: waited out
+        took=_acts(_outage_retries),
+        stopped=_idle(_outage_retries),
+        edit=lambda driver, env: editor_type(driver, ("fail_times",), "1"),
+        expect=lambda env: {"fail_times": 1, "error": "database"},
+        cleanup=True,
     ),
     # Transformers last: the archive (enabled above) shows what they stored.
     Case(
