@@ -35,10 +35,20 @@ from core.errors import loc_text, validation_messages
 from core.process_wide import process_wide
 from core.timespans import parse_duration
 
-__all__ = ["ConfigError", "Settings", "config_path", "get_config", "load_config"]
+__all__ = [
+    "SQLITE_EXISTING_ENV",
+    "ConfigError",
+    "Settings",
+    "config_path",
+    "get_config",
+    "load_config",
+]
 
 CONFIG_ENV = "TELEMETRON_CONFIG"
 DEFAULT_CONFIG = "config.toml"
+# Set by `manage.py serve` for its children (migrated before they start): SQLite
+# connections open the database file read-write and never create it.
+SQLITE_EXISTING_ENV = "TELEMETRON_SQLITE_EXISTING"
 
 
 class ConfigError(Exception):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import dj_database_url
 
-from core.config import ConfigError, config_path, get_config
+from core.config import SQLITE_EXISTING_ENV, ConfigError, config_path, get_config
 from core.secret_key import secret_key_resolve
 
 CONFIG = get_config()
@@ -111,6 +113,13 @@ def _database(url: str) -> dict[str, Any]:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
         db["TEST"] = {"NAME": str(Path(db["NAME"]).with_suffix(".test.sqlite3"))}
+        if os.environ.get(SQLITE_EXISTING_ENV) == "1":
+            # A process of the serve tree (migrated before it started) opens the file
+            # read-write but never creates it: a connection opened while the file is
+            # away (moved, its volume detached) would make an empty database whose
+            # WAL files break every connection once the real one is back.
+            path = quote(str(Path(db["NAME"]).resolve()))
+            db["OPTIONS"]["database"] = f"file:{path}?mode=rw"
     if CONFIG.database.query_metrics:
         # django-prometheus' wrappers of the same backends: query and connection
         # counters (django_db_*), ~20 % of a worker's CPU (bench/RESULTS.md).

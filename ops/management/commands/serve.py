@@ -22,7 +22,7 @@ from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 
 from core import commands
-from core.config import Settings, get_config
+from core.config import SQLITE_EXISTING_ENV, Settings, get_config
 from ops.metrics.multiproc import ENV as METRICS_DIR_ENV
 from ops.metrics.multiproc import multiproc_dir, multiproc_dir_prepare
 from ops.process_tree import ProcessTree, granian_command
@@ -176,6 +176,7 @@ class Command(commands.Command):
             "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
             METRICS_DIR_ENV: str(metrics_dir),
             RATE_FILE_ENV: str(rate_file),
+            SQLITE_EXISTING_ENV: "1",  # migrated above: children never create the file
         }
         children = tree_children(cfg, host=host, port=port, with_cluster=with_cluster)
         tree = ProcessTree(children, env=env, shutdown_timeout_s=timeout, resignal=("web",))
