@@ -17,6 +17,7 @@ import json
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -74,9 +75,19 @@ def _set_enabled(driver: WebDriver, on: bool) -> None:
 
 def _disable_from_the_list(driver: WebDriver, env: Env, name: str) -> None:
     driver.get(env.url + LIST)
-    link = driver.find_element(By.LINK_TEXT, name)
-    row = link.find_element(By.XPATH, "./ancestor::tr")
-    row.find_element(By.CSS_SELECTOR, "input[name$='-enabled']").click()
+
+    def untick() -> bool:
+        try:
+            link = driver.find_element(By.LINK_TEXT, name)
+            row = link.find_element(By.XPATH, "./ancestor::tr")
+            box = row.find_element(By.CSS_SELECTOR, "input[name$='-enabled']")
+            if box.is_selected():
+                box.click()
+            return not box.is_selected()
+        except WebDriverException:  # the list's rows drawn again meanwhile: look again
+            return False
+
+    wait_until(untick, timeout=10)
     assert "changed successfully" in form_save(driver)
 
 
