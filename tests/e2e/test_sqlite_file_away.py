@@ -11,20 +11,11 @@ import os
 import time
 from pathlib import Path
 
-import httpx
-
 from tests.conftest import event
 from tests.support.databases import sqlite_pass_only
-from tests.support.procs import Project, wait_until
+from tests.support.procs import Project, readyz_ok, wait_until
 
 pytestmark = [sqlite_pass_only("SQLite's database file")]
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_requests_while_the_file_is_away_leave_no_empty_database(project: Project) -> None:
@@ -45,7 +36,7 @@ def test_requests_while_the_file_is_away_leave_no_empty_database(project: Projec
             assert not path.exists(), "a connection made an empty database while the file was away"
         finally:
             os.replace(away, path)
-        wait_until(lambda: _ready(server.url), timeout=60)
+        wait_until(lambda: readyz_ok(server.url), timeout=60)
         assert client.post("/ingest", json=event(3)).status_code == 202
         stats = wait_until(lambda: (s := client.get("/stats").json())["events_count"] >= 2 and s)
         assert stats["events_count"] >= 2

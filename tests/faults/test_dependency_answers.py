@@ -26,7 +26,7 @@ from tests.conftest import event
 from tests.faults.configs import BASE_CONFIG, KEYED_SOURCES, FaultServices
 from tests.faults.services import signal_pids
 from tests.support.databases import postgres_pass_only
-from tests.support.procs import Project, Server, wait_until
+from tests.support.procs import Project, Server, readyz_ok, wait_until
 
 pytestmark = [pytest.mark.e2e, postgres_pass_only("the run's own PostgreSQL and Redis")]
 
@@ -56,13 +56,6 @@ def started(request: pytest.FixtureRequest) -> Iterator[list[Server]]:
             server.stop(timeout=60)
 
 
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def _probe(url: str) -> tuple[float, httpx.Response]:
     started = time.monotonic()
     response = httpx.get(f"{url}/readyz", timeout=10)
@@ -87,7 +80,7 @@ def _probes_while_frozen(url: str, pids: list[int], failing: str) -> None:
     assert last.status_code == 503, last.text
     failed = {d["check"] for d in last.json()["details"]}
     assert failing in failed, last.json()
-    wait_until(lambda: _ready(url), timeout=30)
+    wait_until(lambda: readyz_ok(url), timeout=30)
 
 
 def test_readyz_answers_within_1_s_while_redis_is_frozen(
@@ -96,7 +89,7 @@ def test_readyz_answers_within_1_s_while_redis_is_frozen(
     project = _project(fault_services, tmp_path, "pg-redis")
     server = project.start()
     started.append(server)
-    wait_until(lambda: _ready(server.url), timeout=60)
+    wait_until(lambda: readyz_ok(server.url), timeout=60)
     _probes_while_frozen(server.url, fault_services.rd().pids(), "broker")
 
 
@@ -106,7 +99,7 @@ def test_readyz_answers_within_1_s_while_postgres_is_frozen(
     project = _project(fault_services, tmp_path, "pg-orm")
     server = project.start()
     started.append(server)
-    wait_until(lambda: _ready(server.url), timeout=60)
+    wait_until(lambda: readyz_ok(server.url), timeout=60)
     _probes_while_frozen(server.url, fault_services.pg().pids(), "database")
 
 
@@ -159,7 +152,7 @@ def test_redis_frozen_under_load_every_answer_in_time_and_exact(
     project = _project(fault_services, tmp_path, "pg-redis")
     server = project.start()
     started.append(server)
-    wait_until(lambda: _ready(server.url), timeout=60)
+    wait_until(lambda: readyz_ok(server.url), timeout=60)
     answers: dict[int, tuple[int | str, str, float]] = {}
     lock = threading.Lock()
     stop = threading.Event()

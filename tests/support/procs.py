@@ -26,6 +26,7 @@ __all__ = [
     "descendants",
     "free_port",
     "kill_tree",
+    "readyz_ok",
     "wait_answering",
     "wait_until",
     "write_config",
@@ -72,6 +73,14 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: fl
             return last
         time.sleep(interval)
     raise TimeoutError(f"condition not met in {timeout} s (last value: {last!r})")
+
+
+def readyz_ok(url: str) -> bool:
+    """Whether the server at ``url`` answers ``/readyz`` 200 (an unanswered probe: no)."""
+    try:
+        return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def wait_answering(
