@@ -22,7 +22,8 @@ class QueuedTask(models.Model):
     (seconds since the epoch, by the database's clock), and once a queue worker
     started it, held by that worker process (``holder_pid``, ``holder_start``:
     its pid and start time on the cluster's host; 0 while the cluster holds it).
-    Deleted when acknowledged."""
+    ``claim_token``: the random token of the claim that took it last, by which a
+    claim whose answer was lost is looked up. Deleted when acknowledged."""
 
     queue = models.CharField(max_length=100)
     payload = models.TextField()
@@ -31,6 +32,9 @@ class QueuedTask(models.Model):
     deliveries = models.PositiveIntegerField(default=0)
     holder_pid = models.IntegerField(db_default=0)
     holder_start = models.BigIntegerField(db_default=0)
+    # Not indexed: looked up only after a lost answer, and an index on a column
+    # every claim writes would cost each claim its heap-only (HOT) update.
+    claim_token = models.BigIntegerField(db_default=0)
 
     class Meta:
         db_table = "processing_queuedtask"

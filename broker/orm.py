@@ -20,7 +20,8 @@ time is the database's clock, so the nodes' clocks never matter.
   LIMIT bulk) RETURNING``: the oldest claimable tasks (waiting, claim expired
   and held by no worker, or claimed by a dead cluster), FIFO, claimed atomically for this cluster
   (PostgreSQL adds ``FOR UPDATE SKIP LOCKED``; SQLite runs one writer at a
-  time), and only while this cluster's own lease is alive. After an empty poll,
+  time), and only while this cluster's own lease is alive. A claim whose answer
+  was lost is looked up by its token (:mod:`broker.orm_lost`). After an empty poll,
   the same condition is read first, so an idle cluster does not take SQLite's
   write lock every ``queue.poll``;
 * ``acknowledge``: one DELETE (of a coalesced task's tasks too); ``release``:
@@ -55,6 +56,7 @@ from broker.interface import CommitFailed, Depth, Key, StoredTask
 from broker.leases import LEASE_CLEANUP_S, Lease
 from broker.models import SeenMessage
 from broker.orm_commit import commit_resolve, marker_statements
+from broker.orm_lost import LostClaims, claim_token
 from broker.orm_sql import orm_statements
 from core.config import get_config
 from core.fields import BIAS
@@ -82,6 +84,7 @@ class OrmBroker(LeasedBroker):
         self._next_check = 0.0
         self._next_seen_purge = 0.0
         self._sql: dict[str, str] | None = None
+        self._lost_claims = LostClaims()
 
     @staticmethod
     def get_connection(list_key: str | None = None) -> Any:
@@ -245,6 +248,11 @@ class OrmBroker(LeasedBroker):
             return int(cursor.fetchone()[0])
 
     def _claim(self, me: str, *, take_over: bool) -> list[Claimed]:
+        if lost := self._lost_claims.due():
+            found = self._claims_found(me, lost)
+            if found:
+                return found
+        token = claim_token()
         with self._cursor() as cursor:
             assert self._sql is not None
             if self._idle:
@@ -253,14 +261,38 @@ class OrmBroker(LeasedBroker):
                 cursor.execute(self._sql["peek"], [self.list_key, *self._claimable(me)])
                 if cursor.fetchone() is None:
                     return []
-            cursor.execute(
-                self._sql["claim" if take_over else "claim_waiting"],
-                [Conf.RETRY, me, self.list_key]
-                + (self._claimable(me) if take_over else [])
-                + [Conf.BULK, me, self._dead_after],
-            )
-            rows = sorted(cursor.fetchall())
-        return [(int(pk), str(body), deliveries > 1) for pk, body, deliveries in rows]
+            try:
+                cursor.execute(
+                    self._sql["claim" if take_over else "claim_waiting"],
+                    [Conf.RETRY, me, token, self.list_key]
+                    + (self._claimable(me) if take_over else [])
+                    + [Conf.BULK, me, self._dead_after],
+                )
+                rows = cursor.fetchall()
+            except DatabaseError:
+                self._lost_claims.lost(token)  # the database may have run it
+                raise
+        return _claimed(rows)
+
+    def _claims_found(self, me: str, tokens: list[int]) -> list[Claimed]:
+        """The tasks of the claims whose answers were lost (``tokens``) that this
+        cluster still holds and no worker has started (not acknowledged,
+        released or taken over since), claimed again under a token of their own."""
+        token = claim_token()
+        marks = ", ".join(["%s"] * len(tokens))
+        with self._cursor() as cursor:
+            assert self._sql is not None
+            try:
+                cursor.execute(
+                    f"{self._sql['found']} IN ({marks}) RETURNING id, payload, deliveries",
+                    [Conf.RETRY, token, self.list_key, me, me, self._dead_after, *tokens],
+                )
+                rows = cursor.fetchall()
+            except DatabaseError:
+                self._lost_claims.lost(token)
+                raise
+        self._lost_claims.answered(tokens, found=len(rows))
+        return _claimed(rows)
 
     def _wait(self) -> None:
         self._connection(check=True)  # an empty queue: a moment to check the connection
@@ -358,3 +390,8 @@ class OrmBroker(LeasedBroker):
     def _stats(self) -> dict[str, str]:
         rows = self._run("stats", [self.list_key], fetch="all")
         return {str(cluster_id): str(stat) for cluster_id, stat in rows}
+
+
+def _claimed(rows: list[Any]) -> list[Claimed]:
+    """A claim's rows as the pusher takes them, oldest first."""
+    return [(int(pk), str(body), deliveries > 1) for pk, body, deliveries in sorted(rows)]

@@ -22,34 +22,11 @@ def orm_statements(connection: Any) -> dict[str, str]:
     now = _NOW[connection.vendor]
     tq, tl = q(QueuedTask._meta.db_table), q(ClusterLease._meta.db_table)
     ts = q(SeenMessage._meta.db_table)
-    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
-    # Params: me, dead_after, me, dead_after. A task is claimable when its claim
-    # expired, or its owner (another cluster) has no live lease: none, marked
-    # dead, or stale while this cluster's own heartbeats have been regular.
-    # A task a live worker of this host holds (holder_pid) never expires: the
-    # sentinel's housekeeping gives it back when that worker is gone.
-    expired = f"(t.claimed_until < {now} AND t.holder_pid = 0)"
-    claimable = (
-        f"({expired} OR (t.owner <> '' AND t.owner <> %s AND NOT EXISTS ("
-        f"SELECT 1 FROM {tl} o WHERE o.cluster_id = t.owner AND NOT o.dead AND ("
-        f"o.heartbeat >= {now} - %s OR NOT EXISTS (SELECT 1 FROM {tl} m"
-        f" WHERE m.cluster_id = %s AND m.fresh_since <= {now} - %s)))))"
-    )
-    claim = (
-        f"UPDATE {tq} SET claimed_until = {now} + %s, owner = %s, holder_pid = 0,"
-        f" holder_start = 0, deliveries = deliveries + 1 WHERE id IN (SELECT t.id FROM {tq} t"
-        f" WHERE t.queue = %s AND {{}} ORDER BY t.id LIMIT %s{skip_locked})"
-        f" AND EXISTS (SELECT 1 FROM {tl} WHERE cluster_id = %s AND NOT dead"
-        f" AND heartbeat >= {now} - %s) RETURNING id, payload, deliveries"
-    )
+    claims, expired = _claim_statements(connection, tq, tl, now)
     return {
         "enqueue": f"INSERT INTO {tq} (queue, payload, claimed_until, owner, deliveries)"
         " VALUES (%s, %s, 0, '', 0) RETURNING id",
-        "peek": f"SELECT 1 FROM {tq} t WHERE t.queue = %s AND {claimable} LIMIT 1",
-        # Params: retry, me, queue, <claimable>, bulk, me, dead_after.
-        "claim": claim.format(claimable),
-        # The same without looking for dead clusters' tasks (params: no <claimable>).
-        "claim_waiting": claim.format(expired),
+        **claims,
         "purge": f"DELETE FROM {tq} WHERE queue = %s",
         "depth": f"SELECT COALESCE(SUM(CASE WHEN {expired} THEN 1 ELSE 0 END), 0),"
         f" COALESCE(SUM(CASE WHEN {expired} THEN 0 ELSE 1 END), 0)"
@@ -75,6 +52,49 @@ def orm_statements(connection: Any) -> dict[str, str]:
         **_holder_statements(tq, now),
         **_housekeeping_statements(tq, tl, now),
     }
+
+
+def _claim_statements(connection: Any, tq: str, tl: str, now: str) -> tuple[dict[str, str], str]:
+    """The statements of a claim, and the condition of a task whose claim expired."""
+    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    # Params: me, dead_after, me, dead_after. A task is claimable when its claim
+    # expired, or its owner (another cluster) has no live lease: none, marked
+    # dead, or stale while this cluster's own heartbeats have been regular.
+    # A task a live worker of this host holds (holder_pid) never expires: the
+    # sentinel's housekeeping gives it back when that worker is gone.
+    expired = f"(t.claimed_until < {now} AND t.holder_pid = 0)"
+    claimable = (
+        f"({expired} OR (t.owner <> '' AND t.owner <> %s AND NOT EXISTS ("
+        f"SELECT 1 FROM {tl} o WHERE o.cluster_id = t.owner AND NOT o.dead AND ("
+        f"o.heartbeat >= {now} - %s OR NOT EXISTS (SELECT 1 FROM {tl} m"
+        f" WHERE m.cluster_id = %s AND m.fresh_since <= {now} - %s)))))"
+    )
+    lease_alive = (
+        f"EXISTS (SELECT 1 FROM {tl} WHERE cluster_id = %s AND NOT dead"
+        f" AND heartbeat >= {now} - %s)"
+    )
+    claim = (
+        f"UPDATE {tq} SET claimed_until = {now} + %s, owner = %s, claim_token = %s,"
+        f" holder_pid = 0, holder_start = 0, deliveries = deliveries + 1"
+        f" WHERE id IN (SELECT t.id FROM {tq} t WHERE t.queue = %s AND {{}}"
+        f" ORDER BY t.id LIMIT %s{skip_locked}) AND {lease_alive}"
+        " RETURNING id, payload, deliveries"
+    )
+    return {
+        "peek": f"SELECT 1 FROM {tq} t WHERE t.queue = %s AND {claimable} LIMIT 1",
+        # Params: retry, me, token, queue, <claimable>, bulk, me, dead_after.
+        "claim": claim.format(claimable),
+        # The same without looking for dead clusters' tasks (params: no <claimable>).
+        "claim_waiting": claim.format(expired),
+        # Params: retry, token, queue, me, me, dead_after; followed by
+        # " IN (...) RETURNING …" (the lost claims' tokens, OrmBroker._claims_found).
+        # The tasks of claims whose answers were lost that this cluster still
+        # holds and no worker has started, claimed again under a token of this
+        # lookup's own (its answer may be lost too).
+        "found": f"UPDATE {tq} SET claimed_until = {now} + %s, claim_token = %s"
+        f" WHERE queue = %s AND owner = %s AND holder_pid = 0 AND {lease_alive}"
+        " AND claim_token",
+    }, expired
 
 
 def _housekeeping_statements(tq: str, tl: str, now: str) -> dict[str, str]:

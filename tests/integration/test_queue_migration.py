@@ -121,6 +121,7 @@ def _served_exactly_once(project: Project) -> None:
         "0001_initial",
         "0002_queuedtask_holder",
         "0003_commitmarker",
+        "0004_queuedtask_claim_token",
     ]
     assert _applied(project, "processing")[-1] == "0005_queue_moved_to_broker"
     assert rows(project.database_url, "SELECT COUNT(*) FROM processing_queuedtask") == [(7,)]
