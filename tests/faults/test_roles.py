@@ -31,7 +31,7 @@ def test_each_role_is_the_process_its_parent_replaces_as_that_role(project: Proj
     watch = TreeWatch(server.process.pid, command="serve", workers=2).start()
     try:
         roles = wait_until(lambda: len(watch.roles().get("pusher", [])) == 1 and watch.roles())
-        assert {role: len(pids) for role, pids in roles.items()} == {
+        assert _counts(roles) == {
             "serve": 1,
             "granian-main": 1,
             "granian-worker": 2,
@@ -43,7 +43,10 @@ def test_each_role_is_the_process_its_parent_replaces_as_that_role(project: Proj
         }
         assert roles["serve"] == [server.process.pid]
         for role, line in REINCARNATED.items():
-            victim = watch.roles()[role][0]
+            # A whole tree first: the guarded sentinel restarts all of the
+            # cluster's processes after a monitor's or pusher's death.
+            whole = wait_until(lambda: _counts(watch.roles()) == _counts(roles) and watch.roles())
+            victim = whole[role][0]
             before = server.log().count(line)
             os.kill(victim, signal.SIGKILL)
             wait_until(lambda line=line, before=before: server.log().count(line) > before)
@@ -70,3 +73,7 @@ def test_each_role_is_the_process_its_parent_replaces_as_that_role(project: Proj
         # (a fault run's finding, not this test's subject).
         kill_tree(server.process.pid)
         server.process.wait(30)
+
+
+def _counts(roles: dict[str, list[int]]) -> dict[str, int]:
+    return {role: len(pids) for role, pids in roles.items()}
