@@ -50,6 +50,7 @@ from broker.leases import (
 )
 from broker.packages import mark_redelivered
 from core.config import get_config
+from core.memory import trim_now_and_then
 from core.outage import Backoff, outage_retry, store_unavailable
 
 __all__ = ["Claimed", "LeasedBroker"]
@@ -158,7 +159,9 @@ class LeasedBroker(Broker):
     # --- claims -------------------------------------------------------------------------
 
     def dequeue(self) -> list[tuple[Any, str]] | None:
-        """django-q2's pusher asks for tasks: a claim (see QueueBroker.dequeue)."""
+        """django-q2's pusher asks for tasks: a claim (see QueueBroker.dequeue).
+        The memory of the claims handed on goes back to the system now and then."""
+        trim_now_and_then()
         # Dead clusters' and expired claims are looked for after an empty poll and
         # at least once a second; in between, the waiting tasks only.
         now = time.monotonic()

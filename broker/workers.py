@@ -20,6 +20,7 @@ from django.db import connections
 
 from broker.base import LeasedBroker
 from broker.interface import queue_broker
+from core.memory import trim_now_and_then
 
 __all__ = ["task_finished", "task_started"]
 
@@ -61,7 +62,9 @@ def task_started(sender: Any, task: dict[str, Any], **kwargs: Any) -> None:
 
 def task_finished(sender: Any, task: dict[str, Any], **kwargs: Any) -> None:
     """``post_execute_in_worker``: acknowledge a task done (the monitor then has
-    nothing to acknowledge); give a failed one back to the cluster's claim."""
+    nothing to acknowledge); give a failed one back to the cluster's claim. The
+    memory the task freed goes back to the system now and then."""
+    trim_now_and_then()
     ack_id = task.get("ack_id")
     broker = _broker() if ack_id else None
     if broker is None:

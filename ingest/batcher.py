@@ -38,6 +38,7 @@ from broker.commit import CommitOutcomeUnknown, broker_commit
 from broker.packages import WireEvent
 from core.config import get_config
 from core.errors import OutcomeUnknown, ServiceUnavailable
+from core.memory import trim_now_and_then
 from core.process_wide import process_wide
 
 __all__ = ["Batcher", "BufferedBatcher", "GroupCommitBatcher", "get_batcher"]
@@ -175,6 +176,7 @@ class GroupCommitBatcher:
         finally:
             for batch in group:
                 batch.done.set()
+            trim_now_and_then()  # the requests answered, their memory freed
 
     def _commit_alone(self, events: list[WireEvent], deadline: float) -> None:
         """A request over batch_size events: its batches, in one commit."""
