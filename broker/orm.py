@@ -270,7 +270,8 @@ class OrmBroker(LeasedBroker):
                 )
                 rows = cursor.fetchall()
             except DatabaseError:
-                self._lost_claims.lost(token)  # the database may have run it
+                if cursor.db.vendor != "sqlite":  # in this process: an error is a rollback
+                    self._lost_claims.lost(token)  # over a connection: it may have run
                 raise
         return _claimed(rows)
 

@@ -1,9 +1,10 @@
 """The ORM broker's claims whose answers were lost (broker/orm.py): each claim
 writes a random token on the rows it takes; when its answer is lost (the
-connection cut after the database ran it), the token is kept and looked up at
-most once a second, until ``LOOKUP_S`` after the database first answered a
-lookup (a cut connection's statement may still be running in its backend then,
-and commit later)."""
+connection to PostgreSQL cut after the database ran it), the token is kept and
+looked up at most once a second, until ``LOOKUP_S`` after the database first
+answered a lookup (a cut connection's statement may still be running in its
+backend then, and commit later). SQLite runs in the process: a claim that
+raised was rolled back, there is nothing to look up."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""A claim of the ORM broker whose answer was lost (the database ran the
+"""A claim of the ORM broker whose answer was lost (PostgreSQL ran the
 statement, then the connection was cut before its rows came back) is looked up
-by its token and its tasks handed out at the next claims, on SQLite and
-PostgreSQL: else they would stay claimed by this live cluster, handed to no
-worker, until ``queue.retry``. A task of it that a queue worker holds by then
-stays that worker's. The Redis broker's equivalent, against a frozen Redis, is
-in test_commit_outcome.py."""
+by its token and its tasks handed out at the next claims: else they would stay
+claimed by this live cluster, handed to no worker, until ``queue.retry``. A
+task of it that a queue worker holds by then stays that worker's. SQLite runs
+in the process: a claim that raised was rolled back, nothing is looked up. The
+Redis broker's equivalent, against a frozen Redis, is in test_commit_outcome.py."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from django_q.conf import Conf
 from broker.leases import process_start
 from broker.orm import OrmBroker
 from tests.broker.test_brokers import Kit, batch_task, ids
+from tests.support.databases import postgres_pass_only, sqlite_pass_only
 from tests.support.procs import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,9 +30,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 class _CutOnce(OrmBroker):
     """An ORM broker whose next claim runs on the database and whose answer is
-    then lost: its connection closed, the error a cut link raises."""
+    then lost: its connection closed, the error a cut link raises (``run_cut``
+    False: the claim raises without running, as a failed SQLite statement)."""
 
     cut_next = False
+    run_cut = True
 
     @contextmanager
     def _cursor(self) -> Iterator[Any]:
@@ -46,17 +49,19 @@ class _CutOnce(OrmBroker):
                     return getattr(cursor, name)
 
                 def execute(self, sql: str, params: Any = None) -> Any:
-                    cursor.execute(sql, params)
                     claims = (
                         (broker._sql or {}).get("claim"),
                         (broker._sql or {}).get("claim_waiting"),
                     )
-                    if sql in claims:
-                        broker.cut_next = False
-                        cursor.fetchall()  # the statement ran to its end (committed)
-                        cursor.db.close()
-                        raise OperationalError("server closed the connection unexpectedly")
-                    return None
+                    if sql not in claims:
+                        return cursor.execute(sql, params)
+                    broker.cut_next = False
+                    if not broker.run_cut:
+                        raise OperationalError("database is locked")
+                    cursor.execute(sql, params)
+                    cursor.fetchall()  # the statement ran to its end (committed)
+                    cursor.db.close()
+                    raise OperationalError("server closed the connection unexpectedly")
 
             yield Cut()
 
@@ -74,6 +79,7 @@ def orm_kit(monkeypatch: pytest.MonkeyPatch) -> Kit:
     return Kit("orm", f"test-{uuid.uuid4().hex}")
 
 
+@postgres_pass_only("an answer lost on its way back from the database")
 def test_a_claim_whose_answer_was_lost_is_handed_out_at_the_next_claim(
     orm_kit: Kit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -92,6 +98,7 @@ def test_a_claim_whose_answer_was_lost_is_handed_out_at_the_next_claim(
     assert b.dequeue() is None
 
 
+@postgres_pass_only("an answer lost on its way back from the database")
 def test_a_lost_claims_task_held_by_a_worker_since_is_not_handed_out_again(
     orm_kit: Kit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -115,6 +122,20 @@ def test_a_lost_claims_task_held_by_a_worker_since_is_not_handed_out_again(
     finally:
         worker.kill()
         worker.wait()
+
+
+@sqlite_pass_only("SQLite's claims")
+def test_a_sqlite_claim_that_raised_leaves_nothing_to_look_up(
+    orm_kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Conf, "RETRY", 3600)
+    b = _cluster(orm_kit)
+    b.enqueue(batch_task("waiting"))
+    b.cut_next, b.run_cut = True, False
+    assert b.dequeue() is None  # raised: a pause
+    assert b._lost_claims.due() == []
+    assert b.lock_size() == 0 and b.queue_size() == 1  # still waiting
+    assert len(ids(wait_until(b.dequeue, timeout=10, interval=0.05))) == 1
 
 
 def _task_ids(b: OrmBroker) -> list[int]:
