@@ -66,28 +66,29 @@ class _CutOnce(OrmBroker):
             yield Cut()
 
 
-def _cluster(kit: Kit) -> _CutOnce:
-    b = _CutOnce(kit.queue)
-    b.cluster_id = kit.cluster().cluster_id  # its lease, renewed by the kit
-    kit.heartbeat(b)
-    return b
-
-
 @pytest.fixture
 def orm_kit(monkeypatch: pytest.MonkeyPatch) -> Kit:
     monkeypatch.setattr(Conf, "POLL", 0.01)
+    monkeypatch.setattr(Conf, "RETRY", 3600)  # a claim left alone waits an hour
     return Kit("orm", f"test-{uuid.uuid4().hex}")
 
 
+def _failed_claim(kit: Kit, *batch_ids: str, ran: bool = True) -> _CutOnce:
+    """A cluster with ``batch_ids`` queued whose first claim failed: run on the
+    database and its answer lost (``ran``), or raised without running."""
+    b = _CutOnce(kit.queue)
+    b.cluster_id = kit.cluster().cluster_id  # its lease, renewed by the kit
+    kit.heartbeat(b)
+    for batch_id in batch_ids:
+        b.enqueue(batch_task(batch_id))
+    b.cut_next, b.run_cut = True, ran
+    assert b.dequeue() is None  # failed: a pause
+    return b
+
+
 @postgres_pass_only("an answer lost on its way back from the database")
-def test_a_claim_whose_answer_was_lost_is_handed_out_at_the_next_claim(
-    orm_kit: Kit, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(Conf, "RETRY", 3600)
-    b = _cluster(orm_kit)
-    b.enqueue(batch_task("lost"))
-    b.cut_next = True
-    assert b.dequeue() is None  # ran, its answer lost: a pause
+def test_a_claim_whose_answer_was_lost_is_handed_out_at_the_next_claim(orm_kit: Kit) -> None:
+    b = _failed_claim(orm_kit, "lost")
     assert b.lock_size() == 1 and b.queue_size() == 0  # claimed by this cluster
     started = time.monotonic()
     claimed = wait_until(b.dequeue, timeout=10, interval=0.05)
@@ -100,14 +101,9 @@ def test_a_claim_whose_answer_was_lost_is_handed_out_at_the_next_claim(
 
 @postgres_pass_only("an answer lost on its way back from the database")
 def test_a_lost_claims_task_held_by_a_worker_since_is_not_handed_out_again(
-    orm_kit: Kit, monkeypatch: pytest.MonkeyPatch
+    orm_kit: Kit,
 ) -> None:
-    monkeypatch.setattr(Conf, "RETRY", 3600)
-    b = _cluster(orm_kit)
-    for batch_id in ("first", "second"):
-        b.enqueue(batch_task(batch_id))
-    b.cut_next = True
-    assert b.dequeue() is None
+    b = _failed_claim(orm_kit, "first", "second")
     first = min(_task_ids(b))
     worker = subprocess.Popen(["sleep", "60"])
     try:
@@ -125,14 +121,8 @@ def test_a_lost_claims_task_held_by_a_worker_since_is_not_handed_out_again(
 
 
 @sqlite_pass_only("SQLite's claims")
-def test_a_sqlite_claim_that_raised_leaves_nothing_to_look_up(
-    orm_kit: Kit, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(Conf, "RETRY", 3600)
-    b = _cluster(orm_kit)
-    b.enqueue(batch_task("waiting"))
-    b.cut_next, b.run_cut = True, False
-    assert b.dequeue() is None  # raised: a pause
+def test_a_sqlite_claim_that_raised_leaves_nothing_to_look_up(orm_kit: Kit) -> None:
+    b = _failed_claim(orm_kit, "waiting", ran=False)
     assert b._lost_claims.due() == []
     assert b.lock_size() == 0 and b.queue_size() == 1  # still waiting
     assert len(ids(wait_until(b.dequeue, timeout=10, interval=0.05))) == 1
