@@ -90,7 +90,7 @@ def granian_command(
     cmd = [
         sys.executable,
         "-m",
-        "granian",
+        "ops.granian",  # granian's command line, Django loaded before it forks
         "--interface",
         "wsgi",
         "--host",

@@ -186,7 +186,7 @@ def _granian_stop_log(extra: list[str]) -> str:
     cmd = granian_command(
         host="127.0.0.1", port=port, workers=1, threads=2, target="bench.floors.bare_wsgi:app"
     )
-    assert cmd[1:3] == ["-m", "granian"]
+    assert cmd[1:3] == ["-m", "ops.granian"]  # granian's own options follow
     argv = [sys.executable, "-c", LATE_WATCHER, *cmd[3:-1], *extra, cmd[-1]]
     proc = subprocess.Popen(
         argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
