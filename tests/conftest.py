@@ -19,6 +19,7 @@ from plugins.registry import get_registry
 from plugins.sync import plugins_sync
 from sources.live import live_directory
 from sources.ratelimit import rate_limiter
+from tests.support.databases import TEMPLATE
 from tests.support.installations import installed_project
 from tests.support.procs import Project
 
@@ -35,6 +36,13 @@ BASE_CONFIG: dict[str, dict[str, Any]] = {
     "validation.plugins.EventTypeValidator": {"allowed": []},
     "processing.plugins.StorageProcessor": {},
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def migrated_template() -> Iterator[None]:
+    """The session's migrated database, copied for each installation, dropped at the end."""
+    yield
+    TEMPLATE.drop()
 
 
 @pytest.fixture

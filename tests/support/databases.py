@@ -7,16 +7,27 @@ PostgreSQL (``make test`` runs a SQLite pass and a PostgreSQL pass), else SQLite
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
+import tempfile
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 from django.conf import settings
 
-__all__ = ["BROKERS", "backend", "fresh_database_url", "postgres_pass_only", "sqlite_pass_only"]
+__all__ = [
+    "BROKERS",
+    "TEMPLATE",
+    "MigratedTemplate",
+    "backend",
+    "fresh_database_url",
+    "postgres_pass_only",
+    "sqlite_pass_only",
+]
 
 PG_ADMIN = os.environ.get(
     "TELEMETRON_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -54,15 +65,69 @@ def _pg_url(dbname: str) -> str:
     return f"{base}/{dbname}"
 
 
+class MigratedTemplate:
+    """One database migrated once per test session (``manage.py migrate``, ~2 s
+    of CPU), of which each installation gets a copy (PostgreSQL: ``CREATE
+    DATABASE ... TEMPLATE``; SQLite: the file copied through SQLite's backup),
+    so a test that starts real processes does not migrate its own. The copy is
+    what ``migrate`` leaves on an empty database: no test's data is in it."""
+
+    def __init__(self) -> None:
+        self._root: Path | None = None
+        self._url: str | None = None
+
+    def url(self, migrate: Callable[[str, Path], None]) -> str:
+        """The template's URL; ``migrate(url, workdir)`` makes it on first use."""
+        if self._url is None:
+            self._root = Path(tempfile.mkdtemp(prefix="telemetron-template-"))
+            if backend() == "sqlite":
+                url = f"sqlite:///{self._root / 'template.sqlite3'}"
+            else:
+                name = f"telemetron_tmpl_{uuid.uuid4().hex[:12]}"
+                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                    conn.execute(f'CREATE DATABASE "{name}"')
+                url = _pg_url(name)
+            self._url = url  # (dropped by drop() even if migrating it fails)
+            migrate(url, self._root)
+        return self._url
+
+    def copy_to(self, path: Path, migrate: Callable[[str, Path], None]) -> None:
+        """A SQLite copy of the template at ``path``."""
+        source = self.url(migrate).removeprefix("sqlite:///")
+        with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(path)) as dst:
+            src.backup(dst)
+
+    def drop(self) -> None:
+        if self._url is not None and not self._url.startswith("sqlite:"):
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(
+                    f'DROP DATABASE IF EXISTS "{self._url.rsplit("/", 1)[1]}" WITH (FORCE)'
+                )
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+        self._root = self._url = None
+
+
+TEMPLATE = MigratedTemplate()
+
+
 @contextmanager
-def fresh_database_url(tmp_path: Path) -> Iterator[str]:
-    """Yield the URL of a new empty database; drop it afterwards."""
+def fresh_database_url(
+    tmp_path: Path, *, migrate: Callable[[str, Path], None] | None = None
+) -> Iterator[str]:
+    """Yield the URL of a new database, empty or, given ``migrate`` (how to
+    migrate a database at a URL), a copy of the session's migrated template;
+    drop it afterwards."""
     if backend() == "sqlite":
-        yield f"sqlite:///{tmp_path / 'telemetron.sqlite3'}"
+        path = tmp_path / "telemetron.sqlite3"
+        if migrate is not None:
+            TEMPLATE.copy_to(path, migrate)
+        yield f"sqlite:///{path}"
         return
     name = f"telemetron_t_{uuid.uuid4().hex[:12]}"
+    template = "" if migrate is None else f' TEMPLATE "{TEMPLATE.url(migrate).rsplit("/", 1)[1]}"'
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{template}')
     try:
         yield _pg_url(name)
     finally:

@@ -18,10 +18,14 @@ __all__ = ["installed_project"]
 @contextmanager
 def installed_project(workdir: Path, config: dict[str, dict[str, Any]]) -> Iterator[Project]:
     """Yield a migrated, empty installation in ``workdir`` with a copy of
-    ``config``; servers started on it are stopped and its database dropped after."""
-    with fresh_database_url(workdir) as url:
+    ``config``; servers started on it are stopped and its database dropped after.
+    Its database is a copy of the session's migrated template."""
+
+    def migrate(url: str, where: Path) -> None:
+        Project(workdir=where, database_url=url, config=copy.deepcopy(config)).migrate()
+
+    with fresh_database_url(workdir, migrate=migrate) as url:
         proj = Project(workdir=workdir, database_url=url, config=copy.deepcopy(config))
-        proj.migrate()
         try:
             yield proj
         finally:
