@@ -43,3 +43,28 @@ def test_the_trees_processes_run_with_two_malloc_arenas(project: Project) -> Non
     for pid in processes:
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         assert f"MALLOC_ARENA_MAX={MALLOC_ARENAS}".encode() in environ, pid
+
+
+def test_serve_supervises_the_tree_without_django_loaded(project: Project) -> None:
+    """Once the tree runs, serve's process (the same pid) is ops.supervise: no
+    library of the application's is mapped in it (pydantic-core's, which Django's
+    set-up loads through django-ninja, is in every other process of the tree), and
+    it still prints serve's lines and removes the tree's metrics directory."""
+    server = project.start()
+    pid = server.process.pid
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert argv[1:3] == [b"-m", b"ops.supervise"]
+    assert b"_pydantic_core" not in Path(f"/proc/{pid}/maps").read_bytes()
+    environ = dict(
+        item.split(b"=", 1) for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        if b"=" in item
+    )  # fmt: skip
+    metrics_dir = Path(environ[b"PROMETHEUS_MULTIPROC_DIR"].decode())
+    assert metrics_dir.is_dir()
+    (web, *_) = sorted(descendants(pid))
+    assert b"_pydantic_core" in Path(f"/proc/{web}/maps").read_bytes()
+    assert server.stop() == 0
+    log = server.log()
+    assert "telemetron: serving on http://127.0.0.1:" in log
+    assert log.rstrip().endswith("telemetron: stopped")
+    assert not metrics_dir.exists()

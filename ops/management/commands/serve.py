@@ -9,8 +9,6 @@ from __future__ import annotations
 import ipaddress
 import multiprocessing
 import os
-import shutil
-import signal
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -25,8 +23,9 @@ from core import commands
 from core.config import SQLITE_EXISTING_ENV, Settings, get_config
 from ops.metrics.multiproc import ENV as METRICS_DIR_ENV
 from ops.metrics.multiproc import multiproc_dir, multiproc_dir_prepare
-from ops.process_tree import ProcessTree, granian_command
+from ops.process_tree import granian_command
 from ops.static import static_collect_if_stale
+from ops.supervise import TreeSpec, exec_supervisor
 from plugins.chains import specs_from_config
 from plugins.registry import get_registry
 from plugins.sync import startup_sync
@@ -72,15 +71,6 @@ def tree_children(
     if with_cluster:
         children.append(("cluster", [sys.executable, "-m", "django", "qcluster"]))
     return children
-
-
-def _ignore_stop_signals() -> None:
-    """Once the tree has stopped, a second SIGTERM/SIGINT has nothing left to do.
-    Ignored, it cannot kill the exit either: Python restores the default handlers
-    while it finalizes (a second or so on a loaded machine), and serve would end
-    by that signal (exit 143) instead of 0."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 RATE_FILE_ENV = "TELEMETRON_RATE_FILE"  # sources.buckets: the node's rate-limit buckets
@@ -178,27 +168,13 @@ class Command(commands.Command):
             RATE_FILE_ENV: str(rate_file),
             SQLITE_EXISTING_ENV: "1",  # migrated above: children never create the file
         }
-        children = tree_children(cfg, host=host, port=port, with_cluster=with_cluster)
-        tree = ProcessTree(children, env=env, shutdown_timeout_s=timeout, resignal=("web",))
-
-        def stop(signum: int, frame: object) -> None:
-            if not tree.stopping:
-                self.stderr.write(f"telemetron: {signal.Signals(signum).name}, shutting down")
-                tree.stop()
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-
-        def started() -> None:
-            self.stdout.write(serving_line(cfg, host=host, port=port, with_cluster=with_cluster))
-            self.stdout.flush()
-
-        result = tree.run(on_started=started)
-        _ignore_stop_signals()
-        if own_metrics_dir:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-        if own_rate_file:
-            os.unlink(str(rate_file))
-        if result.failure:
-            raise CommandError(result.failure)
-        self.stdout.write("telemetron: stopped")
+        spec = TreeSpec(
+            children=tree_children(cfg, host=host, port=port, with_cluster=with_cluster),
+            shutdown_timeout_s=timeout,
+            started_line=serving_line(cfg, host=host, port=port, with_cluster=with_cluster),
+            resignal=["web"],
+            remove_dirs=[str(metrics_dir)] if own_metrics_dir else [],
+            remove_files=[str(rate_file)] if own_rate_file else [],
+        )
+        # This process becomes the tree's supervisor, without Django (ops/supervise.py).
+        exec_supervisor(spec, env)
