@@ -10,13 +10,17 @@
 
 PostgreSQL and Redis are the run's own (:mod:`tests.faults.services`), reached
 through their proxies. One migrated template database (with the sources the
-``/v1`` clients write to and their keys) is copied for each configuration."""
+``/v1`` clients write to and their keys) is copied for each configuration (on
+SQLite, one template file). A pass runs the SQLite configuration or the
+PostgreSQL ones, so ``keys`` are its one template's."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import sqlite3
 import uuid
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,9 +83,14 @@ class FaultServices:
     def database(self, config: str, workdir: Path) -> str:
         """A fresh database for ``config``, migrated, with the keyed sources."""
         if not uses_postgres(config):
-            url = f"sqlite:///{workdir / 'telemetron.sqlite3'}"
-            self._prepare(url, workdir)
-            return url
+            template = self.root / "sqlite-template" / "telemetron.sqlite3"
+            if not template.exists():
+                self._prepare(f"sqlite:///{template}", template.parent)
+            workdir.mkdir(parents=True, exist_ok=True)
+            path = workdir / "telemetron.sqlite3"
+            with closing(sqlite3.connect(template)) as src, closing(sqlite3.connect(path)) as dst:
+                src.backup(dst)
+            return f"sqlite:///{path}"
         pg = self.pg()
         if not self._template:
             self._template = "fault_template"

@@ -119,6 +119,10 @@ class Server:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
+        return self.wait_stopped(timeout)
+
+    def wait_stopped(self, timeout: float = 60.0) -> int:
+        """Its exit code once it exits; killed, and an error, after ``timeout`` s."""
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -214,9 +218,12 @@ class Project:
         return server
 
     def stop_all(self) -> None:
-        for server in self.servers:
-            if server.process.poll() is None:
-                server.stop(timeout=60)
+        """Every server still running asked to stop at once, then each waited for."""
+        running = [server for server in self.servers if server.process.poll() is None]
+        for server in running:
+            server.process.send_signal(signal.SIGTERM)
+        for server in running:
+            server.wait_stopped(timeout=60)
 
 
 def _children_by_parent() -> dict[int, list[int]]:
