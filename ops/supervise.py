@@ -6,15 +6,16 @@ and prepares the tree's environment with Django loaded; supervising the tree nee
 none of it, and a process that has set Django up holds ~70 MB of PSS for as long
 as the tree runs (bench/RESULTS.md, issue 23). So ``serve`` replaces itself
 (``execve``: the same pid, its parent and its terminal unchanged) with
-``python -m ops.supervise SPEC``, which imports only :mod:`ops.process_tree` and
+``python -m ops.supervise FD``, which imports only :mod:`ops.process_tree` and
 the standard library (~10 MB), runs the tree, and says what ``serve`` said: the
 serving line once the children are started, the signal that stops it,
 ``telemetron: stopped`` or, when a child failed, ``CommandError: ...`` and exit
 code 1. The environment it is given is the children's.
 
-``SPEC`` is JSON (:class:`TreeSpec`): the children's command lines, the shutdown
-deadline, the lines to print and the files to remove at the end. It holds no
-secret (the command lines are those ``ps`` shows the children with).
+The spec (:class:`TreeSpec`, JSON: the children's command lines, the shutdown
+deadline, the lines to print and the files to remove at the end) is read from
+the pipe ``FD``, not given as an argument: the process's command line stays
+short, and names no child's (what tells the tree's processes apart reads them).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from typing import Any
 from ops.process_tree import ProcessTree
 
 __all__ = ["TreeSpec", "exec_supervisor", "main", "supervise"]
+
+_PIPE_BUFFER = 60_000  # Linux's pipe holds 64 KiB; the spec is ~1 KB
 
 
 @dataclass
@@ -56,8 +59,14 @@ def exec_supervisor(spec: TreeSpec, env: dict[str, str]) -> None:
     """Replace this process with the supervisor of ``spec``'s tree (does not return)."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    argv = [sys.executable, "-m", "ops.supervise", spec.to_json()]
-    os.execve(sys.executable, argv, env)
+    data = spec.to_json().encode()
+    if len(data) > _PIPE_BUFFER:  # (written before anyone reads it)
+        raise ValueError(f"the tree's spec is {len(data)} bytes, over {_PIPE_BUFFER}")
+    read, write = os.pipe()
+    os.write(write, data)
+    os.close(write)
+    os.set_inheritable(read, True)
+    os.execve(sys.executable, [sys.executable, "-m", "ops.supervise", str(read)], env)
 
 
 def _ignore_stop_signals() -> None:
@@ -105,10 +114,12 @@ def supervise(spec: TreeSpec) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m ops.supervise SPEC (run by manage.py serve)", file=sys.stderr)
+    if len(args) != 1 or not args[0].isdigit():
+        print("usage: python -m ops.supervise FD (run by manage.py serve)", file=sys.stderr)
         return 2
-    return supervise(TreeSpec.from_json(args[0]))
+    with os.fdopen(int(args[0]), encoding="utf-8") as pipe:
+        spec = TreeSpec.from_json(pipe.read())
+    return supervise(spec)
 
 
 if __name__ == "__main__":

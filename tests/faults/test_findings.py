@@ -43,7 +43,10 @@ pytestmark = pytest.mark.e2e
 
 DEADLINE_S = 10.0  # the promise: counted within 10 s of the fault's end
 SLOW_S = 1.0
-REPEATS = 4  # faults per run in findings 2 and 3
+# Faults per run in findings 2 and 3 (the findings were made with four; two keep
+# the suite within its time, and the short runs and bench.faults inject these kinds
+# among the others).
+REPEATS = 2
 QUIET_S = DEADLINE_S + 3.0  # between them: each judged alone (counted within 10 s?)
 
 

@@ -54,6 +54,7 @@ def test_serve_supervises_the_tree_without_django_loaded(project: Project) -> No
     pid = server.process.pid
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     assert argv[1:3] == [b"-m", b"ops.supervise"]
+    assert b"granian" not in b" ".join(argv)  # (the children's command lines tell them apart)
     assert b"_pydantic_core" not in Path(f"/proc/{pid}/maps").read_bytes()
     environ = dict(
         item.split(b"=", 1) for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
