@@ -37,7 +37,7 @@ pytestmark = [
 ]
 
 EXAMPLES = int(os.environ.get("TELEMETRON_SCHEMATHESIS_EXAMPLES", "40"))
-MAX_TIME = int(os.environ.get("TELEMETRON_SCHEMATHESIS_MAX_TIME", "50"))
+MAX_TIME = int(os.environ.get("TELEMETRON_SCHEMATHESIS_MAX_TIME", "30"))
 SEED = int(os.environ.get("TELEMETRON_SCHEMATHESIS_SEED", "2"))
 
 

@@ -83,24 +83,24 @@ def _probes_while_frozen(url: str, pids: list[int], failing: str) -> None:
     wait_until(lambda: readyz_ok(url), timeout=30)
 
 
-def test_readyz_answers_within_1_s_while_redis_is_frozen(
-    fault_services: FaultServices, tmp_path: Path, started: list[Server]
+@pytest.mark.parametrize(
+    ("config", "store", "check"),
+    [("pg-redis", "redis", "broker"), ("pg-orm", "postgres", "database")],
+)
+def test_readyz_answers_within_1_s_while_a_store_is_frozen(
+    fault_services: FaultServices,
+    tmp_path: Path,
+    started: list[Server],
+    config: str,
+    store: str,
+    check: str,
 ) -> None:
-    project = _project(fault_services, tmp_path, "pg-redis")
+    project = _project(fault_services, tmp_path, config)
     server = project.start()
     started.append(server)
     wait_until(lambda: readyz_ok(server.url), timeout=60)
-    _probes_while_frozen(server.url, fault_services.rd().pids(), "broker")
-
-
-def test_readyz_answers_within_1_s_while_postgres_is_frozen(
-    fault_services: FaultServices, tmp_path: Path, started: list[Server]
-) -> None:
-    project = _project(fault_services, tmp_path, "pg-orm")
-    server = project.start()
-    started.append(server)
-    wait_until(lambda: readyz_ok(server.url), timeout=60)
-    _probes_while_frozen(server.url, fault_services.pg().pids(), "database")
+    frozen = fault_services.rd() if store == "redis" else fault_services.pg()
+    _probes_while_frozen(server.url, frozen.pids(), check)
 
 
 def test_a_valid_write_key_is_503_not_401_while_the_key_store_is_down(
