@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import re
 import shutil
-import sqlite3
 import uuid
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from typing import Any
 from tests.faults.deployment import Deployment, NodeSpec
 from tests.faults.history import History
 from tests.faults.services import OwnPostgres, OwnRedis
+from tests.support.dbread import sqlite_copy
 from tests.support.multinode import procfile_nodes
 from tests.support.procs import Project
 
@@ -88,8 +87,7 @@ class FaultServices:
                 self._prepare(f"sqlite:///{template}", template.parent)
             workdir.mkdir(parents=True, exist_ok=True)
             path = workdir / "telemetron.sqlite3"
-            with closing(sqlite3.connect(template)) as src, closing(sqlite3.connect(path)) as dst:
-                src.backup(dst)
+            sqlite_copy(template, path)
             return f"sqlite:///{path}"
         pg = self.pg()
         if not self._template:

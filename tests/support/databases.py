@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 from django.conf import settings
+
+from tests.support.dbread import sqlite_copy
 
 __all__ = [
     "BROKERS",
@@ -65,6 +66,10 @@ def _pg_url(dbname: str) -> str:
     return f"{base}/{dbname}"
 
 
+def _pg_name(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
 class MigratedTemplate:
     """One database migrated once per test session (``manage.py migrate``, ~2 s
     of CPU), of which each installation gets a copy (PostgreSQL: ``CREATE
@@ -93,16 +98,12 @@ class MigratedTemplate:
 
     def copy_to(self, path: Path, migrate: Callable[[str, Path], None]) -> None:
         """A SQLite copy of the template at ``path``."""
-        source = self.url(migrate).removeprefix("sqlite:///")
-        with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(path)) as dst:
-            src.backup(dst)
+        sqlite_copy(self.url(migrate).removeprefix("sqlite:///"), path)
 
     def drop(self) -> None:
         if self._url is not None and not self._url.startswith("sqlite:"):
             with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(
-                    f'DROP DATABASE IF EXISTS "{self._url.rsplit("/", 1)[1]}" WITH (FORCE)'
-                )
+                conn.execute(f'DROP DATABASE IF EXISTS "{_pg_name(self._url)}" WITH (FORCE)')
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
         self._root = self._url = None
@@ -125,7 +126,7 @@ def fresh_database_url(
         yield f"sqlite:///{path}"
         return
     name = f"telemetron_t_{uuid.uuid4().hex[:12]}"
-    template = "" if migrate is None else f' TEMPLATE "{TEMPLATE.url(migrate).rsplit("/", 1)[1]}"'
+    template = "" if migrate is None else f' TEMPLATE "{_pg_name(TEMPLATE.url(migrate))}"'
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"{template}')
     try:

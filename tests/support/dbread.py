@@ -1,19 +1,35 @@
 """Read-only looks into the database of a real installation (SQLite file or
 PostgreSQL), from the test process: the broker queue, the dead letters and the
-batch ledger, as an operator would inspect them."""
+batch ledger, as an operator would inspect them; and a SQLite database copied
+from a consistent read of it."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from tests.support.procs import wait_until
 
-__all__ = ["dead_letters", "processed_batches", "queue_length", "rows", "wait_queue_empty"]
+__all__ = [
+    "dead_letters",
+    "processed_batches",
+    "queue_length",
+    "rows",
+    "sqlite_copy",
+    "wait_queue_empty",
+]
+
+
+def sqlite_copy(source: Path | str, dest: Path) -> None:
+    """A copy of the SQLite database ``source`` at ``dest``, through SQLite's
+    backup (consistent even with a write-ahead log beside the file)."""
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(dest)) as dst:
+        src.backup(dst)
 
 
 def rows(database_url: str, sql: str) -> list[tuple[Any, ...]]:
